@@ -1,0 +1,158 @@
+// Carries out a plan in one process: the CA first, then every stale leaf, a few at a time (WebCrypto's signing runs
+// on libuv's thread pool, so both cores work). Each certificate is committed atomically, then its stamp.
+
+import { existsSync, mkdirSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import { UserError } from "./errors";
+import { defaultDeps, IssueDeps, Issued, Issuer, issueCa, issueLeaf } from "./issue";
+import { importKeyPair, KeyPair } from "./keys";
+import { bundlePaths, cleanTemps, commitWrites, planBundle } from "./output";
+import { fileHashes, leafInputs, makePlan, Plan, PlanItem, PlanOptions } from "./plan";
+import { readAllStamps, sha256, Stamp, stateDir, writeStamp } from "./state";
+import { TreeOptions } from "./targets";
+import { acquireLock } from "./lock";
+import { parseCertPem } from "./certinfo";
+import { KeySpec } from "./request";
+
+export interface BuildOptions extends PlanOptions {
+  /** a new key even when the existing one could be kept */
+  newKey?: boolean;
+  /** how many certificates are made at once */
+  concurrency?: number;
+  deps?: IssueDeps;
+  log?: (line: string) => void;
+  /** called after each certificate is made (for progress displays) */
+  onProgress?: (done: number, total: number) => void;
+  fsync?: boolean;
+}
+
+export interface BuildResult {
+  made: string[];
+  adopted: string[];
+  unchanged: string[];
+  orphans: string[];
+  warnings: string[];
+  ms: number;
+}
+
+const sameSpec = (a: KeySpec, b: KeySpec) => a.algo === b.algo && a.size === b.size;
+
+/** The existing private key, when it can be kept: it parses and has the algorithm and size the config asks for. */
+async function reusableKey(file: string, spec: KeySpec, deps: IssueDeps): Promise<KeyPair | undefined> {
+  if (!existsSync(file)) return undefined;
+  try {
+    const k = await importKeyPair(readFileSync(file, "utf8"), file, deps.crypto);
+    return sameSpec(k.spec, spec) ? k : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+function stampFor(item: PlanItem, certsDir: string, issued: Issued | undefined, inputs = item.inputs): Stamp {
+  const f = fileHashes(certsDir, item.target.name);
+  const certPem = readFileSync(bundlePaths(join(certsDir, item.target.name)).cert, "utf8");
+  const facts = issued ? undefined : parseCertPem(certPem, item.target.name);
+  return {
+    version: 1,
+    name: item.target.name,
+    role: item.target.role,
+    config: item.target.configFile,
+    inputs,
+    files: { cert: f.cert ?? "", key: f.key ?? "", csr: f.csr ?? "" },
+    serial: issued?.serialHex ?? facts!.serialHex,
+    notAfter: (issued?.notAfter ?? facts!.notAfter).toISOString(),
+    issuedAt: new Date().toISOString(),
+  };
+}
+
+/** Plans and builds a tree under its lock. Throws UserError with every problem when any config is invalid. */
+export async function build(o: TreeOptions, bo: BuildOptions = {}): Promise<BuildResult> {
+  const t0 = Date.now();
+  const log = bo.log ?? (() => {});
+  mkdirSync(o.certsDir, { recursive: true, mode: 0o755 });
+  const lock = await acquireLock(o.certsDir, { onWait: (pid) => log(`waiting for another tls-setup run (pid ${pid}) on ${o.certsDir}...`) });
+  try {
+    cleanTemps(o.certsDir);
+    cleanTemps(stateDir(o.certsDir));
+    const plan = makePlan(o, bo);
+    if (plan.problems.length) throw UserError.fromProblems(plan.problems);
+    return await execute(plan, bo, t0);
+  } finally {
+    lock.release();
+  }
+}
+
+async function execute(plan: Plan, bo: BuildOptions, t0: number): Promise<BuildResult> {
+  const o = plan.options;
+  const deps = bo.deps ?? defaultDeps();
+  const log = bo.log ?? (() => {});
+  const fsync = bo.fsync ?? true;
+  const result: BuildResult = { made: [], adopted: [], unchanged: [], orphans: plan.orphans, warnings: plan.warnings, ms: 0 };
+  const usedSerials = new Set([...readAllStamps(o.certsDir).values()].map((s) => s.serial));
+  const uniqueDeps: IssueDeps = {
+    ...deps,
+    randomSerial: () => {
+      for (;;) {
+        const s = deps.randomSerial();
+        const hex = Buffer.from(s).toString("hex");
+        if (!usedSerials.has(hex) && !usedSerials.has(hex.replace(/^00/, ""))) return s;
+      }
+    },
+  };
+  const caPaths = bundlePaths(join(o.certsDir, "ca"));
+  let caFingerprint = plan.caFingerprint;
+  const caItem = plan.items.find((i) => i.target.role === "ca");
+  if (caItem?.action === "make") {
+    const t = Date.now();
+    const key = bo.rotate || bo.newKey ? undefined : await reusableKey(caPaths.key, caItem.request.key, deps);
+    const issued = await issueCa(caItem.request, uniqueDeps, key);
+    commitWrites(planBundle(join(o.certsDir, "ca"), { cert: issued.certPem, key: key ? undefined : issued.keyPem, csr: issued.csrPem }), { fsync });
+    usedSerials.add(issued.serialHex);
+    writeStamp(o.certsDir, stampFor(caItem, o.certsDir, issued));
+    caFingerprint = sha256(issued.certPem);
+    result.made.push("ca");
+    log(`made ${caPaths.cert} (CA${key ? ", key kept" : ""}): ${caItem.reason} [${Date.now() - t} ms]`);
+  } else if (caItem?.action === "adopt") {
+    // the files must form a usable CA before we trust them
+    const { loadIssuer } = await import("./ca-load");
+    await loadIssuer(caPaths.cert, caPaths.key, deps.now(), deps.crypto);
+    writeStamp(o.certsDir, stampFor(caItem, o.certsDir, undefined));
+    result.adopted.push("ca");
+    log(`kept ${caPaths.cert}: ${caItem.reason}`);
+  } else if (caItem) result.unchanged.push("ca");
+
+  const leaves = plan.items.filter((i) => i.target.role !== "ca");
+  const stale = leaves.filter((i) => i.action !== "keep");
+  result.unchanged.push(...leaves.filter((i) => i.action === "keep").map((i) => i.target.name));
+  if (stale.length) {
+    if (!existsSync(caPaths.cert)) throw new UserError(`${caPaths.cert}: does not exist; run "make ca" first`);
+    const { loadIssuer } = await import("./ca-load");
+    const { issuer } = await loadIssuer(caPaths.cert, caPaths.key, deps.now(), deps.crypto);
+    caFingerprint = sha256(readFileSync(caPaths.cert));
+    let done = 0;
+    const queue = [...stale];
+    const worker = async () => {
+      for (let item = queue.shift(); item; item = queue.shift()) {
+        await makeLeaf(item, issuer, caFingerprint!, o, bo, uniqueDeps, usedSerials, log, fsync);
+        result.made.push(item.target.name);
+        bo.onProgress?.(++done, stale.length);
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(bo.concurrency ?? 4, stale.length) }, worker));
+  }
+  result.ms = Date.now() - t0;
+  return result;
+}
+
+async function makeLeaf(item: PlanItem, issuer: Issuer, caFingerprint: string, o: TreeOptions, bo: BuildOptions, deps: IssueDeps, used: Set<string>, log: (l: string) => void, fsync: boolean): Promise<void> {
+  const t = Date.now();
+  const prefix = join(o.certsDir, item.target.name);
+  const paths = bundlePaths(prefix);
+  const key = bo.rotate || bo.newKey ? undefined : await reusableKey(paths.key, item.request.key, deps);
+  const issued = await issueLeaf(item.request, item.profile!, issuer, deps, key);
+  used.add(issued.serialHex);
+  commitWrites(planBundle(prefix, { cert: issued.certPem, key: key ? undefined : issued.keyPem, csr: issued.csrPem }), { fsync });
+  writeStamp(o.certsDir, stampFor(item, o.certsDir, issued, leafInputs(item.request, item.profile!, caFingerprint)));
+  const clamp = issued.clampedFrom ? `; cut to the CA's end ${issued.notAfter.toISOString().slice(0, 10)}` : "";
+  log(`made ${paths.cert} (${item.target.role}${key ? ", key kept" : ""}): ${item.reason}${clamp} [${Date.now() - t} ms]`);
+}

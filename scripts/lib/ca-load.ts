@@ -1,0 +1,29 @@
+// Loading a signing CA (cert + key) with the checks cfssl skips: the key must match, the cert must be a CA that
+// may sign certificates, and it must be within its validity.
+
+import { readFileSync } from "node:fs";
+import { UserError } from "./errors";
+import { CertFacts, parseCertPem } from "./certinfo";
+import { CryptoProvider, getCrypto, importKeyPair } from "./keys";
+import { Issuer } from "./issue";
+
+export function readText(file: string, what: string): string {
+  try {
+    return readFileSync(file, "utf8");
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    const why = code === "ENOENT" ? "does not exist" : code === "EACCES" ? "is not readable (permission denied)" : code === "EISDIR" ? "is a directory" : `cannot be read (${code})`;
+    throw new UserError(`${file}: ${why}; expected ${what}`);
+  }
+}
+
+export async function loadIssuer(certFile: string, keyFile: string, now: Date, crypto: CryptoProvider = getCrypto()): Promise<{ issuer: Issuer; facts: CertFacts }> {
+  const facts = parseCertPem(readText(certFile, "the CA certificate (PEM)"), certFile);
+  const key = await importKeyPair(readText(keyFile, "the CA private key (PEM)"), keyFile, crypto);
+  if (!key.spki.equals(facts.spki)) throw new UserError(`${keyFile}: does not match the certificate ${certFile} (different public key); expected the CA's own private key`);
+  if (!facts.isCa) throw new UserError(`${certFile}: is not a CA certificate (basicConstraints CA:FALSE or missing); expected a CA such as certs/ca.pem`);
+  if (facts.keyUsageBits && !facts.keyUsageBits.includes(5)) throw new UserError(`${certFile}: its key usage does not allow signing certificates (no keyCertSign)`);
+  if (now > facts.notAfter) throw new UserError(`${certFile}: the CA expired on ${facts.notAfter.toISOString()}; renew it with "make rotate"`);
+  if (now < facts.notBefore) throw new UserError(`${certFile}: the CA is not valid until ${facts.notBefore.toISOString()}; check the clock`);
+  return { issuer: { certDer: facts.der, subjectDer: facts.subjectDer, ski: facts.ski, notAfter: facts.notAfter, key }, facts };
+}

@@ -1,0 +1,29 @@
+// Shared bits of the entry scripts: cfssl-style single-dash long flags, stdin, and refusing to print keys to a
+// terminal.
+
+import { readFileSync } from "node:fs";
+import { UserError } from "./errors";
+
+/** cfssl takes Go-style flags (-ca-key x); yargs wants --ca-key. Single-dash words become double-dash. */
+export function normalizeArgv(argv: string[]): string[] {
+  return argv.map((a) => (/^-[A-Za-z][A-Za-z0-9-]+(=.*)?$/s.test(a) ? `-${a}` : a));
+}
+
+export function readStdin(): string {
+  try {
+    return readFileSync(0, "utf8");
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === "EAGAIN" || code === "EOF") return "";
+    throw e;
+  }
+}
+
+/** Private keys are not printed to a terminal (where they end up in scrollback) unless forced. */
+export function refuseKeyToTerminal(force: boolean | undefined): void {
+  if (process.stdout.isTTY && !force) throw new UserError("stdout is a terminal: refusing to print a private key there; pipe into bare (… | bare certs/NAME) or pass --force");
+}
+
+export const stderrLog = (line: string): void => {
+  process.stderr.write(line + "\n");
+};

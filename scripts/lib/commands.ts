@@ -1,0 +1,42 @@
+// The tree commands, between argv parsing and the library: they print and return exit codes.
+
+import { basename } from "node:path";
+import { discoverTargets, TreeOptions } from "./targets";
+import { build } from "./build";
+import { makePlan, staleItems } from "./plan";
+import { UserError } from "./errors";
+
+const out = (l: string) => process.stdout.write(l + "\n");
+const err = (l: string) => process.stderr.write(l + "\n");
+
+export async function buildCommand(o: TreeOptions, opts: { only?: string[]; caOnly?: boolean; rotate?: boolean; newKey?: boolean }): Promise<number> {
+  const r = await build(o, { ...opts, log: out });
+  for (const w of r.warnings) err(`warning: ${w}`);
+  for (const n of r.orphans) err(`orphaned: ${o.certsDir}/${n}.pem and its key: its config (req-${n}.json) is gone; they were left in place, delete them yourself if unused`);
+  out(`tls-setup: made ${r.made.length}, unchanged ${r.unchanged.length + r.adopted.length}, orphaned ${r.orphans.length} in ${r.ms} ms`);
+  return 0;
+}
+
+export function planCommand(o: TreeOptions, opts: { names?: boolean; caOnly?: boolean; only?: string[] }): number {
+  const plan = makePlan(o, { caOnly: opts.caOnly, only: opts.only });
+  if (opts.names) {
+    // for the Makefile: on a config problem, name everything stale so make runs the build, which reports it
+    if (plan.problems.length) for (const i of plan.items) out(i.target.name);
+    else for (const i of staleItems(plan)) out(i.target.name);
+    return 0;
+  }
+  if (plan.problems.length) throw UserError.fromProblems(plan.problems);
+  for (const i of plan.items) out(`${i.action === "keep" ? "ok   " : i.action === "adopt" ? "adopt" : "make "} ${i.target.name.padEnd(24)} ${i.reason}`);
+  for (const n of plan.orphans) out(`orphan ${n}`);
+  return 0;
+}
+
+/** The certificate an output file belongs to: certs/NAME.pem, certs/NAME-key.pem or certs/NAME.csr. */
+export function nameForFile(o: TreeOptions, file: string): string {
+  const base = basename(file).replace(/\.(pem|csr)$/, "");
+  const names = new Set(discoverTargets(o).targets.map((t) => t.name));
+  if (names.has(base)) return base;
+  const stripped = base.replace(/-key$/, "");
+  if (names.has(stripped)) return stripped;
+  throw new UserError(`${file}: is not a file of any certificate in ${o.configDir}; known: ${[...names].join(", ")}`);
+}

@@ -1,0 +1,130 @@
+// Writing cfssl's file layout (PREFIX.pem, PREFIX-key.pem, PREFIX.csr) atomically: every file goes to a temp file in
+// the same directory (keys created 0600), is flushed, then renamed into place. When a new key replaces an old one,
+// the old certificate is removed first, so a crash can leave a cert missing (which the planner remakes) but never a
+// certificate beside a key it does not belong to.
+
+import { closeSync, fsyncSync, openSync, readdirSync, renameSync, unlinkSync, writeSync, existsSync, readFileSync } from "node:fs";
+import { basename, dirname, join } from "node:path";
+import { randomBytes } from "node:crypto";
+
+export const TEMP_PREFIX = ".tls-setup-tmp-";
+export const KEY_MODE = 0o600;
+export const CERT_MODE = 0o644;
+
+export interface Bundle {
+  cert?: string;
+  key?: string;
+  csr?: string;
+}
+
+export interface PlannedWrite {
+  path: string;
+  data: string;
+  mode: number;
+}
+
+export function bundlePaths(prefix: string): { cert: string; key: string; csr: string } {
+  return { cert: `${prefix}.pem`, key: `${prefix}-key.pem`, csr: `${prefix}.csr` };
+}
+
+/** The writes for a bundle, in commit order: key first, then the certificate that commits it, then the CSR. */
+export function planBundle(prefix: string, b: Bundle): PlannedWrite[] {
+  const p = bundlePaths(prefix);
+  const out: PlannedWrite[] = [];
+  if (b.key) out.push({ path: p.key, data: b.key, mode: KEY_MODE });
+  if (b.cert) out.push({ path: p.cert, data: b.cert, mode: CERT_MODE });
+  if (b.csr) out.push({ path: p.csr, data: b.csr, mode: CERT_MODE });
+  return out;
+}
+
+function tempName(path: string): string {
+  return join(dirname(path), `${TEMP_PREFIX}${process.pid}-${randomBytes(4).toString("hex")}-${basename(path)}`);
+}
+
+function writeTemp(w: PlannedWrite, fsync: boolean): string {
+  const tmp = tempName(w.path);
+  const fd = openSync(tmp, "wx", w.mode);
+  try {
+    writeSync(fd, w.data);
+    if (fsync) fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+  return tmp;
+}
+
+function fsyncDir(dir: string): void {
+  try {
+    const fd = openSync(dir, "r");
+    try {
+      fsyncSync(fd);
+    } finally {
+      closeSync(fd);
+    }
+  } catch {
+    // some filesystems refuse fsync on directories; the renames are still atomic
+  }
+}
+
+export interface CommitOptions {
+  fsync?: boolean;
+}
+
+/** Performs planned writes atomically (see the file comment for the ordering guarantee). */
+export function commitWrites(writes: PlannedWrite[], opts: CommitOptions = {}): void {
+  const fsync = opts.fsync ?? true;
+  const temps: string[] = [];
+  try {
+    for (const w of writes) temps.push(writeTemp(w, fsync));
+  } catch (e) {
+    for (const t of temps) tryUnlink(t);
+    throw e;
+  }
+  const keyWrite = writes.find((w) => w.path.endsWith("-key.pem"));
+  if (keyWrite) {
+    const certPath = keyWrite.path.replace(/-key\.pem$/, ".pem");
+    const old = existsSync(keyWrite.path) ? readFileSync(keyWrite.path, "utf8") : undefined;
+    if (old !== keyWrite.data && existsSync(certPath)) {
+      unlinkSync(certPath);
+      if (fsync) fsyncDir(dirname(certPath));
+    }
+  }
+  writes.forEach((w, i) => renameSync(temps[i], w.path));
+  if (fsync && writes.length) fsyncDir(dirname(writes[0].path));
+}
+
+export function tryUnlink(path: string): void {
+  try {
+    unlinkSync(path);
+  } catch {
+    // already gone
+  }
+}
+
+function pidAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === "EPERM";
+  }
+}
+
+/** Removes temp files left by killed runs (their pid is no longer alive). Returns how many were removed. */
+export function cleanTemps(dir: string): number {
+  let n = 0;
+  let names: string[];
+  try {
+    names = readdirSync(dir);
+  } catch {
+    return 0;
+  }
+  for (const name of names) {
+    if (!name.startsWith(TEMP_PREFIX)) continue;
+    const pid = Number(name.slice(TEMP_PREFIX.length).split("-")[0]);
+    if (pid === process.pid || (pid > 0 && pidAlive(pid))) continue;
+    tryUnlink(join(dir, name));
+    n++;
+  }
+  return n;
+}

@@ -1,0 +1,248 @@
+// The planner: reads the configs and the stamps and decides, by content, what is stale and why. `make`, `make -n`
+// (through `tls-setup plan`) and the watcher all use it, so they never disagree.
+
+import { existsSync, readFileSync, readdirSync } from "node:fs";
+import { join } from "node:path";
+import { Problem } from "./errors";
+import { field, isObject } from "./gojson";
+import { readJsonObjectFile } from "./config-files";
+import { CertRequest, hasSubject, parseRequest } from "./request";
+import { OID_CLIENT_AUTH, OID_SERVER_AUTH, parseCaConfig, Profile, selectProfile, SigningConfig } from "./profile";
+import { caFiles, discoverTargets, memberConfig, Role, Target, TreeOptions } from "./targets";
+import { hashValue, Inputs, readAllStamps, sha256, Stamp } from "./state";
+import { bundlePaths } from "./output";
+
+export type Action = "make" | "adopt" | "keep";
+
+export interface PlanItem {
+  target: Target;
+  action: Action;
+  /** why it is made (or "up to date") */
+  reason: string;
+  request: CertRequest;
+  /** undefined for the CA */
+  profile?: Profile;
+  inputs: Inputs;
+  stamp?: Stamp;
+}
+
+export interface Plan {
+  options: TreeOptions;
+  items: PlanItem[];
+  problems: Problem[];
+  warnings: string[];
+  /** names with files and a stamp in certs/ but no config any more */
+  orphans: string[];
+  /** SHA-256 of the current CA certificate (undefined when the CA will be made) */
+  caFingerprint?: string;
+}
+
+export interface PlanOptions {
+  /** re-make everything, the CA included (hack/tls-setup's behaviour) */
+  rotate?: boolean;
+  /** only these targets (and the CA when they need it) */
+  only?: string[];
+  /** the CA only */
+  caOnly?: boolean;
+  /** re-make the `only` targets even when up to date (renewal) */
+  force?: boolean;
+}
+
+/** The part of a request that decides the certificate's content. */
+function requestInputs(r: CertRequest): unknown {
+  return { cn: r.cn, names: r.names, serialNumber: r.serialNumber, sans: r.sans, key: r.key, ca: r.ca };
+}
+
+function profileInputs(p: Profile): unknown {
+  return { ...p, name: undefined };
+}
+
+export function fileHashes(certsDir: string, name: string): { cert?: string; key?: string; csr?: string } {
+  const p = bundlePaths(join(certsDir, name));
+  const h = (f: string) => {
+    try {
+      return sha256(readFileSync(f));
+    } catch {
+      return undefined;
+    }
+  };
+  return { cert: h(p.cert), key: h(p.key), csr: h(p.csr) };
+}
+
+/** Why the files on disk differ from what the stamp recorded, or undefined when they match. */
+function filesReason(certsDir: string, name: string, stamp: Stamp): string | undefined {
+  const now = fileHashes(certsDir, name);
+  const p = bundlePaths(join(certsDir, name));
+  for (const k of ["cert", "key", "csr"] as const) {
+    if (now[k] === undefined) return `${p[k]} is missing`;
+    if (now[k] !== stamp.files[k]) return `${p[k]} was changed outside tls-setup`;
+  }
+  return undefined;
+}
+
+function roleProblems(role: Role, profile: Profile, file: string): Problem[] {
+  const eku = profile.extKeyUsages;
+  const need = role === "member" ? [OID_SERVER_AUTH, OID_CLIENT_AUTH] : [OID_CLIENT_AUTH];
+  const names: Record<string, string> = { [OID_SERVER_AUTH]: "server auth", [OID_CLIENT_AUTH]: "client auth" };
+  const missing = eku.length === 0 ? [] : need.filter((o) => !eku.includes(o));
+  if (!missing.length) return [];
+  const why = role === "member" ? "etcd members use one certificate as server and as client" : role === "proxy" ? "the proxy dials the members as a client" : "etcd reads the user from a client certificate";
+  return [{ file, path: `signing.profiles.${profile.name}.usages`, message: `lacks ${missing.map((m) => `"${names[m]}"`).join(" and ")}, needed by ${role} certificates (${why})` }];
+}
+
+interface Loaded {
+  request?: CertRequest;
+  profileName?: string;
+}
+
+function loadRequestFor(t: Target, problems: Problem[], warnings: string[]): Loaded {
+  const j = readJsonObjectFile(t.configFile);
+  if (!j.value) {
+    problems.push(...j.problems);
+    return {};
+  }
+  const r = parseRequest(j.value, t.configFile, { allowCa: t.role === "ca", requireCn: t.role === "user" });
+  if (!r.value) {
+    problems.push(...r.problems);
+    return {};
+  }
+  let profileName: string | undefined;
+  const pv = field(j.value, "profile");
+  if (pv !== undefined && pv !== null) {
+    if (typeof pv !== "string" || pv === "") problems.push({ file: t.configFile, path: "profile", message: `${JSON.stringify(pv)} is not a profile name; expected a string naming a profile of ca-config.json` });
+    else profileName = pv;
+  }
+  if (t.role === "user" && r.value.cn !== t.name)
+    warnings.push(`${t.configFile}: CN: ${JSON.stringify(r.value.cn)} differs from the user name ${JSON.stringify(t.name)} in the file name; etcd will see the user ${JSON.stringify(r.value.cn)}`);
+  if (t.role === "ca" && !hasSubject(r.value)) problems.push({ file: t.configFile, path: "CN", message: "is empty and no names are given; a CA needs a subject (a CN, or names with C/ST/L/O/OU)" });
+  const etcd = field(j.value, "etcd");
+  if (etcd !== undefined && t.role !== "user") problems.push({ file: t.configFile, path: "etcd", message: "is only meaningful in a user's config (req-<user>.json)" });
+  else if (etcd !== undefined && !isObject(etcd)) problems.push({ file: t.configFile, path: "etcd", message: `${JSON.stringify(etcd)} is not an object like {"readwrite": ["/prefix/"], "read": [], "roles": []}` });
+  return { request: r.value, profileName };
+}
+
+function pickProfile(cfg: SigningConfig, t: Target, explicit: string | undefined, signingFile: string, problems: Problem[]): Profile | undefined {
+  if (explicit) {
+    const p = selectProfile(cfg, explicit, signingFile);
+    if (!p.value) problems.push(...p.problems.map((x) => ({ ...x, message: `${x.message} (asked for by ${t.configFile})` })));
+    return p.value;
+  }
+  // a profile named after the role, else the default
+  return cfg.profiles[t.role] ?? cfg.default;
+}
+
+export function leafInputs(request: CertRequest, profile: Profile, caFingerprint: string): Inputs {
+  return { request: hashValue(requestInputs(request)), profile: hashValue(profileInputs(profile)), ca: caFingerprint };
+}
+
+function changedReason(t: Target, a: Inputs, b: Inputs): string | undefined {
+  if (a.request !== b.request) return `${t.configFile} changed`;
+  if (a.profile !== b.profile) return "its signing profile changed";
+  if (a.ca !== b.ca) return "the CA changed";
+  return undefined;
+}
+
+export function makePlan(o: TreeOptions, po: PlanOptions = {}): Plan {
+  const problems: Problem[] = [];
+  const warnings: string[] = [];
+  const { targets, problems: tp } = discoverTargets(o);
+  problems.push(...tp);
+  const stamps = readAllStamps(o.certsDir);
+
+  // The signing config
+  let cfg: SigningConfig | undefined;
+  const signingFile = caFiles(o).signing;
+  const sj = readJsonObjectFile(signingFile);
+  if (!sj.value) problems.push(...sj.problems);
+  else {
+    const c = parseCaConfig(sj.value, signingFile);
+    if (!c.value) problems.push(...c.problems);
+    cfg = c.value;
+  }
+
+  // Requests: req-csr.json once for members and proxies
+  const loaded = new Map<string, Loaded>();
+  const load = (t: Target): Loaded => {
+    const key = t.role === "ca" ? "ca" : t.configFile;
+    if (!loaded.has(key)) loaded.set(key, loadRequestFor(t, problems, warnings));
+    return loaded.get(key)!;
+  };
+  const items: PlanItem[] = [];
+  const caTarget = targets[0];
+  const caLoaded = load(caTarget);
+  const caPaths = bundlePaths(join(o.certsDir, "ca"));
+  const caStamp = stamps.get("ca");
+  const caInputs: Inputs = caLoaded.request ? { request: hashValue(requestInputs(caLoaded.request)) } : { request: "" };
+  let caItem: PlanItem | undefined;
+  let caFingerprint: string | undefined;
+  if (caLoaded.request) {
+    const certHere = existsSync(caPaths.cert);
+    const keyHere = existsSync(caPaths.key);
+    let action: Action = "keep";
+    let reason = "up to date";
+    if (po.rotate) [action, reason] = ["make", "make rotate: a new CA was asked for"];
+    else if (!certHere && !keyHere) [action, reason] = ["make", `${caPaths.cert} does not exist`];
+    else if (certHere && !keyHere)
+      problems.push({ file: caPaths.key, path: "", message: `is missing but ${caPaths.cert} exists; restore the key, or run "make rotate" to make a new CA (every certificate is then re-issued)` });
+    else if (!certHere) [action, reason] = ["make", `${caPaths.cert} is missing (re-signed with the existing key)`];
+    else if (!caStamp) [action, reason] = ["adopt", `adopting the existing CA in ${caPaths.cert}`];
+    else if (caStamp.inputs.request !== caInputs.request) [action, reason] = ["make", `${caTarget.configFile} changed`];
+    else {
+      const fr = filesReason(o.certsDir, "ca", caStamp);
+      if (fr && !fr.endsWith(".csr is missing")) [action, reason] = ["adopt", `${fr}; adopting the CA found there`];
+    }
+    caItem = { target: caTarget, action, reason, request: caLoaded.request, inputs: caInputs, stamp: caStamp };
+    items.push(caItem);
+    if (action !== "make" && certHere) caFingerprint = sha256(readFileSync(caPaths.cert));
+  }
+
+  if (!po.caOnly) {
+    const only = po.only ? new Set(po.only) : undefined;
+    if (only) {
+      const known = new Set(targets.map((t) => t.name));
+      for (const n of only) if (!known.has(n)) problems.push({ file: "NAME", path: "", message: `${JSON.stringify(n)} is not a certificate of this tree; known: ${[...known].join(", ")}` });
+    }
+    for (const t of targets.slice(1)) {
+      if (only && !only.has(t.name)) continue;
+      const l = load(t);
+      if (!l.request || !cfg) continue;
+      const request = t.role === "proxy" ? { ...l.request, cn: "" } : l.request;
+      const profile = pickProfile(cfg, t, l.profileName, signingFile, problems);
+      if (!profile) continue;
+      for (const p of roleProblems(t.role, profile, signingFile)) if (!problems.some((x) => x.message === p.message && x.path === p.path)) problems.push(p);
+      const stamp = stamps.get(t.name);
+      const inputs = leafInputs(request, profile, caFingerprint ?? "(new CA)");
+      let action: Action = "make";
+      let reason: string;
+      if (po.rotate) reason = "make rotate";
+      else if (po.force && only) reason = "renewal asked for";
+      else if (!caFingerprint) reason = "the CA is new";
+      else if (!stamp) reason = existsSync(bundlePaths(join(o.certsDir, t.name)).cert) ? "not made by tls-setup yet" : "new";
+      else reason = filesReason(o.certsDir, t.name, stamp) ?? changedReason(t, stamp.inputs, inputs) ?? ((action = "keep"), "up to date");
+      items.push({ target: t, action, reason, request, profile, inputs, stamp });
+    }
+  }
+  if (cfg && cfg.default && items.some((i) => i.target.role === "member")) {
+    const req = loaded.get(memberConfig(o))?.request;
+    if (req && req.sans.ips.length === 0 && req.sans.dns.length === 0) warnings.push(`${memberConfig(o)}: hosts: is empty; etcd members need their IP addresses and names (and 127.0.0.1, localhost) as SANs`);
+  }
+
+  // Orphans: stamped users whose config is gone
+  const names = new Set(targets.map((t) => t.name));
+  const orphans = [...stamps.keys()].filter((n) => !names.has(n) && existsSync(join(o.certsDir, `${n}.pem`)) && !n.includes("/"));
+  return { options: o, items, problems, warnings, orphans, caFingerprint };
+}
+
+export const staleItems = (p: Plan): PlanItem[] => p.items.filter((i) => i.action !== "keep");
+
+/** Certificates in certs/ that no config and no stamp accounts for (for messages only). */
+export function unknownCerts(o: TreeOptions, plan: Plan): string[] {
+  let files: string[] = [];
+  try {
+    files = readdirSync(o.certsDir);
+  } catch {
+    return [];
+  }
+  const known = new Set([...plan.items.map((i) => i.target.name), ...plan.orphans]);
+  return files.filter((f) => f.endsWith("-key.pem")).map((f) => f.slice(0, -8)).filter((n) => !known.has(n));
+}
