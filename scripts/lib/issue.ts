@@ -139,7 +139,7 @@ export async function makeCsr(req: CertRequest, key: KeyPair, crypto: CryptoProv
   const exts: Der[] = [];
   const san = sanExtension(req.sans, false);
   if (san) exts.push(san);
-  if (req.ca && exts.length) exts.push(basicConstraints(true, req.ca.pathlen, req.ca.pathlenzero));
+  if (req.ca) exts.push(basicConstraints(true, req.ca.pathlen, req.ca.pathlenzero));
   const attrs = exts.length ? seq(oid(OIDS.extensionRequest), tlv(TAG.SET, seq(...exts))) : Buffer.alloc(0);
   const info = seq(integer(0), encodeSubject(req), key.spki, tlv(0xa0, attrs));
   const sig = await signDer(key, info, crypto);

@@ -172,6 +172,9 @@ function parseProfile(v: unknown, name: string, path: string, file: string, name
       problems.push({ file, path: joinPath(path, "issuer_urls"), message: `${show(iu)} is not an array of URLs` });
     else p.issuerUrls = iu as string[];
   }
+  // RFC 5280 §4.2.1.3: keyCertSign only with CA:TRUE; openssl -x509_strict and Go refuse such leaves
+  if (!p.caConstraint?.isCa && p.keyUsageBits.includes(5))
+    problems.push({ file, path: usagesPath, message: 'has "cert sign", which only a CA may have; add "ca_constraint": {"is_ca": true} for an intermediate CA, or remove it' });
   return problems.length === before ? p : undefined;
 }
 
@@ -195,8 +198,7 @@ export function parseCaConfig(obj: JsonObject, file: string): Parsed<SigningConf
       for (const [name, pv] of Object.entries(profV)) {
         const p = parseProfile(pv, name, joinPath(ppath, name), file, true, problems);
         if (p) {
-          // cfssl: a profile without expiry or URLs takes the default's
-          if (def && p.expiryMs === 0 && !p.notAfter) p.expiryMs = def.expiryMs;
+          // cfssl: a profile without URLs takes the default's
           if (def && !p.ocspUrl) p.ocspUrl = def.ocspUrl;
           if (def && !p.crlUrl) p.crlUrl = def.crlUrl;
           profiles[name] = p;
