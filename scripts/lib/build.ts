@@ -37,9 +37,13 @@ export interface BuildResult {
 
 const sameSpec = (a: KeySpec, b: KeySpec) => a.algo === b.algo && a.size === b.size;
 
-/** The existing private key, when it can be kept: it parses and has the algorithm and size the config asks for. */
-async function reusableKey(file: string, spec: KeySpec, deps: IssueDeps): Promise<KeyPair | undefined> {
+/**
+ * The existing private key, when it can be kept: it parses and has the algorithm and size the config asks for, and
+ * (for leaves) it is the key tls-setup wrote, not one changed outside the tool (e.g. another cert's key copied over).
+ */
+async function reusableKey(file: string, spec: KeySpec, deps: IssueDeps, expectedHash?: string): Promise<KeyPair | undefined> {
   if (!existsSync(file)) return undefined;
+  if (expectedHash !== undefined && sha256(readFileSync(file)) !== expectedHash) return undefined;
   try {
     const k = await importKeyPair(readFileSync(file, "utf8"), file, deps.crypto);
     return sameSpec(k.spec, spec) ? k : undefined;
@@ -148,7 +152,7 @@ async function makeLeaf(item: PlanItem, issuer: Issuer, caFingerprint: string, o
   const t = Date.now();
   const prefix = join(o.certsDir, item.target.name);
   const paths = bundlePaths(prefix);
-  const key = bo.rotate || bo.newKey ? undefined : await reusableKey(paths.key, item.request.key, deps);
+  const key = bo.rotate || bo.newKey || !item.stamp ? undefined : await reusableKey(paths.key, item.request.key, deps, item.stamp.files.key);
   const issued = await issueLeaf(item.request, item.profile!, issuer, deps, key);
   used.add(issued.serialHex);
   commitWrites(planBundle(prefix, { cert: issued.certPem, key: key ? undefined : issued.keyPem, csr: issued.csrPem }), { fsync });
