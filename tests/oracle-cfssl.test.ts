@@ -31,7 +31,7 @@ beforeAll(() => {
         profiles: {
           client: { usages: ["signing", "key encipherment", "client auth"], expiry: "720h" },
           everything: { usages: ["digital signature", "content committment", "key encipherment", "data encipherment", "key agreement", "crl sign", "any", "code signing", "email protection", "timestamping", "ocsp signing"], expiry: "24h" },
-          intermediate: { usages: ["cert sign", "crl sign"], expiry: "43800h", ca_constraint: { is_ca: true, max_path_len: 0, max_path_len_zero: true } },
+          intermediate: { usages: ["cert sign", "crl sign"], expiry: "8760h", ca_constraint: { is_ca: true, max_path_len: 0, max_path_len_zero: true } },
         },
       },
     }),
