@@ -53,8 +53,9 @@ function requestInputs(r: CertRequest): unknown {
   return { cn: r.cn, names: r.names, serialNumber: r.serialNumber, sans: r.sans, key: r.key, ca: r.ca };
 }
 
-function profileInputs(p: Profile): unknown {
-  return { ...p, name: undefined };
+/** The whole signing config and the profile picked from it: any real edit of ca-config.json re-makes every leaf. */
+function profileInputs(cfg: SigningConfig, p: Profile): unknown {
+  return { config: cfg, profile: p.name };
 }
 
 export function fileHashes(certsDir: string, name: string): { cert?: string; key?: string; csr?: string } {
@@ -131,13 +132,13 @@ function pickProfile(cfg: SigningConfig, t: Target, explicit: string | undefined
   return cfg.profiles[t.role] ?? cfg.default;
 }
 
-export function leafInputs(request: CertRequest, profile: Profile, caFingerprint: string): Inputs {
-  return { request: hashValue(requestInputs(request)), profile: hashValue(profileInputs(profile)), ca: caFingerprint };
+export function leafInputs(request: CertRequest, cfg: SigningConfig, profile: Profile, caFingerprint: string): Inputs {
+  return { request: hashValue(requestInputs(request)), profile: hashValue(profileInputs(cfg, profile)), ca: caFingerprint };
 }
 
 function changedReason(t: Target, a: Inputs, b: Inputs): string | undefined {
   if (a.request !== b.request) return `${t.configFile} changed`;
-  if (a.profile !== b.profile) return "its signing profile changed";
+  if (a.profile !== b.profile) return "ca-config.json changed";
   if (a.ca !== b.ca) return "the CA changed";
   return undefined;
 }
@@ -211,7 +212,7 @@ export function makePlan(o: TreeOptions, po: PlanOptions = {}): Plan {
       if (!profile) continue;
       for (const p of roleProblems(t.role, profile, signingFile)) if (!problems.some((x) => x.message === p.message && x.path === p.path)) problems.push(p);
       const stamp = stamps.get(t.name);
-      const inputs = leafInputs(request, profile, caFingerprint ?? "(new CA)");
+      const inputs = leafInputs(request, cfg, profile, caFingerprint ?? "(new CA)");
       let action: Action = "make";
       let reason: string;
       if (po.rotate) reason = "make rotate";
