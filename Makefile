@@ -23,7 +23,7 @@ SOURCES = $(shell find scripts -name '*.ts') build.mjs tsconfig.json
 # Under `make -n`, certificate recipes are shown only when the planner finds something stale; a real run always
 # asks the planner (one Node process), which makes exactly what is stale.
 DRYRUN := $(findstring n,$(firstword -$(MAKEFLAGS)))
-stale   = $(shell $(TLS) plan --names $(TREE) $(1) 2>/dev/null)
+stale   = $(shell $(TLS) plan --names $(TREE) $(1) 2>/dev/null || echo unknown)
 define when_stale
 $(if $(DRYRUN),$(if $(strip $(call stale,$(2))),$(1)),$(1))
 endef
