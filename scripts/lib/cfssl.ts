@@ -1,8 +1,8 @@
 // The cfssl contract: `gencert -initca`, `gencert -ca -ca-key -config -profile` and `cfssljson -bare`, as library
 // functions. Their JSON is cfssl's: {"cert","csr","key"} on one line.
 
-import { UserError } from "./errors";
-import { parseJsonObject } from "./gojson";
+import { show, UserError } from "./errors";
+import { parseJsonObject, typeName } from "./gojson";
 import { loadCaConfig, loadRequest } from "./config-files";
 import { BUILTIN_CONFIG, selectProfile } from "./profile";
 import { defaultDeps, IssueDeps, Issued, issueCa, issueLeaf } from "./issue";
@@ -64,7 +64,7 @@ export async function bare(prefix: string, input: string, source: string): Promi
   for (const k of ["cert", "key", "csr"] as const) {
     const v = j.value[k];
     if (v === undefined || v === null || v === "") continue;
-    if (typeof v !== "string") throw new UserError(`${source}: ${k}: is ${Array.isArray(v) ? "an array" : typeof v}; expected a PEM string`);
+    if (typeof v !== "string") throw new UserError(`${source}: ${k}: ${show(v)} is ${typeName(v)}; expected a PEM string`);
     b[k] = v;
   }
   if (!b.cert && !b.key && !b.csr) throw new UserError(`${source}: has none of "cert", "key", "csr"; expected cfssl's JSON output`);

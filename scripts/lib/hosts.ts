@@ -121,7 +121,7 @@ export function classifyHost(host: string): HostResult {
     if (ascii === "") return { kind: "error", message: `${JSON.stringify(host)} is not a valid internationalised domain name; expected ${ACCEPTED}` };
     name = ascii;
   }
-  if (/^\d+(\.\d+){3}$/.test(name) || /^\[.*\]$/.test(name) || /^[0-9a-fA-F:]+(%.*)?$/.test(name) && name.includes(":")) {
+  if (/^\d+(\.\d+)*$/.test(name) || /^\[.*\]$/.test(name) || /^[0-9a-fA-F:]+(%.*)?$/.test(name) && name.includes(":")) {
     return { kind: "error", message: `${JSON.stringify(host)} is not a valid IP address; expected ${ACCEPTED}` };
   }
   const err = dnsNameError(name);
