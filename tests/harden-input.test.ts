@@ -120,6 +120,8 @@ reqCase("a cert instead of the CA key", good, () => req(["-ca", "certs/ca.pem", 
 reqCase("CA key of another CA", good, () => req(["-ca", "certs/ca.pem", "-ca-key", rel("other-ca-key.pem"), rel("u.json")]), [["in/other-ca-key.pem: does not match the certificate certs/ca.pem"]]);
 reqCase("a leaf as the CA", good, () => req(["-ca", "certs/etcd1.pem", "-ca-key", "certs/etcd1-key.pem", rel("u.json")]), [["certs/etcd1.pem: is not a CA certificate"]]);
 reqCase("an expired CA", good, () => req(["-ca", rel("expired-ca.pem"), "-ca-key", rel("expired-ca-key.pem"), rel("u.json")]), [["in/expired-ca.pem: the CA expired on "]]);
+reqCase("an RSA-1024 CA", good, () => req(["-ca", rel("weak-ca.pem"), "-ca-key", rel("weak-ca-key.pem"), rel("u.json")]), [["in/weak-ca-key.pem: is an RSA 1024-bit key; a CA key must be RSA 2048 bits or more"]]);
+reqCase("a SHA-1 signed CA", good, () => req(["-ca", rel("sha1-ca.pem"), "-ca-key", rel("sha1-ca-key.pem"), rel("u.json")]), [["in/sha1-ca.pem: is signed with sha1WithRSAEncryption; SHA-1 and MD5 signatures are refused"]]);
 reqCase("CA file missing", good, () => req(["-ca", "certs/nope.pem", "-ca-key", "certs/ca-key.pem", rel("u.json")]), [["certs/nope.pem: does not exist"]]);
 
 // ---- bare: bad JSON on stdin, or a key that is not the cert's (prefix certs/etcd1: the existing files must stay) ----
@@ -182,6 +184,16 @@ makeCase("CA key missing beside its cert", () => renameSync(join(tree.certs, "ca
   ["certs/ca-key.pem: is missing but", "certs/ca.pem exists"],
 ]);
 
+const swapCa = (prefix: string) => {
+  const files = ["ca.pem", "ca-key.pem"];
+  return [
+    () => files.forEach((f) => (renameSync(join(tree.certs, f), join(IN, `orig-${f}`)), writeFileSync(join(tree.certs, f), readFileSync(join(IN, f.replace("ca", prefix)))))),
+    () => files.forEach((f) => renameSync(join(IN, `orig-${f}`), join(tree.certs, f))),
+  ] as const;
+};
+makeCase("adopting an RSA-1024 CA found in certs/", ...swapCa("weak-ca"), [["certs/ca-key.pem: is an RSA 1024-bit key"]]);
+makeCase("adopting a leaf found as certs/ca.pem", ...swapCa("leaf"), [["certs/ca.pem: is not a CA certificate"]]);
+
 const STACK = /^\s+at |internal error/m;
 
 beforeAll(async () => {
@@ -196,6 +208,12 @@ beforeAll(async () => {
   const expired = await issueCa(parsed.value!, { ...defaultDeps(), now: () => then });
   writeFileSync(join(IN, "expired-ca.pem"), expired.certPem);
   writeFileSync(join(IN, "expired-ca-key.pem"), expired.keyPem, { mode: 0o600 });
+  writeFileSync(join(IN, "leaf.pem"), readFileSync(join(tree.certs, "etcd1.pem")));
+  writeFileSync(join(IN, "leaf-key.pem"), readFileSync(join(tree.certs, "etcd1-key.pem")));
+  // a weak CA made by openssl (RSA-1024) and a SHA-1 signed one
+  haveTool("openssl");
+  for (const [name, args] of [["weak-ca", ["-newkey", "rsa:1024"]], ["sha1-ca", ["-newkey", "rsa:2048", "-sha1"]]] as const)
+    sh("openssl", ["req", "-x509", ...args, "-nodes", "-keyout", join(IN, `${name}-key.pem`), "-out", join(IN, `${name}.pem`), "-subj", `/CN=${name}`, "-days", "30"]);
 });
 
 afterAll(() => rmSync(tree.dir, { recursive: true, force: true }));
