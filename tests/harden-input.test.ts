@@ -133,6 +133,7 @@ bareCase("a non-string value", () => json({ cert: 5 }), [["cert: 5 is a number; 
 bareCase("an object value", () => json({ key: { pem: "x" } }), [['key: {"pem":"x"} is an object; expected a PEM string']]);
 bareCase("none of cert, key, csr", () => json({ certificate: "x" }), [['has none of "cert", "key", "csr"']]);
 bareCase("cert garbage", () => json({ cert: "garbage" }), [["cert: contains no PEM data"]]);
+bareCase("a cert alone that is not the key's on disk", () => json({ cert: pem("etcd2.pem") }), [["cert: does not belong to the key already in certs/etcd1-key.pem; nothing was written"]]);
 bareCase("key that is not the cert's", () => json({ cert: pem("etcd1.pem"), key: pem("etcd2-key.pem"), csr: pem("etcd1.csr") }), [['key: does not belong to the certificate in "cert"; nothing was written']]);
 
 // ---- make: unsafe or clashing user names, bad member names, bad configs ----

@@ -8,7 +8,8 @@ import { BUILTIN_CONFIG, selectProfile } from "./profile";
 import { defaultDeps, IssueDeps, Issued, issueCa, issueLeaf } from "./issue";
 import { loadIssuer } from "./ca-load";
 import { hasSubject } from "./request";
-import { Bundle, commitWrites, planBundle } from "./output";
+import { Bundle, bundlePaths, commitWrites, planBundle } from "./output";
+import { existsSync, readFileSync } from "node:fs";
 import { parseCertPem } from "./certinfo";
 import { importKeyPair } from "./keys";
 import { formatDuration } from "./duration";
@@ -73,6 +74,11 @@ export async function bare(prefix: string, input: string, source: string): Promi
     if (b.key) {
       const key = await importKeyPair(b.key, `${source}: key`);
       if (!key.spki.equals(facts.spki)) throw new UserError(`${source}: key: does not belong to the certificate in "cert"; nothing was written`);
+    } else if (existsSync(bundlePaths(prefix).key)) {
+      // a certificate alone lands beside the key already there: it must be that key's certificate
+      const keyFile = bundlePaths(prefix).key;
+      const key = await importKeyPair(readFileSync(keyFile, "utf8"), keyFile);
+      if (!key.spki.equals(facts.spki)) throw new UserError(`${source}: cert: does not belong to the key already in ${keyFile}; nothing was written (give the key too, or remove the old one)`);
     }
   } else if (b.key) {
     await importKeyPair(b.key, `${source}: key`);
