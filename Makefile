@@ -13,7 +13,9 @@ CFSSL = $(NODE) dist/cfssl.js
 JSON  = $(NODE) dist/bare.js
 
 TLS  = $(NODE) dist/tls.js
-TREE = --config-dir '$(CONFIG_DIR)' --certs-dir '$(CERTS_DIR)' --members '$(ETCD_MEMBERS)' --proxies '$(PROXIES)'
+# q: a value single-quoted for the shell, a ' inside written as '\'' (so no variable or file name reaches a shell unquoted)
+q    = '$(subst ','\'',$(1))'
+TREE = --config-dir $(call q,$(CONFIG_DIR)) --certs-dir $(call q,$(CERTS_DIR)) --members $(call q,$(ETCD_MEMBERS)) --proxies $(call q,$(PROXIES))
 
 # npm writes node_modules/.package-lock.json on every install: it stands for "dependencies installed".
 DEPS    = node_modules/.package-lock.json
@@ -43,7 +45,7 @@ req: ca
 
 # One certificate (and the CA if it is missing): make certs/calico-node.pem
 $(CERTS_DIR)/%.pem $(CERTS_DIR)/%.csr: $(BUILT) FORCE
-	$(call when_stale,$(TLS) build $(TREE) --file '$@',--file '$@')
+	$(call when_stale,$(TLS) build $(TREE) --file $(call q,$@),--file $(call q,$@))
 
 # hack/tls-setup's old behaviour: a new CA, new keys and new certificates for everything.
 rotate: $(BUILT)
@@ -55,7 +57,7 @@ plan: $(BUILT)
 	@$(TLS) plan $(TREE)
 
 clean:
-	rm -rf '$(CERTS_DIR)'
+	rm -rf $(call q,$(CERTS_DIR))
 
 distclean: clean
 	rm -rf dist node_modules

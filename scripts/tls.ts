@@ -2,6 +2,7 @@
 // tls-setup: the tree commands behind the Makefile (build, plan, ...).
 import yargs from "yargs";
 import { runMain } from "./lib/errors";
+import { failAsUserError } from "./lib/cli";
 import { treeOptions, toTree } from "./lib/tree-args";
 import { buildCommand, nameForFile, planCommand } from "./lib/commands";
 
@@ -41,6 +42,7 @@ runMain("tls-setup", async () => {
     )
     .demandCommand(1, "give a command: build, plan")
     .strict()
+    .fail(failAsUserError)
     .help()
     .parseAsync();
   return code;

@@ -92,14 +92,20 @@ async function execute(plan: Plan, bo: BuildOptions, t0: number): Promise<BuildR
   const log = bo.log ?? (() => {});
   const fsync = bo.fsync ?? true;
   const result: BuildResult = { made: [], adopted: [], unchanged: [], orphans: plan.orphans, warnings: plan.warnings, ms: 0 };
-  const usedSerials = new Set([...readAllStamps(o.certsDir).values()].map((s) => s.serial));
+  // serials are compared as numbers: stamps hold the issued bytes or, for adopted certs, DER's minimal form
+  const serialKey = (hex: string) => BigInt(`0x${hex || "0"}`).toString(16);
+  const usedSerials = new Set([...readAllStamps(o.certsDir).values()].map((s) => serialKey(s.serial)));
   const uniqueDeps: IssueDeps = {
     ...deps,
     randomSerial: () => {
       for (;;) {
-        const s = deps.randomSerial();
-        const hex = Buffer.from(s).toString("hex");
-        if (!usedSerials.has(hex) && !usedSerials.has(hex.replace(/^00/, ""))) return s;
+        const s = Buffer.from(deps.randomSerial());
+        const probe = Buffer.from(s);
+        probe[0] &= 0x7f; // as newSerial will
+        const k = serialKey(probe.toString("hex"));
+        if (usedSerials.has(k)) continue;
+        usedSerials.add(k); // reserved at once: leaves are made concurrently
+        return s;
       }
     },
   };
@@ -111,7 +117,7 @@ async function execute(plan: Plan, bo: BuildOptions, t0: number): Promise<BuildR
     const key = bo.rotate || bo.newKey ? undefined : await reusableKey(caPaths.key, caItem.request.key, deps);
     const issued = await issueCa(caItem.request, uniqueDeps, key);
     commitWrites(planBundle(join(o.certsDir, "ca"), { cert: issued.certPem, key: key ? undefined : issued.keyPem, csr: issued.csrPem }), { fsync });
-    usedSerials.add(issued.serialHex);
+    usedSerials.add(serialKey(issued.serialHex));
     writeStamp(o.certsDir, stampFor(caItem, o.certsDir, issued));
     caFingerprint = sha256(issued.certPem);
     result.made.push("ca");
@@ -154,7 +160,7 @@ async function makeLeaf(item: PlanItem, issuer: Issuer, caFingerprint: string, o
   const paths = bundlePaths(prefix);
   const key = bo.rotate || bo.newKey || !item.stamp ? undefined : await reusableKey(paths.key, item.request.key, deps, item.stamp.files.key);
   const issued = await issueLeaf(item.request, item.profile!, issuer, deps, key);
-  used.add(issued.serialHex);
+  used.add(BigInt(`0x${issued.serialHex}`).toString(16));
   commitWrites(planBundle(prefix, { cert: issued.certPem, key: key ? undefined : issued.keyPem, csr: issued.csrPem }), { fsync });
   writeStamp(o.certsDir, stampFor(item, o.certsDir, issued, { ...item.inputs, ca: caFingerprint }));
   const clamp = issued.clampedFrom ? `; cut to the CA's end ${issued.notAfter.toISOString().slice(0, 10)}` : "";

@@ -91,7 +91,7 @@ export function parseCertPem(text: string, file: string): CertFacts {
   const blocks = parsePemBlocks(text);
   const block = blocks.find((b) => b.label === "CERTIFICATE");
   if (!block) {
-    const found = blocks.length ? `a ${blocks[0].label} block` : "no PEM data";
+    const found = blocks.length ? `${/^[AEIOU]/.test(blocks[0].label) ? "an" : "a"} ${blocks[0].label} block` : "no PEM data";
     throw new UserError(`${file}: contains ${found}; expected a PEM "CERTIFICATE"`);
   }
   try {

@@ -1,14 +1,15 @@
 // The cfssl contract: `gencert -initca`, `gencert -ca -ca-key -config -profile` and `cfssljson -bare`, as library
 // functions. Their JSON is cfssl's: {"cert","csr","key"} on one line.
 
-import { UserError } from "./errors";
-import { parseJsonObject } from "./gojson";
+import { show, UserError } from "./errors";
+import { parseJsonObject, typeName } from "./gojson";
 import { loadCaConfig, loadRequest } from "./config-files";
 import { BUILTIN_CONFIG, selectProfile } from "./profile";
 import { defaultDeps, IssueDeps, Issued, issueCa, issueLeaf } from "./issue";
 import { loadIssuer } from "./ca-load";
 import { hasSubject } from "./request";
-import { Bundle, commitWrites, planBundle } from "./output";
+import { Bundle, bundlePaths, commitWrites, planBundle } from "./output";
+import { existsSync, readFileSync } from "node:fs";
 import { parseCertPem } from "./certinfo";
 import { importKeyPair } from "./keys";
 import { formatDuration } from "./duration";
@@ -64,7 +65,7 @@ export async function bare(prefix: string, input: string, source: string): Promi
   for (const k of ["cert", "key", "csr"] as const) {
     const v = j.value[k];
     if (v === undefined || v === null || v === "") continue;
-    if (typeof v !== "string") throw new UserError(`${source}: ${k}: is ${Array.isArray(v) ? "an array" : typeof v}; expected a PEM string`);
+    if (typeof v !== "string") throw new UserError(`${source}: ${k}: ${show(v)} is ${typeName(v)}; expected a PEM string`);
     b[k] = v;
   }
   if (!b.cert && !b.key && !b.csr) throw new UserError(`${source}: has none of "cert", "key", "csr"; expected cfssl's JSON output`);
@@ -73,6 +74,11 @@ export async function bare(prefix: string, input: string, source: string): Promi
     if (b.key) {
       const key = await importKeyPair(b.key, `${source}: key`);
       if (!key.spki.equals(facts.spki)) throw new UserError(`${source}: key: does not belong to the certificate in "cert"; nothing was written`);
+    } else if (existsSync(bundlePaths(prefix).key)) {
+      // a certificate alone lands beside the key already there: it must be that key's certificate
+      const keyFile = bundlePaths(prefix).key;
+      const key = await importKeyPair(readFileSync(keyFile, "utf8"), keyFile);
+      if (!key.spki.equals(facts.spki)) throw new UserError(`${source}: cert: does not belong to the key already in ${keyFile}; nothing was written (give the key too, or remove the old one)`);
     }
   } else if (b.key) {
     await importKeyPair(b.key, `${source}: key`);

@@ -24,6 +24,15 @@ export function refuseKeyToTerminal(force: boolean | undefined): void {
   if (process.stdout.isTTY && !force) throw new UserError("stdout is a terminal: refusing to print a private key there; pipe into bare (… | bare certs/NAME) or pass --force");
 }
 
+/**
+ * For yargs' .fail(): a UserError thrown by a command handler reaches runMain (one line, no help text, no stack),
+ * and yargs' own usage errors (unknown option, missing command) become UserErrors too.
+ */
+export function failAsUserError(msg: string | undefined, err: Error | undefined): never {
+  if (err && !(err.name === "YError")) throw err;
+  throw new UserError(`${msg ?? err?.message ?? "invalid arguments"} (see --help)`);
+}
+
 export const stderrLog = (line: string): void => {
   process.stderr.write(line + "\n");
 };

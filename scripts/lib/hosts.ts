@@ -105,6 +105,9 @@ export function classifyHost(host: string): HostResult {
     if (email) return { kind: "email", value: email };
     return { kind: "error", message: `${JSON.stringify(host)} is not a valid email address; expected ${ACCEPTED}` };
   }
+  // an IPv6 literal with a zone or a "::" is never a URI, even though "fe80:" looks like a scheme
+  if (/^[0-9a-fA-F:.]*:[0-9a-fA-F:.]*%/.test(host) || /^[0-9a-fA-F:.]*::[0-9a-fA-F:.]*$/.test(host))
+    return { kind: "error", message: `${JSON.stringify(host)} is not a valid IP address; expected ${ACCEPTED}` };
   if (/^[A-Za-z][A-Za-z0-9+.-]*:/.test(host) && !/^\[/.test(host)) {
     try {
       const u = new URL(host);
@@ -121,7 +124,7 @@ export function classifyHost(host: string): HostResult {
     if (ascii === "") return { kind: "error", message: `${JSON.stringify(host)} is not a valid internationalised domain name; expected ${ACCEPTED}` };
     name = ascii;
   }
-  if (/^\d+(\.\d+){3}$/.test(name) || /^\[.*\]$/.test(name) || /^[0-9a-fA-F:]+(%.*)?$/.test(name) && name.includes(":")) {
+  if (/^\d+(\.\d+)*$/.test(name) || /^\[.*\]$/.test(name) || /^[0-9a-fA-F:]+(%.*)?$/.test(name) && name.includes(":")) {
     return { kind: "error", message: `${JSON.stringify(host)} is not a valid IP address; expected ${ACCEPTED}` };
   }
   const err = dnsNameError(name);

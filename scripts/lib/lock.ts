@@ -1,8 +1,11 @@
-// One run at a time per certs directory: a lock directory made with mkdir (atomic), holding the owner's pid.
-// A second run waits (saying so) and a lock left by a killed run is taken over.
+// One run at a time per certs directory. The lock is a directory holding the owner's pid; it comes into being
+// complete: the pid is written into a private directory which is then renamed to "lock" (rename fails while a held
+// lock exists), so a lock is never seen without its owner. A second run waits (saying so); a lock left by a killed
+// run is taken over, and a takeover that catches a live run's lock by mistake gives it back.
 
-import { mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { randomBytes } from "node:crypto";
 import { UserError } from "./errors";
 import { stateDir } from "./state";
 
@@ -28,6 +31,39 @@ function alive(pid: number): boolean {
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const scratch = (dir: string, what: string) => `${dir}.${what}-${process.pid}-${randomBytes(4).toString("hex")}`;
+
+/** Makes the lock in one step (a filled private directory renamed into place). False when someone holds it. */
+function tryTake(dir: string): boolean {
+  const tmp = scratch(dir, "new");
+  mkdirSync(tmp, { mode: 0o700 });
+  try {
+    writeFileSync(join(tmp, "pid"), String(process.pid));
+    renameSync(tmp, dir); // replaces only a missing or empty "lock"
+    return true;
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === "ENOTEMPTY" || code === "EEXIST") return false;
+    throw e;
+  } finally {
+    rmSync(tmp, { recursive: true, force: true });
+  }
+}
+
+/** Removes lock.new-PID-* / lock.stale-PID-* directories that killed runs left behind. */
+function cleanScratch(dir: string): void {
+  const parent = join(dir, "..");
+  let names: string[] = [];
+  try {
+    names = readdirSync(parent);
+  } catch {
+    return;
+  }
+  for (const n of names) {
+    const m = /^lock\.(?:new|stale)-(\d+)-/.exec(n);
+    if (m && Number(m[1]) !== process.pid && !alive(Number(m[1]))) rmSync(join(parent, n), { recursive: true, force: true });
+  }
+}
 
 export async function acquireLock(certsDir: string, opts: { timeoutMs?: number; onWait?: (pid: number) => void } = {}): Promise<Lock> {
   mkdirSync(stateDir(certsDir), { recursive: true, mode: 0o700 });
@@ -35,29 +71,28 @@ export async function acquireLock(certsDir: string, opts: { timeoutMs?: number; 
   const deadline = Date.now() + (opts.timeoutMs ?? 300_000);
   let told = false;
   for (;;) {
-    try {
-      mkdirSync(dir);
-      writeFileSync(join(dir, "pid"), String(process.pid));
+    if (tryTake(dir)) {
+      cleanScratch(dir);
       let released = false;
       return {
         release() {
           if (released) return;
           released = true;
-          rmSync(dir, { recursive: true, force: true });
+          if (holder(dir) !== process.pid) return; // taken over while we ran (only after a very long stall)
+          const gone = scratch(dir, "stale");
+          try {
+            renameSync(dir, gone);
+          } catch {
+            return;
+          }
+          rmSync(gone, { recursive: true, force: true });
         },
       };
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== "EEXIST") throw e;
     }
     const pid = holder(dir);
-    if (pid === undefined) {
-      // being created right now, or left half-made by a killed run: give it a moment, then take it over
-      await sleep(50);
-      if (holder(dir) === undefined) stealLock(dir);
-      continue;
-    }
-    if (!alive(pid)) {
-      stealLock(dir);
+    if (pid === undefined || !alive(pid)) {
+      // left by a killed run (or garbled): take it over
+      stealLock(dir, pid);
       continue;
     }
     if (!told) {
@@ -69,12 +104,22 @@ export async function acquireLock(certsDir: string, opts: { timeoutMs?: number; 
   }
 }
 
-function stealLock(dir: string): void {
-  const gone = `${dir}.stale-${process.pid}-${Date.now()}`;
+/** Moves a dead run's lock aside. If a live run took the lock between our look and the move, it is put back. */
+function stealLock(dir: string, deadPid: number | undefined): void {
+  const gone = scratch(dir, "stale");
   try {
     renameSync(dir, gone); // only one run wins the rename
-    rmSync(gone, { recursive: true, force: true });
   } catch {
-    // someone else took it over first
+    return; // someone else took it over first, or it was released
   }
+  const got = holder(gone);
+  if (got !== deadPid && got !== undefined && alive(got)) {
+    try {
+      renameSync(gone, dir);
+      return;
+    } catch {
+      // a third run made a new lock meanwhile; the live run's own release() will see it is not the holder
+    }
+  }
+  rmSync(gone, { recursive: true, force: true });
 }
