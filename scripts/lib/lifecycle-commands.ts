@@ -39,7 +39,7 @@ export async function verifyCommand(o: TreeOptions): Promise<number> {
   for (const w of r.warnings) err(`warning: ${w}`);
   for (const p of r.problems) out(p);
   const n = (k: number, what: string) => `${k} ${what}${k === 1 ? "" : "s"}`;
-  out(`verify: ${r.problems.length ? "FAILED" : "ok"}: ${n(r.checked.length, "certificate")} checked${r.checked.includes("crl") ? " (and the CRL)" : ""}, ${n(r.problems.length, "problem")}, ${n(r.warnings.length, "warning")}`);
+  out(`verify: ${r.problems.length ? "FAILED" : "ok"}: ${n(r.checked.filter((c) => c !== "crl").length, "certificate")} checked${r.checked.includes("crl") ? " (and the CRL)" : ""}, ${n(r.problems.length, "problem")}, ${n(r.warnings.length, "warning")}`);
   return r.problems.length ? 1 : 0;
 }
 
