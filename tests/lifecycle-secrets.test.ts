@@ -3,7 +3,8 @@
 import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { parseAllDocuments } from "yaml";
-import { mode, snapshot } from "./helpers";
+import { spawnSync } from "node:child_process";
+import { mode, sh, snapshot } from "./helpers";
 import { certPath, keyPath, make, shortTree, Tree } from "./lifecycle-fixtures";
 
 /** Parses a manifest strictly: exactly one YAML document, no errors or warnings. */
@@ -71,6 +72,22 @@ describe("make secrets", () => {
     expect(make(t, ["renew"], ["NAME=root", "NEW_KEY=1"]).status).toBe(0);
     expect(make(t, ["secrets"], ["NAME=root"]).stdout).toMatch(/wrote .*root\.yaml/);
     expectSecretOf(t, "root", parseManifest(join(t.certs, "k8s", "root.yaml")), "etcd-root", "kube-system");
+  });
+
+  // kubectl is not one of the project's tools (tests/tools.sh); where it is installed it is an extra judge, offline:
+  // `kubectl label --local` decodes the file as a v1 Secret, and `kubectl create secret generic --dry-run=client`
+  // encodes the same files the way kubectl would.
+  const haveKubectl = spawnSync("sh", ["-c", "command -v kubectl"]).status === 0;
+  (haveKubectl ? test : test.skip)("kubectl reads the manifest and encodes the files the same way", () => {
+    const file = join(t.certs, "k8s", "calicoctl.yaml");
+    const read = JSON.parse(sh("kubectl", ["label", "--local", "-f", file, "checked=yes", "-o", "json"]));
+    const ours = parseManifest(file);
+    expect(read).toEqual({ ...ours, metadata: { ...ours.metadata, labels: { ...ours.metadata.labels, checked: "yes" } } });
+    const ref = JSON.parse(
+      sh("kubectl", ["create", "secret", "generic", "etcd-calicoctl", "-n", "kube-system", `--from-file=etcd-ca=${certPath(t, "ca")}`, `--from-file=etcd-cert=${certPath(t, "calicoctl")}`, `--from-file=etcd-key=${keyPath(t, "calicoctl")}`, "--dry-run=client", "-o", "json"]),
+    );
+    expect(ours.data).toEqual(ref.data);
+    expect([ours.kind, ours.apiVersion, ours.metadata.name, ours.metadata.namespace]).toEqual([ref.kind, ref.apiVersion, ref.metadata.name, ref.metadata.namespace]);
   });
 
   test("bad names, an unknown user, SECRET_NAME for several users: one-line errors, nothing written", () => {
