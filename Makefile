@@ -83,6 +83,8 @@ test: $(BUILT)
 .PHONY: check-expiration verify renew inspect secrets
 LIFECYCLE      = $(NODE) dist/lifecycle.js
 lifecycle_opt  = $(if $($(1)),--$(2) '$($(1))')
+# NAME only from make's command line: some environments (WSL) export NAME as the host name
+lifecycle_name = $(if $(filter-out environment undefined,$(origin NAME)),$(call lifecycle_opt,NAME,name))
 
 check-expiration: $(BUILT)
 	@$(LIFECYCLE) check-expiration $(TREE) $(call lifecycle_opt,WARN_DAYS,warn-days) $(call lifecycle_opt,FORMAT,format)
@@ -91,12 +93,12 @@ verify: $(BUILT)
 	@$(LIFECYCLE) verify $(TREE)
 
 renew: $(BUILT)
-	$(LIFECYCLE) renew $(TREE) $(call lifecycle_opt,WARN_DAYS,warn-days) $(call lifecycle_opt,NAME,name) $(if $(filter-out 0 no false,$(NEW_KEY)),--new-key)
+	$(LIFECYCLE) renew $(TREE) $(call lifecycle_opt,WARN_DAYS,warn-days) $(lifecycle_name) $(if $(filter-out 0 no false,$(NEW_KEY)),--new-key)
 
 inspect: $(BUILT)
-	@$(LIFECYCLE) inspect $(TREE) $(call lifecycle_opt,NAME,name) $(call lifecycle_opt,FORMAT,format)
+	@$(LIFECYCLE) inspect $(TREE) $(lifecycle_name) $(call lifecycle_opt,FORMAT,format)
 
 secrets: $(BUILT)
-	$(LIFECYCLE) secrets $(TREE) $(call lifecycle_opt,NAME,name) $(call lifecycle_opt,SECRET_NAMESPACE,namespace) $(call lifecycle_opt,SECRET_NAME,secret-name)
+	$(LIFECYCLE) secrets $(TREE) $(lifecycle_name) $(call lifecycle_opt,SECRET_NAMESPACE,namespace) $(call lifecycle_opt,SECRET_NAME,secret-name)
 
 FORCE:

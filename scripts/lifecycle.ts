@@ -6,6 +6,12 @@ import { treeOptions, toTree } from "./lib/tree-args";
 import { parseWarnDays } from "./lib/expiry";
 import { checkExpirationCommand, inspectCommand, parseFormat, renewCommand, secretsCommand, verifyCommand } from "./lib/lifecycle-commands";
 
+// a reader that stops early (| head) is not an error
+process.stdout.on("error", (e: NodeJS.ErrnoException) => {
+  if (e.code === "EPIPE") process.exit(process.exitCode ?? 0);
+  throw e;
+});
+
 runMain("tls-setup", async () => {
   let code = 0;
   await treeOptions(yargs(process.argv.slice(2)))
