@@ -75,9 +75,10 @@ export async function renewTree(o: TreeOptions, opts: RenewOptions): Promise<Ren
     if (!f) continue;
     const old = before.get(n);
     renewed.push({ name: n, file, oldNotAfter: old ? date(old) : undefined, notAfter: date(f.notAfter) });
-    if (expiryStatus(f.notAfter, now, opts.warnDays) !== "ok")
-      warnings.push(`${file}: renewed, but still ends within ${opts.warnDays} days (${date(f.notAfter)}): its profile's expiry (or the CA's end) is shorter than WARN_DAYS`);
   }
+  const still = renewed.filter((x) => expiryStatus(new Date(x.notAfter), now, opts.warnDays) !== "ok");
+  if (still.length)
+    warnings.push(`renewed, but still ending within ${opts.warnDays} days (the profile's expiry, or the CA's end, is shorter than WARN_DAYS): ${still.map((x) => `${x.file} (${x.notAfter})`).join(", ")}`);
   warnings.push(...result.warnings);
   return { renewed, warnings, build: result };
 }
