@@ -96,11 +96,16 @@ describe("make verify", () => {
     expect(about("root")).toEqual([`${certPath(t, "root")}: CN is "root" but ${join(t.config, "req-root.json")} asks for "admin" (etcd would see the user "root"); run "make" to re-issue it`]);
     expect(lines).toHaveLength(7);
     expect(r.stderr).toMatch(/warning: .*req-root\.json: CN: "admin" differs from the user name "root"/);
-    // make repairs every one of them
+    // make repairs every one of them; etcd2 and proxy1 keep the keys copied from root and etcd1 (a key found in place is kept), which
+    // verify points out, and NEW_KEY=1 cures
     expect(make(t, []).status).toBe(0);
     const again = make(t, ["verify"]);
     expect(problemLines(t, again.stdout)).toEqual([]);
     expect(again.status).toBe(0);
+    expect(again.stderr).toContain(`warning: ${certPath(t, "root")}: has the same key as ${keyPath(t, "etcd2")} (files copied from another certificate?); give it its own with "make renew NAME=root NEW_KEY=1"`);
+    expect(again.stderr).toContain(`warning: ${certPath(t, "proxy1")}: has the same key as ${keyPath(t, "etcd1")}`);
+    for (const n of ["root", "proxy1"]) expect(make(t, ["renew"], [`NAME=${n}`, "NEW_KEY=1"]).status).toBe(0);
+    expect(make(t, ["verify"]).stderr).not.toMatch(/same key/);
   });
 
   test("an expired or missing certificate, a broken key", () => {

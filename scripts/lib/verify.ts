@@ -183,12 +183,16 @@ export async function verifyTree(o: TreeOptions, now: Date = new Date(), crypto:
     else if (!signedBy(ca, ca)) problems.push(`${caPaths.cert}: is not self-signed (its signature does not verify with its own key)`);
     checkValidity(caPaths.cert, ca, now, 'a new CA needs "make rotate"', problems);
   }
+  const keyOwners = new Map<string, string>(ca ? [[ca.spki.toString("hex"), caPaths.key]] : []);
   for (const item of plan.items) {
     if (item.target.role === "ca") continue;
     const p = bundlePaths(join(o.certsDir, item.target.name));
     const f = await checkPair(p.cert, p.key, problems, crypto);
     if (!f) continue;
     checked.push(item.target.name);
+    const owner = keyOwners.get(f.spki.toString("hex"));
+    if (owner) warnings.push(`${p.cert}: has the same key as ${owner} (files copied from another certificate?); give it its own with "make renew NAME=${item.target.name} NEW_KEY=1"`);
+    else keyOwners.set(f.spki.toString("hex"), p.key);
     if (ca && !signedBy(f, ca)) problems.push(`${p.cert}: is not signed by the CA in ${caPaths.cert}; run "make" to re-issue it`);
     checkValidity(p.cert, f, now, `renew it with "make renew NAME=${item.target.name}"`, problems);
     checkRole(item, p.cert, f, problems);
