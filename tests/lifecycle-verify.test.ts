@@ -108,15 +108,17 @@ describe("make verify", () => {
     expect(make(t, ["verify"]).stderr).not.toMatch(/same key/);
   });
 
-  test("an expired or missing certificate, a broken key", () => {
+  test("an expired or missing certificate, a broken key, an invalid config", () => {
     const t = shortTree();
     addExpiredUser(t, "old");
     made(t);
     writeFileSync(keyPath(t, "etcd3"), "not a key\n", { mode: 0o600 });
     unlinkSync(certPath(t, "etcd2"));
+    writeFileSync(join(t.config, "req-bad.json"), JSON.stringify({ CN: "bad", key: { algo: "ecdsa", size: 300 } }));
     const r = make(t, ["verify"]);
     expect(r.status).not.toBe(0);
     expect(problemLines(t, r.stdout)).toEqual([
+      `${join(t.config, "req-bad.json")}: key.size: 300 is not an ECDSA curve size (256, 384 or 521)`,
       `${certPath(t, "etcd2")}: does not exist; run "make"`,
       `${keyPath(t, "etcd3")}: contains no PEM private key; expected "EC PRIVATE KEY", "RSA PRIVATE KEY" or "PRIVATE KEY"`,
       `${certPath(t, "old")}: expired on 2020-02-01T00:00:00Z; renew it with "make renew NAME=old"`,

@@ -181,6 +181,7 @@ export async function verifyTree(o: TreeOptions, now: Date = new Date(), crypto:
     checked.push("ca");
     if (!ca.isCa) problems.push(`${caPaths.cert}: is not a CA certificate (basicConstraints CA:FALSE or missing)`);
     else if (!signedBy(ca, ca)) problems.push(`${caPaths.cert}: is not self-signed (its signature does not verify with its own key)`);
+    if (ca.keyUsageBits && !ca.keyUsageBits.includes(5)) problems.push(`${caPaths.cert}: its key usage does not allow signing certificates (no keyCertSign)`);
     checkValidity(caPaths.cert, ca, now, 'a new CA needs "make rotate"', problems);
   }
   const keyOwners = new Map<string, string>(ca ? [[ca.spki.toString("hex"), caPaths.key]] : []);
