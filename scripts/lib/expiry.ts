@@ -53,7 +53,7 @@ export function expiryStatus(notAfter: Date, now: Date, warnDays: number): Expir
 
 export const daysLeft = (notAfter: Date, now: Date): number => Math.floor((notAfter.getTime() - now.getTime()) / DAY_MS);
 
-const iso = (d: Date) => d.toISOString().replace(/\.000Z$/, "Z");
+const iso = (d: Date) => d.toISOString().replace(/\.\d{3}Z$/, "Z");
 
 export function expiryEntry(c: CertFile, cas: CertFile[], role: string, now: Date, warnDays: number): ExpiryEntry {
   const issuer = findIssuer(c.facts, cas);

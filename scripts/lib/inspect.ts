@@ -155,7 +155,7 @@ export interface CertDescription {
   sha256_fingerprint: string;
 }
 
-const iso = (d: Date) => d.toISOString().replace(/\.000Z$/, "Z");
+const iso = (d: Date) => d.toISOString().replace(/\.\d{3}Z$/, "Z");
 
 export function describeCert(f: CertFacts, at: { name: string; file: string; role: string; chainsTo: string; now: Date }): CertDescription {
   const entries = subjectAltNames(f);
