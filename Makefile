@@ -79,4 +79,28 @@ test: $(BUILT)
 	npx tsc --noEmit -p .
 	npx jest --ci
 
+# lifecycle (day 2): expiry report, verification, renewal, inspection, Kubernetes Secrets. See README "Day 2".
+#   make check-expiration [WARN_DAYS=30] [FORMAT=json]   make verify   make renew [WARN_DAYS=30] [NAME=x] [NEW_KEY=1]
+#   make inspect NAME=x [FORMAT=json]   make secrets [NAME=user] [SECRET_NAMESPACE=kube-system] [SECRET_NAME=name]
+.PHONY: check-expiration verify renew inspect secrets
+LIFECYCLE      = $(NODE) dist/lifecycle.js
+lifecycle_opt  = $(if $($(1)),--$(2) '$($(1))')
+# NAME only from make's command line: some environments (WSL) export NAME as the host name
+lifecycle_name = $(if $(filter-out environment undefined,$(origin NAME)),$(call lifecycle_opt,NAME,name))
+
+check-expiration: $(BUILT)
+	@$(LIFECYCLE) check-expiration $(TREE) $(call lifecycle_opt,WARN_DAYS,warn-days) $(call lifecycle_opt,FORMAT,format)
+
+verify: $(BUILT)
+	@$(LIFECYCLE) verify $(TREE)
+
+renew: $(BUILT)
+	$(LIFECYCLE) renew $(TREE) $(call lifecycle_opt,WARN_DAYS,warn-days) $(lifecycle_name) $(if $(filter-out 0 no false,$(NEW_KEY)),--new-key)
+
+inspect: $(BUILT)
+	@$(LIFECYCLE) inspect $(TREE) $(lifecycle_name) $(call lifecycle_opt,FORMAT,format)
+
+secrets: $(BUILT)
+	$(LIFECYCLE) secrets $(TREE) $(lifecycle_name) $(call lifecycle_opt,SECRET_NAMESPACE,namespace) $(call lifecycle_opt,SECRET_NAME,secret-name)
+
 FORCE:

@@ -6,7 +6,7 @@ import { join } from "node:path";
 import { UserError } from "./errors";
 import { defaultDeps, IssueDeps, Issued, Issuer, issueCa, issueLeaf } from "./issue";
 import { importKeyPair, KeyPair } from "./keys";
-import { bundlePaths, cleanTemps, commitWrites, planBundle } from "./output";
+import { bundlePaths, cleanTemps, commitWrites, planBundle, repairKeyMode } from "./output";
 import { fileHashes, makePlan, Plan, PlanItem, PlanOptions } from "./plan";
 import { readAllStamps, sha256, Stamp, stateDir, writeStamp } from "./state";
 import { TreeOptions } from "./targets";
@@ -109,6 +109,10 @@ async function execute(plan: Plan, bo: BuildOptions, t0: number): Promise<BuildR
       }
     },
   };
+  for (const i of plan.items) {
+    const key = bundlePaths(join(o.certsDir, i.target.name)).key;
+    if (repairKeyMode(key)) log(`made ${key} readable by its owner only (it was readable by others)`);
+  }
   const caPaths = bundlePaths(join(o.certsDir, "ca"));
   let caFingerprint = plan.caFingerprint;
   const caItem = plan.items.find((i) => i.target.role === "ca");

@@ -3,7 +3,7 @@
 // the old certificate is removed first, so a crash can leave a cert missing (which the planner remakes) but never a
 // certificate beside a key it does not belong to.
 
-import { closeSync, fsyncSync, openSync, readdirSync, renameSync, unlinkSync, writeSync, existsSync, readFileSync } from "node:fs";
+import { chmodSync, closeSync, fsyncSync, openSync, readdirSync, renameSync, statSync, unlinkSync, writeSync, existsSync, readFileSync } from "node:fs";
 import { basename, dirname, join } from "node:path";
 import { randomBytes } from "node:crypto";
 
@@ -91,6 +91,18 @@ export function commitWrites(writes: PlannedWrite[], opts: CommitOptions = {}): 
   }
   writes.forEach((w, i) => renameSync(temps[i], w.path));
   if (fsync && writes.length) fsyncDir(dirname(writes[0].path));
+}
+
+/** Takes group and other permissions off a private key file (e.g. after a copy or a chmod); true when it did. */
+export function repairKeyMode(path: string): boolean {
+  try {
+    const m = statSync(path).mode & 0o777;
+    if ((m & 0o077) === 0) return false;
+    chmodSync(path, m & 0o700);
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 export function tryUnlink(path: string): void {

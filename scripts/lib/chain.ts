@@ -1,0 +1,74 @@
+// The certificates found in a certs directory and which CA each one chains to: the issuer name must equal a CA's
+// subject and the signature must verify with that CA's public key (OpenSSL, through node:crypto, is the judge).
+
+import { X509Certificate } from "node:crypto";
+import { readdirSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import { CertFacts, parseCertDer } from "./certinfo";
+import { parsePemBlocks } from "./pem";
+
+export interface CertFile {
+  /** file name without ".pem" (the certificate's name in the tree) */
+  name: string;
+  file: string;
+  facts: CertFacts;
+}
+
+/** Reads a PEM file's first CERTIFICATE; undefined when the file holds none (a key, a CRL) or cannot be read. */
+export function readCertFile(file: string): CertFacts | undefined {
+  let text: string;
+  try {
+    text = readFileSync(file, "utf8");
+  } catch {
+    return undefined;
+  }
+  const block = parsePemBlocks(text).find((b) => b.label === "CERTIFICATE");
+  if (!block) return undefined;
+  try {
+    return parseCertDer(block.der);
+  } catch {
+    return undefined;
+  }
+}
+
+/** Every certificate directly in certsDir (NAME.pem; keys, CSRs, CRLs and subdirectories are skipped), by name. */
+export function listCertFiles(certsDir: string): CertFile[] {
+  let names: string[];
+  try {
+    names = readdirSync(certsDir);
+  } catch {
+    return [];
+  }
+  const out: CertFile[] = [];
+  for (const f of names.sort()) {
+    if (!f.endsWith(".pem") || f.endsWith("-key.pem") || f.startsWith(".")) continue;
+    const file = join(certsDir, f);
+    const facts = readCertFile(file);
+    if (facts) out.push({ name: f.slice(0, -4), file, facts });
+  }
+  return out;
+}
+
+const x509Cache = new WeakMap<Buffer, X509Certificate>();
+function x509(facts: CertFacts): X509Certificate {
+  let c = x509Cache.get(facts.der);
+  if (!c) x509Cache.set(facts.der, (c = new X509Certificate(facts.der)));
+  return c;
+}
+
+/** Whether `cert` names `ca` as its issuer and carries a signature made with the CA's key. */
+export function signedBy(cert: CertFacts, ca: CertFacts): boolean {
+  if (!cert.issuerDer.equals(ca.subjectDer)) return false;
+  try {
+    return x509(cert).verify(x509(ca).publicKey);
+  } catch {
+    return false;
+  }
+}
+
+export const isSelfSigned = (c: CertFacts): boolean => signedBy(c, c);
+
+/** The CA (among `cas`) that issued `cert`, or undefined. A self-signed CA chains to itself. */
+export function findIssuer(cert: CertFacts, cas: CertFile[]): CertFile | undefined {
+  return cas.find((ca) => ca.facts.isCa && signedBy(cert, ca.facts));
+}

@@ -1,0 +1,146 @@
+// make check-expiration and make inspect, on real short-lived and expired certificates; openssl and cfssl judge.
+import { join } from "node:path";
+import { readdirSync } from "node:fs";
+import { haveTool, runScript, sh, snapshot } from "./helpers";
+import { addExpiredUser, certPath, make, openssl509, opensslNotAfter, shortTree, Tree } from "./lifecycle-fixtures";
+
+const haveOpenssl = haveTool("openssl");
+const haveCfssl = haveTool("cfssl");
+const DAY = 86_400_000;
+
+let t: Tree;
+beforeAll(() => {
+  t = shortTree(["calico-node"]);
+  addExpiredUser(t, "old");
+  const r = make(t, []);
+  if (r.status !== 0) throw new Error(r.stderr);
+  // a certificate tls-setup did not make, from another (self-signed, non-CA) origin
+  if (haveOpenssl)
+    sh("openssl", ["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-subj", "/CN=foreign", "-days", "400", "-addext", "basicConstraints=critical,CA:FALSE", "-keyout", join(t.certs, "foreign-key.pem"), "-out", join(t.certs, "foreign.pem")]);
+});
+
+describe("make check-expiration", () => {
+  test("names every certificate ending within WARN_DAYS (default 30) or already ended, and exits non-zero", () => {
+    const before = snapshot(t.certs);
+    const r = make(t, ["check-expiration"]);
+    expect(r.status).not.toBe(0);
+    const failing = r.stderr.split("\n").filter((l) => l.startsWith(t.certs));
+    expect(failing).toHaveLength(3);
+    expect(failing.find((l) => l.startsWith(`${certPath(t, "root")}:`))).toMatch(/expires on .* in 9 days \(within WARN_DAYS=30\).*make renew NAME=root/);
+    expect(failing.find((l) => l.startsWith(`${certPath(t, "calico-node")}:`))).toMatch(/in 9 days/);
+    expect(failing.find((l) => l.startsWith(`${certPath(t, "old")}:`))).toMatch(/expired on 2020-02-01 00:00 UTC/);
+    // the table lists everything, with the stamp's role or "unknown"
+    const rows = r.stdout.split("\n").filter(Boolean);
+    expect(rows[0]).toMatch(/^NAME\s+CN\s+ROLE\s+NOT AFTER\s+DAYS LEFT\s+CA\s+STATUS$/);
+    const byName = Object.fromEntries(rows.slice(1).map((l) => [l.split(/\s+/)[0], l]));
+    expect(Object.keys(byName).sort()).toEqual(["ca", "calico-node", "etcd1", "etcd2", "etcd3", "foreign", "old", "proxy1", "root"]);
+    expect(byName.ca).toMatch(/^ca\s+tls-setup etcd CA\s+ca\s.*self-signed\s+ok$/);
+    expect(byName.proxy1).toMatch(/^proxy1\s+\(empty\)\s+proxy\s.*\s364\s+ca\s+ok$/);
+    expect(byName.root).toMatch(/^root\s+root\s+user\s.*\s9\s+ca\s+EXPIRING$/);
+    expect(byName.old).toMatch(/EXPIRED$/);
+    expect(snapshot(t.certs)).toEqual(before);
+  });
+
+  test("FORMAT=json: the same report, dates and chains as openssl sees them", () => {
+    if (!haveOpenssl) return;
+    const r = make(t, ["-s", "check-expiration"], ["FORMAT=json"]);
+    expect(r.status).not.toBe(0);
+    const rep = JSON.parse(r.stdout);
+    expect(rep.warnDays).toBe(30);
+    expect([...rep.failing].sort()).toEqual(["calico-node", "old", "root"]);
+    const now = Date.now();
+    for (const e of rep.certificates) {
+      const notAfter = opensslNotAfter(e.file);
+      expect(new Date(e.notAfter).getTime()).toBe(notAfter.getTime());
+      expect(e.daysLeft).toBe(Math.floor((notAfter.getTime() - now) / DAY));
+      expect(e.cn).toBe(e.name === "proxy1" ? "" : (/CN=([^,\n]*)/.exec(openssl509(e.file, "-subject", "-nameopt", "RFC2253"))?.[1] ?? ""));
+      // the chain is judged by openssl too
+      const verified = sh("sh", ["-c", `openssl verify -CAfile '${join(t.certs, "ca.pem")}' '${e.file}' >/dev/null 2>&1 && echo yes || echo no`]).trim();
+      if (e.name === "old") expect(verified).toBe("no"); // expired: openssl refuses it, but it still chains to the CA
+      else expect(e.ca === "ca" || e.ca === "self-signed").toBe(verified === "yes");
+    }
+    const roles = Object.fromEntries(rep.certificates.map((e: { name: string; role: string; ca: string }) => [e.name, `${e.role}/${e.ca}`]));
+    expect(roles).toEqual({ ca: "ca/self-signed", "calico-node": "user/ca", etcd1: "member/ca", etcd2: "member/ca", etcd3: "member/ca", foreign: "unknown/none", old: "user/ca", proxy1: "proxy/ca", root: "user/ca" });
+  });
+
+  test("WARN_DAYS below the days left passes; an expired certificate still fails", () => {
+    const r = make(t, ["-s", "check-expiration"], ["WARN_DAYS=5", "FORMAT=json"]);
+    expect(r.status).not.toBe(0);
+    expect(JSON.parse(r.stdout).failing).toEqual(["old"]);
+    const ok = shortTree();
+    expect(make(ok, []).status).toBe(0);
+    const r2 = make(ok, ["check-expiration"], ["WARN_DAYS=5"]);
+    expect(r2.status).toBe(0);
+    expect(r2.stdout).toMatch(/check-expiration: 6 certificates, none ends within 5 days/);
+    expect(make(ok, ["check-expiration"]).status).not.toBe(0);
+  });
+
+  test("bad WARN_DAYS, FORMAT or a missing certs directory: one-line errors", () => {
+    const bad = make(t, ["check-expiration"], ["WARN_DAYS=soon"]);
+    expect(bad.status).not.toBe(0);
+    expect(bad.stderr).toMatch(/^tls-setup: WARN_DAYS: "soon" is not a whole number of days/m);
+    expect(make(t, ["check-expiration"], ["FORMAT=yaml"]).stderr).toMatch(/FORMAT: "yaml" is not an output format; accepted: text, json/);
+    const empty = shortTree();
+    const r = make(empty, ["check-expiration"]);
+    expect(r.status).not.toBe(0);
+    expect(r.stderr).toMatch(/certs: does not exist; run "make" first/);
+  });
+});
+
+describe("make inspect", () => {
+  const names = () => readdirSync(t.certs).filter((f) => f.endsWith(".pem") && !f.endsWith("-key.pem")).map((f) => f.slice(0, -4));
+
+  test("FORMAT=json agrees with cfssl certinfo and openssl for every certificate", () => {
+    if (!haveOpenssl || !haveCfssl) return;
+    for (const n of names()) {
+      const file = certPath(t, n);
+      const r = runScript("lifecycle", ["inspect", "--certs-dir", t.certs, "--config-dir", t.config, "--name", n, "--format", "json"]);
+      expect(r.status).toBe(0);
+      const d = JSON.parse(r.stdout);
+      const c = JSON.parse(sh("cfssl", ["certinfo", "-cert", file]));
+      for (const k of ["subject", "issuer", "serial_number", "sans", "not_before", "not_after", "sigalg"]) expect([n, k, d[k]]).toEqual([n, k, c[k] ?? (k === "sans" ? [] : undefined)]); // cfssl omits empty lists
+      const text = openssl509(file, "-serial", "-subject", "-nameopt", "RFC2253", "-fingerprint", "-sha256", "-text");
+      expect(text).toContain(`serial=${d.serial_hex}\n`);
+      expect(text).toContain(`subject=${d.subject_dn}\n`);
+      expect(text).toContain(`Fingerprint=${d.sha256_fingerprint}\n`);
+      expect(d.subject_key_id).toBe(/Subject Key Identifier: *\n\s*([0-9A-F:]+)/.exec(text)?.[1]);
+      expect(d.authority_key_id).toBe(/Authority Key Identifier: *\n\s*(?:keyid:)?([0-9A-F:]+)/.exec(text)?.[1]);
+      const ku = /Key Usage: critical\n\s*(.*)/.exec(text)?.[1] ?? "";
+      expect(d.key_usages.map((u: string) => u.replace(/\b\w/g, (x) => x.toUpperCase())).join(", ").replace("Crl", "CRL")).toBe(ku.replace("Certificate Sign", "Cert Sign"));
+      const eku = (/Extended Key Usage: *\n\s*(.*)/.exec(text)?.[1] ?? "").replace(/TLS Web (Server|Client) Authentication/g, (_, x: string) => `${x.toLowerCase()} auth`);
+      expect(d.ext_key_usages.join(", ")).toBe(eku);
+      expect(`${d.key_size} bit`).toBe(/Public-Key: \((\d+ bit)\)/.exec(text)?.[1]);
+      expect(d.is_ca).toBe(/CA:TRUE/.test(text));
+    }
+  });
+
+  test("text output: the fields openssl shows, and the role and chain", () => {
+    if (!haveOpenssl) return;
+    const file = certPath(t, "etcd1");
+    const r = make(t, ["-s", "inspect"], ["NAME=etcd1"]);
+    expect(r.status).toBe(0);
+    const lines = Object.fromEntries(r.stdout.split("\n").filter(Boolean).map((l) => [l.slice(0, l.indexOf(":")), l.slice(l.indexOf(":") + 1).trim()]));
+    expect(lines.role).toBe("member, chains to ca");
+    expect(`subject=${lines.subject}`).toBe(openssl509(file, "-subject", "-nameopt", "RFC2253").trim());
+    expect(`issuer=${lines.issuer}`).toBe(openssl509(file, "-issuer", "-nameopt", "RFC2253").trim());
+    expect(`serial=${lines.serial.split(" ")[0]}`).toBe(openssl509(file, "-serial").trim());
+    expect(lines.SANs).toBe(openssl509(file, "-ext", "subjectAltName").split("\n")[1].trim().replace(/IP Address:/g, "IP:"));
+    expect(new Date(lines["not after"].split(" ")[0]).getTime()).toBe(opensslNotAfter(file).getTime());
+    expect(lines["ext key usage"]).toBe("server auth, client auth");
+    expect(lines.key).toBe("ECDSA P-384");
+    expect(lines.CA).toBe("no");
+    const ca = make(t, ["-s", "inspect"], [`NAME=${certPath(t, "ca")}`]);
+    expect(ca.stdout).toMatch(/^role:\s+ca, self-signed$/m);
+    expect(ca.stdout).toMatch(/^key usage:\s+.*cert sign, crl sign$/m);
+  });
+
+  test("NAME missing or unknown: one-line errors", () => {
+    const r = make(t, ["inspect"]);
+    expect(r.status).not.toBe(0);
+    expect(r.stderr).toMatch(/NAME: is missing; say which certificate, e.g. "make inspect NAME=etcd1"/);
+    const u = make(t, ["inspect"], ["NAME=nosuch"]);
+    expect(u.status).not.toBe(0);
+    expect(u.stderr).toContain(`${certPath(t, "nosuch")}: does not exist`);
+    expect(u.stderr).not.toMatch(/\n\s+at /);
+  });
+});

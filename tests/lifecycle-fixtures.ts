@@ -1,0 +1,60 @@
+// Fixtures for the lifecycle tests: trees with short-lived and already-expired profiles (real certificates, no
+// faked clocks), and openssl's view of a certificate.
+import { readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { runMake, sh, tempTree } from "./helpers";
+
+/** ca-config.json with the shipped default, a 10-day "user" profile and a "past" profile that ended in 2020. */
+export const SHORT_CA_CONFIG = {
+  signing: {
+    default: { usages: ["signing", "key encipherment", "server auth", "client auth"], expiry: "8760h" },
+    profiles: {
+      user: { usages: ["signing", "key encipherment", "client auth"], expiry: "240h" },
+      past: { usages: ["signing", "key encipherment", "client auth"], not_before: "2020-01-01T00:00:00Z", not_after: "2020-02-01T00:00:00Z" },
+    },
+  },
+};
+
+export type Tree = ReturnType<typeof tempTree>;
+
+export function writeJson(file: string, v: unknown): void {
+  writeFileSync(file, JSON.stringify(v, null, 2) + "\n");
+}
+
+export function editJson(file: string, edit: (v: Record<string, unknown>) => void): void {
+  const v = JSON.parse(readFileSync(file, "utf8"));
+  edit(v);
+  writeJson(file, v);
+}
+
+/** A tree whose users (root, and the examples given) get 10-day certificates. */
+export function shortTree(examples: string[] = []): Tree {
+  const t = tempTree({ examples });
+  writeJson(join(t.config, "ca-config.json"), SHORT_CA_CONFIG);
+  return t;
+}
+
+/** Adds a user whose certificate ended in 2020 (the "past" profile). */
+export function addExpiredUser(t: Tree, name: string): void {
+  const root = JSON.parse(readFileSync(join(t.config, "req-root.json"), "utf8"));
+  writeJson(join(t.config, `req-${name}.json`), { ...root, CN: name, profile: "past", etcd: undefined });
+}
+
+/** make in the project root against the tree; asserts nothing. */
+export const make = (t: Tree, targets: string[], extra: string[] = []) => runMake(targets, t, extra);
+
+export const certPath = (t: Tree, name: string) => join(t.certs, `${name}.pem`);
+export const keyPath = (t: Tree, name: string) => join(t.certs, `${name}-key.pem`);
+
+/** openssl x509 with the given print options. */
+export const openssl509 = (file: string, ...opts: string[]): string => sh("openssl", ["x509", "-in", file, "-noout", ...opts]);
+
+/** The public key (PEM) of a certificate and of a private key, by openssl. */
+export const certPubkey = (file: string) => sh("openssl", ["x509", "-in", file, "-noout", "-pubkey"]);
+export const keyPubkey = (file: string) => sh("openssl", ["pkey", "-in", file, "-pubout"]);
+
+/** openssl's notAfter as a Date. */
+export const opensslNotAfter = (file: string): Date => new Date(openssl509(file, "-enddate").trim().replace(/^notAfter=/, ""));
+
+/** Leaf certificate files of a tree (NAME.pem), by name. */
+export const LEAVES = ["etcd1", "etcd2", "etcd3", "proxy1", "root"];

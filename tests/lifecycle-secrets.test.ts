@@ -1,0 +1,109 @@
+// make secrets: Kubernetes Secret manifests parsed with a real YAML parser (strict: duplicate keys are errors) and
+// their data decoded back to the files.
+import { readdirSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import { parseAllDocuments } from "yaml";
+import { spawnSync } from "node:child_process";
+import { mode, sh, snapshot } from "./helpers";
+import { certPath, keyPath, make, shortTree, Tree } from "./lifecycle-fixtures";
+
+/** Parses a manifest strictly: exactly one YAML document, no errors or warnings. */
+function parseManifest(file: string): Record<string, any> {
+  const docs = parseAllDocuments(readFileSync(file, "utf8"), { strict: true, uniqueKeys: true });
+  expect(Array.isArray(docs)).toBe(true);
+  const list = docs as ReturnType<typeof parseAllDocuments> & unknown[];
+  expect(list).toHaveLength(1);
+  expect(list[0].errors).toEqual([]);
+  expect(list[0].warnings).toEqual([]);
+  return list[0].toJS();
+}
+
+function expectSecretOf(t: Tree, user: string, m: Record<string, any>, name: string, namespace: string): void {
+  expect(Object.keys(m).sort()).toEqual(["apiVersion", "data", "kind", "metadata", "type"]);
+  expect(m.apiVersion).toBe("v1");
+  expect(m.kind).toBe("Secret");
+  expect(m.type).toBe("Opaque");
+  expect(m.metadata).toEqual({
+    name,
+    namespace,
+    labels: { "app.kubernetes.io/managed-by": "tls-setup", "app.kubernetes.io/component": "etcd-client", "tls-setup/etcd-user": user },
+  });
+  expect(Object.keys(m.data).sort()).toEqual(["etcd-ca", "etcd-cert", "etcd-key"]);
+  // base64 as Kubernetes decodes it (standard alphabet, padded), equal to the files byte for byte
+  for (const v of Object.values(m.data)) expect(v).toMatch(/^[A-Za-z0-9+/]+={0,2}$/);
+  expect(Buffer.from(m.data["etcd-ca"], "base64").equals(readFileSync(certPath(t, "ca")))).toBe(true);
+  expect(Buffer.from(m.data["etcd-cert"], "base64").equals(readFileSync(certPath(t, user)))).toBe(true);
+  expect(Buffer.from(m.data["etcd-key"], "base64").equals(readFileSync(keyPath(t, user)))).toBe(true);
+}
+
+describe("make secrets", () => {
+  let t: Tree;
+  beforeAll(() => {
+    t = shortTree(["calico-node", "calicoctl"]);
+    const r = make(t, []);
+    if (r.status !== 0) throw new Error(r.stderr);
+  });
+
+  test("one Secret per user in certs/k8s/<user>.yaml, mode 0600, decoding to the files", () => {
+    const r = make(t, ["secrets"]);
+    expect(r.status).toBe(0);
+    const dir = join(t.certs, "k8s");
+    expect(readdirSync(dir).sort()).toEqual(["calico-node.yaml", "calicoctl.yaml", "root.yaml"]);
+    expect(mode(dir)).toBe(0o700);
+    for (const user of ["calico-node", "calicoctl", "root"]) {
+      const file = join(dir, `${user}.yaml`);
+      expect(mode(file)).toBe(0o600);
+      expectSecretOf(t, user, parseManifest(file), `etcd-${user}`, "kube-system");
+    }
+    // a second run rewrites nothing
+    const before = snapshot(dir);
+    expect(make(t, ["secrets"]).stdout).toMatch(/unchanged .*root\.yaml/);
+    expect(snapshot(dir)).toEqual(before);
+  });
+
+  test("NAME, SECRET_NAME and SECRET_NAMESPACE: Calico's calico-etcd-secrets for calico-node", () => {
+    const r = make(t, ["secrets"], ["NAME=calico-node", "SECRET_NAME=calico-etcd-secrets", "SECRET_NAMESPACE=calico-system"]);
+    expect(r.status).toBe(0);
+    expect(r.stdout).toMatch(/calico-node\.yaml: Secret calico-etcd-secrets \(user calico-node/);
+    expectSecretOf(t, "calico-node", parseManifest(join(t.certs, "k8s", "calico-node.yaml")), "calico-etcd-secrets", "calico-system");
+  });
+
+  test("after a renewal the Secret carries the new certificate", () => {
+    expect(make(t, ["renew"], ["NAME=root", "NEW_KEY=1"]).status).toBe(0);
+    expect(make(t, ["secrets"], ["NAME=root"]).stdout).toMatch(/wrote .*root\.yaml/);
+    expectSecretOf(t, "root", parseManifest(join(t.certs, "k8s", "root.yaml")), "etcd-root", "kube-system");
+  });
+
+  // kubectl is not one of the project's tools (tests/tools.sh); where it is installed it is an extra judge, offline:
+  // `kubectl label --local` decodes the file as a v1 Secret, and `kubectl create secret generic --dry-run=client`
+  // encodes the same files the way kubectl would.
+  const haveKubectl = spawnSync("sh", ["-c", "command -v kubectl"]).status === 0;
+  (haveKubectl ? test : test.skip)("kubectl reads the manifest and encodes the files the same way", () => {
+    const file = join(t.certs, "k8s", "calicoctl.yaml");
+    const read = JSON.parse(sh("kubectl", ["label", "--local", "-f", file, "checked=yes", "-o", "json"]));
+    const ours = parseManifest(file);
+    expect(read).toEqual({ ...ours, metadata: { ...ours.metadata, labels: { ...ours.metadata.labels, checked: "yes" } } });
+    const ref = JSON.parse(
+      sh("kubectl", ["create", "secret", "generic", "etcd-calicoctl", "-n", "kube-system", `--from-file=etcd-ca=${certPath(t, "ca")}`, `--from-file=etcd-cert=${certPath(t, "calicoctl")}`, `--from-file=etcd-key=${keyPath(t, "calicoctl")}`, "--dry-run=client", "-o", "json"]),
+    );
+    expect(ours.data).toEqual(ref.data);
+    expect([ours.kind, ours.apiVersion, ours.metadata.name, ours.metadata.namespace]).toEqual([ref.kind, ref.apiVersion, ref.metadata.name, ref.metadata.namespace]);
+  });
+
+  test("bad names, an unknown user, SECRET_NAME for several users: one-line errors, nothing written", () => {
+    const before = snapshot(t.certs);
+    const cases: [string[], RegExp][] = [
+      [["SECRET_NAME=calico-etcd-secrets"], /SECRET_NAME: "calico-etcd-secrets" can name one Secret only, but there are 3 users \(calico-node, calicoctl, root\); select one with NAME=<user>/],
+      [["SECRET_NAMESPACE=Kube_System"], /SECRET_NAMESPACE: "Kube_System" is not a Kubernetes namespace name/],
+      [["NAME=root", "SECRET_NAME=Etcd Root"], /SECRET_NAME: "Etcd Root" is not a valid Secret name/],
+      [["NAME=etcd1"], /NAME: "etcd1" is not an etcd user of .*; known: calico-node, calicoctl, root/],
+    ];
+    for (const [vars, msg] of cases) {
+      const r = make(t, ["secrets"], vars);
+      expect(r.status).not.toBe(0);
+      expect(r.stderr).toMatch(msg);
+      expect(r.stderr.split("\n").filter((l) => l.startsWith("tls-setup:"))).toHaveLength(1);
+    }
+    expect(snapshot(t.certs)).toEqual(before);
+  });
+});

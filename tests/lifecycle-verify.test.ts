@@ -1,0 +1,178 @@
+// make verify: each kind of problem is one line naming the file, with a non-zero exit; `make` repairs what it owns
+// (a swapped key, a loose key mode, a cert from another CA) and verify passes after. openssl judges the repairs.
+import { chmodSync, copyFileSync, mkdirSync, readFileSync, unlinkSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { haveTool, mode, runScript, sh, snapshot } from "./helpers";
+import { addExpiredUser, certPath, certPubkey, editJson, keyPath, keyPubkey, make, shortTree, Tree } from "./lifecycle-fixtures";
+import { toPem } from "../scripts/lib/pem";
+
+const haveOpenssl = haveTool("openssl");
+
+/** The problem lines of a verify run (stdout lines starting with the certs directory). */
+const problemLines = (t: Tree, out: string) => out.split("\n").filter((l) => l.startsWith(t.certs) || l.startsWith(t.config));
+
+function made(t: Tree): Tree {
+  const r = make(t, []);
+  if (r.status !== 0) throw new Error(r.stderr);
+  return t;
+}
+
+describe("make verify", () => {
+  test("a fresh tree passes, and verify changes nothing", () => {
+    const t = made(shortTree());
+    const before = snapshot(t.certs);
+    const r = make(t, ["verify"]);
+    expect(r.stdout).toMatch(/^verify: ok: 6 certificates checked, 0 problems, 0 warnings$/m);
+    expect(r.status).toBe(0);
+    expect(snapshot(t.certs)).toEqual(before);
+  });
+
+  test("swapped keys fail naming both key files; make re-issues the pairs and verify passes", () => {
+    if (!haveOpenssl) return;
+    const t = made(shortTree());
+    const k1 = readFileSync(keyPath(t, "etcd1"));
+    copyFileSync(keyPath(t, "etcd2"), keyPath(t, "etcd1"));
+    writeFileSync(keyPath(t, "etcd2"), k1);
+    const r = make(t, ["verify"]);
+    expect(r.status).not.toBe(0);
+    const lines = problemLines(t, r.stdout);
+    expect(lines).toEqual([
+      `${keyPath(t, "etcd1")}: does not match ${certPath(t, "etcd1")} (a different public key); run "make" to re-issue the certificate for this key`,
+      `${keyPath(t, "etcd2")}: does not match ${certPath(t, "etcd2")} (a different public key); run "make" to re-issue the certificate for this key`,
+    ]);
+    expect(certPubkey(certPath(t, "etcd1"))).not.toBe(keyPubkey(keyPath(t, "etcd1")));
+    const fix = make(t, []);
+    expect(fix.status).toBe(0);
+    expect(fix.stdout).toMatch(/made .*etcd1\.pem \(member, key kept\): .*etcd1-key\.pem was changed outside tls-setup/);
+    expect(make(t, ["verify"]).status).toBe(0);
+    for (const n of ["etcd1", "etcd2"]) {
+      expect(certPubkey(certPath(t, n))).toBe(keyPubkey(keyPath(t, n)));
+      expect(sh("openssl", ["verify", "-CAfile", certPath(t, "ca"), certPath(t, n)])).toMatch(/: OK/);
+    }
+  });
+
+  test("a key readable by others fails naming it; make restores 0600 without re-issuing", () => {
+    const t = made(shortTree());
+    chmodSync(keyPath(t, "root"), 0o644);
+    const r = make(t, ["verify"]);
+    expect(r.status).not.toBe(0);
+    expect(problemLines(t, r.stdout)).toEqual([`${keyPath(t, "root")}: has mode 0644, readable by others; a private key must be mode 0600 (chmod 600 ${keyPath(t, "root")}, or run "make", which repairs it)`]);
+    const cert = readFileSync(certPath(t, "root"), "utf8");
+    const fix = make(t, []);
+    expect(fix.stdout).toMatch(/made .*root-key\.pem readable by its owner only/);
+    expect(fix.stdout).toMatch(/made 0, unchanged 6/);
+    expect(mode(keyPath(t, "root"))).toBe(0o600);
+    expect(readFileSync(certPath(t, "root"), "utf8")).toBe(cert);
+    expect(make(t, ["verify"]).status).toBe(0);
+  });
+
+  test("certificates that do not fit their role or the CA: one line each, naming the file", () => {
+    const t = made(shortTree());
+    // a member certificate from another CA
+    const other = join(t.dir, "other");
+    mkdirSync(other);
+    const caJson = runScript("ca", [join(t.config, "ca-csr.json")]);
+    runScript("bare", [join(other, "ca")], { input: caJson.stdout });
+    const leaf = runScript("req", ["-ca", join(other, "ca.pem"), "-ca-key", join(other, "ca-key.pem"), "-config", join(t.config, "ca-config.json"), join(t.config, "req-csr.json")]);
+    expect(runScript("bare", [join(t.certs, "etcd3")], { input: leaf.stdout }).status).toBe(0);
+    // a user certificate where a member's belongs (no serverAuth, no hosts), a member's where the proxy's belongs
+    for (const f of ["", "-key"]) {
+      copyFileSync(join(t.certs, `root${f}.pem`), join(t.certs, `etcd2${f}.pem`));
+      copyFileSync(join(t.certs, `etcd1${f}.pem`), join(t.certs, `proxy1${f}.pem`));
+    }
+    chmodSync(keyPath(t, "etcd2"), 0o600);
+    // configs edited after make: a new member host, a new CN for the user
+    editJson(join(t.config, "req-csr.json"), (v) => (v.hosts as string[]).push("10.0.0.1"));
+    editJson(join(t.config, "req-root.json"), (v) => (v.CN = "admin"));
+    const r = make(t, ["verify"]);
+    expect(r.status).not.toBe(0);
+    const lines = problemLines(t, r.stdout);
+    const about = (name: string) => lines.filter((l) => l.startsWith(`${certPath(t, name)}:`));
+    expect(about("etcd3")).toEqual([`${certPath(t, "etcd3")}: is not signed by the CA in ${certPath(t, "ca")}; run "make" to re-issue it`, `${certPath(t, "etcd3")}: lacks IP:10.0.0.1 of the hosts in ${join(t.config, "req-csr.json")}; run "make" to re-issue it`]);
+    expect(about("etcd2")[0]).toMatch(/etcd2\.pem: lacks the extended key usage serverAuth, needed by a member certificate/);
+    expect(about("etcd2")[1]).toMatch(/etcd2\.pem: lacks DNS:localhost, IP:127\.0\.0\.1, IP:10\.0\.0\.1 of the hosts in .*req-csr\.json/);
+    expect(about("etcd1")).toEqual([`${certPath(t, "etcd1")}: lacks IP:10.0.0.1 of the hosts in ${join(t.config, "req-csr.json")}; run "make" to re-issue it`]);
+    expect(about("proxy1")).toEqual([`${certPath(t, "proxy1")}: CN is "etcd"; a proxy certificate needs an empty CN (etcd 3.4's gRPC proxy refuses a client certificate with a CN); run "make" to re-issue it`]);
+    expect(about("root")).toEqual([`${certPath(t, "root")}: CN is "root" but ${join(t.config, "req-root.json")} asks for "admin" (etcd would see the user "root"); run "make" to re-issue it`]);
+    expect(lines).toHaveLength(7);
+    expect(r.stderr).toMatch(/warning: .*req-root\.json: CN: "admin" differs from the user name "root"/);
+    // make repairs every one of them; etcd2 and proxy1 keep the keys copied from root and etcd1 (a key found in place is kept), which
+    // verify points out, and NEW_KEY=1 cures
+    expect(make(t, []).status).toBe(0);
+    const again = make(t, ["verify"]);
+    expect(problemLines(t, again.stdout)).toEqual([]);
+    expect(again.status).toBe(0);
+    expect(again.stderr).toContain(`warning: ${certPath(t, "root")}: has the same key as ${keyPath(t, "etcd2")} (files copied from another certificate?); give it its own with "make renew NAME=root NEW_KEY=1"`);
+    expect(again.stderr).toContain(`warning: ${certPath(t, "proxy1")}: has the same key as ${keyPath(t, "etcd1")}`);
+    for (const n of ["root", "proxy1"]) expect(make(t, ["renew"], [`NAME=${n}`, "NEW_KEY=1"]).status).toBe(0);
+    expect(make(t, ["verify"]).stderr).not.toMatch(/same key/);
+  });
+
+  test("an expired or missing certificate, a broken key, an invalid config", () => {
+    const t = shortTree();
+    addExpiredUser(t, "old");
+    made(t);
+    writeFileSync(keyPath(t, "etcd3"), "not a key\n", { mode: 0o600 });
+    unlinkSync(certPath(t, "etcd2"));
+    writeFileSync(join(t.config, "req-bad.json"), JSON.stringify({ CN: "bad", key: { algo: "ecdsa", size: 300 } }));
+    const r = make(t, ["verify"]);
+    expect(r.status).not.toBe(0);
+    expect(problemLines(t, r.stdout)).toEqual([
+      `${join(t.config, "req-bad.json")}: key.size: 300 is not an ECDSA curve size (256, 384 or 521)`,
+      `${certPath(t, "etcd2")}: does not exist; run "make"`,
+      `${keyPath(t, "etcd3")}: contains no PEM private key; expected "EC PRIVATE KEY", "RSA PRIVATE KEY" or "PRIVATE KEY"`,
+      `${certPath(t, "old")}: expired on 2020-02-01T00:00:00Z; renew it with "make renew NAME=old"`,
+    ]);
+  });
+
+  test("certs/crl.pem: a current CRL signed by the CA passes; a stale or badly signed one fails", () => {
+    if (!haveOpenssl) return;
+    const t = made(shortTree());
+    const ca = join(t.dir, "openssl-ca");
+    mkdirSync(ca);
+    writeFileSync(join(ca, "index.txt"), "");
+    writeFileSync(join(ca, "crlnumber"), "01\n");
+    writeFileSync(join(ca, "cnf"), `[ca]\ndefault_ca = d\n[d]\ndatabase = ${ca}/index.txt\ncrlnumber = ${ca}/crlnumber\ndefault_md = sha384\n`);
+    const crl = join(t.certs, "crl.pem");
+    const gencrl = (...extra: string[]) => sh("openssl", ["ca", "-gencrl", "-batch", "-config", join(ca, "cnf"), "-keyfile", keyPath(t, "ca"), "-cert", certPath(t, "ca"), "-out", crl, ...extra]);
+    gencrl("-crldays", "7");
+    const ok = make(t, ["verify"]);
+    expect(ok.stdout).toMatch(/verify: ok: 6 certificates checked \(and the CRL\), 0 problems/);
+    expect(ok.status).toBe(0);
+
+    gencrl("-crl_lastupdate", "20200101000000Z", "-crl_nextupdate", "20200108000000Z");
+    const stale = make(t, ["verify"]);
+    expect(stale.status).not.toBe(0);
+    expect(problemLines(t, stale.stdout)).toEqual([`${crl}: is out of date: its nextUpdate was 2020-01-08T00:00:00Z; re-make the CRL`]);
+
+    // a current CRL whose signature was tampered with (the last byte of the signature value)
+    gencrl("-crldays", "7");
+    const der = Buffer.from(sh("openssl", ["crl", "-in", crl, "-outform", "PEM"]).replace(/-----[^-]+-----|\s/g, ""), "base64");
+    der[der.length - 1] ^= 0x01;
+    writeFileSync(crl, toPem("X509 CRL", der));
+    const bad = make(t, ["verify"]);
+    expect(bad.status).not.toBe(0);
+    expect(problemLines(t, bad.stdout)).toEqual([`${crl}: its signature does not verify with the CA's key; re-make the CRL with the current CA`]);
+
+    writeFileSync(crl, readFileSync(certPath(t, "etcd1")));
+    expect(problemLines(t, make(t, ["verify"]).stdout)).toEqual([`${crl}: holds no "X509 CRL" PEM block; expected the CRL etcd reads with --client-crl-file`]);
+  });
+
+  test("warnings about etcd pitfalls: hosts without 127.0.0.1/localhost, DNS-only members, profiles outlasting the CA", () => {
+    const t = shortTree();
+    editJson(join(t.config, "req-csr.json"), (v) => (v.hosts = ["etcd.example.com"]));
+    editJson(join(t.config, "ca-csr.json"), (v) => (v.ca = { expiry: "2160h" }));
+    made(t);
+    const r = make(t, ["verify"]);
+    expect(r.status).toBe(0);
+    const warnings = r.stderr.split("\n").filter((l) => l.startsWith("warning: "));
+    const csr = join(t.config, "req-csr.json");
+    expect(warnings).toEqual([
+      `warning: ${csr}: hosts: lacks "127.0.0.1"; local clients and health checks dial 127.0.0.1, and etcd checks it against the certificate`,
+      `warning: ${csr}: hosts: lacks "localhost"; local clients dial localhost, and etcd checks it against the certificate`,
+      `warning: ${csr}: hosts: has DNS names only; etcd checks a peer's remote IP against the IP SANs (else it resolves the DNS names), so add each member's IP address`,
+      expect.stringMatching(new RegExp(`^warning: ${join(t.config, "ca-config.json")}: signing\\.default\\.expiry: "8760h" outlasts the CA, which ends .* \\(8[89] days left\\); its certificates are cut to the CA's end`)),
+    ]);
+    expect(r.stdout).toMatch(/verify: ok: 6 certificates checked, 0 problems, 4 warnings/);
+  });
+});
