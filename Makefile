@@ -77,4 +77,14 @@ test: $(BUILT)
 	npx tsc --noEmit -p .
 	npx jest --ci
 
+# Watch mode and benchmark
+.PHONY: watch bench
+# Rebuilds on every config change (the same planner as make) until Ctrl-C.
+watch: $(BUILT)
+	$(NODE) dist/watch.js $(TREE)
+
+# Ours against a hack/tls-setup-shaped Makefile with real cfssl (bench/Makefile.cfssl); writes bench/results.md.
+bench: $(BUILT)
+	$(NODE) dist/bench.js
+
 FORCE:
