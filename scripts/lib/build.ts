@@ -6,7 +6,7 @@ import { join } from "node:path";
 import { UserError } from "./errors";
 import { defaultDeps, IssueDeps, Issued, Issuer, issueCa, issueLeaf } from "./issue";
 import { importKeyPair, KeyPair } from "./keys";
-import { bundlePaths, cleanTemps, commitWrites, planBundle } from "./output";
+import { bundlePaths, cleanTemps, commitWritesAsync, planBundle } from "./output";
 import { fileHashes, leafInputs, makePlan, Plan, PlanItem, PlanOptions } from "./plan";
 import { readAllStamps, sha256, Stamp, stateDir, writeStamp } from "./state";
 import { TreeOptions } from "./targets";
@@ -106,7 +106,7 @@ async function execute(plan: Plan, bo: BuildOptions, t0: number): Promise<BuildR
     const t = Date.now();
     const key = bo.rotate || bo.newKey ? undefined : await reusableKey(caPaths.key, caItem.request.key, deps);
     const issued = await issueCa(caItem.request, uniqueDeps, key);
-    commitWrites(planBundle(join(o.certsDir, "ca"), { cert: issued.certPem, key: key ? undefined : issued.keyPem, csr: issued.csrPem }), { fsync });
+    await commitWritesAsync(planBundle(join(o.certsDir, "ca"), { cert: issued.certPem, key: key ? undefined : issued.keyPem, csr: issued.csrPem }), { fsync });
     usedSerials.add(issued.serialHex);
     writeStamp(o.certsDir, stampFor(caItem, o.certsDir, issued));
     caFingerprint = sha256(issued.certPem);
@@ -151,7 +151,7 @@ async function makeLeaf(item: PlanItem, issuer: Issuer, caFingerprint: string, o
   const key = bo.rotate || bo.newKey ? undefined : await reusableKey(paths.key, item.request.key, deps);
   const issued = await issueLeaf(item.request, item.profile!, issuer, deps, key);
   used.add(issued.serialHex);
-  commitWrites(planBundle(prefix, { cert: issued.certPem, key: key ? undefined : issued.keyPem, csr: issued.csrPem }), { fsync });
+  await commitWritesAsync(planBundle(prefix, { cert: issued.certPem, key: key ? undefined : issued.keyPem, csr: issued.csrPem }), { fsync });
   writeStamp(o.certsDir, stampFor(item, o.certsDir, issued, leafInputs(item.request, item.profile!, caFingerprint)));
   const clamp = issued.clampedFrom ? `; cut to the CA's end ${issued.notAfter.toISOString().slice(0, 10)}` : "";
   log(`made ${paths.cert} (${item.target.role}${key ? ", key kept" : ""}): ${item.reason}${clamp} [${Date.now() - t} ms]`);
