@@ -35,6 +35,7 @@ export function createProgress(o: ProgressOptions = {}): Progress {
   const minTotal = o.minTotal ?? 20;
   const interval = o.intervalMs ?? 50;
   let shown = "";
+  let latest = "";
   let last = 0;
   const draw = (s: string) => {
     stream.write(`\r${s}\x1b[K`);
@@ -47,17 +48,18 @@ export function createProgress(o: ProgressOptions = {}): Progress {
   return {
     update(done, total) {
       if (total < minTotal) return;
+      latest = done < total ? progressLine(done, total) : "";
       const now = Date.now();
       if (done < total && now - last < interval) return;
       last = now;
-      if (done >= total) clear();
-      else draw(progressLine(done, total));
+      if (latest) draw(latest);
+      else clear();
     },
     wrap: (print) => (line) => {
-      const again = shown;
+      const again = shown && latest;
       clear();
       print(line);
-      if (again) draw(again);
+      if (again) draw(latest);
     },
     clear,
   };
