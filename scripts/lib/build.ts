@@ -8,7 +8,7 @@ import { defaultDeps, IssueDeps, Issued, Issuer, issueCa, issueLeaf } from "./is
 import { importKeyPair, KeyPair } from "./keys";
 import { bundlePaths, cleanTemps, commitWritesAsync, planBundle } from "./output";
 import { fileHashes, leafInputs, makePlan, Plan, PlanItem, PlanOptions } from "./plan";
-import { readAllStamps, sha256, Stamp, stateDir, writeStamp } from "./state";
+import { readAllStamps, sha256, Stamp, stateDir, writeStamp, writeStampAsync } from "./state";
 import { TreeOptions } from "./targets";
 import { acquireLock } from "./lock";
 import { parseCertPem } from "./certinfo";
@@ -152,7 +152,7 @@ async function makeLeaf(item: PlanItem, issuer: Issuer, caFingerprint: string, o
   const issued = await issueLeaf(item.request, item.profile!, issuer, deps, key);
   used.add(issued.serialHex);
   await commitWritesAsync(planBundle(prefix, { cert: issued.certPem, key: key ? undefined : issued.keyPem, csr: issued.csrPem }), { fsync });
-  writeStamp(o.certsDir, stampFor(item, o.certsDir, issued, leafInputs(item.request, item.profile!, caFingerprint)));
+  await writeStampAsync(o.certsDir, stampFor(item, o.certsDir, issued, leafInputs(item.request, item.profile!, caFingerprint)));
   const clamp = issued.clampedFrom ? `; cut to the CA's end ${issued.notAfter.toISOString().slice(0, 10)}` : "";
   log(`made ${paths.cert} (${item.target.role}${key ? ", key kept" : ""}): ${item.reason}${clamp} [${Date.now() - t} ms]`);
 }

@@ -117,6 +117,8 @@ export function ignoredPath(configDir: string, certsDir: string): (p: string) =>
 export function watchTree(o: TreeOptions, wo: WatchOptions = {}): TreeWatcher {
   const out = wo.out ?? ((l) => process.stdout.write(l + "\n"));
   const err = wo.err ?? ((l) => process.stderr.write(l + "\n"));
+  const quietMs = wo.debounceMs ?? DEFAULT_DEBOUNCE_MS;
+  if (!Number.isFinite(quietMs) || quietMs < 0 || quietMs > 60_000) throw new UserError(`--debounce: ${quietMs} is not a quiet period; expected milliseconds from 0 to 60000`);
   if (!existsSync(o.configDir) || !statSync(o.configDir).isDirectory()) throw new UserError(`${o.configDir}: does not exist or is not a directory; expected the config directory`);
 
   // warnings and orphans are told once, not after every build
@@ -145,7 +147,7 @@ export function watchTree(o: TreeOptions, wo: WatchOptions = {}): TreeWatcher {
     }
   };
 
-  const runner = new Debouncer(runBuild, wo.debounceMs ?? DEFAULT_DEBOUNCE_MS);
+  const runner = new Debouncer(runBuild, quietMs);
   // loaded here: only the watcher needs chokidar
   // eslint-disable-next-line @typescript-eslint/no-require-imports
   const chokidar = require("chokidar") as typeof import("chokidar");
