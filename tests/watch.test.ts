@@ -4,7 +4,7 @@ import { X509Certificate, createPrivateKey } from "node:crypto";
 import { existsSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { DIST, snapshot, tempTree } from "./helpers";
-import { Debouncer } from "../scripts/lib/watch";
+import { Debouncer, ignoredPath } from "../scripts/lib/watch";
 
 interface Watching {
   proc: ChildProcess;
@@ -167,6 +167,25 @@ describe("watch", () => {
     }
   });
 
+  test("an edited ca-csr.json re-makes the CA, then every leaf under the new CA", async () => {
+    const before = await quiet(tree.certs);
+    const leaves = leafNames(before);
+    const caFile = join(tree.config, "ca-csr.json");
+    writeFileSync(caFile, readFileSync(caFile, "utf8").replace(/"CN":\s*"[^"]*"/, '"CN": "renamed test CA"'));
+    await waitFor("a new CA and every leaf", () => {
+      const now = snap(tree.certs);
+      return now["ca.pem"] !== before["ca.pem"] && leaves.every((f) => now[f] !== before[f]);
+    }, w, 30_000);
+    await quiet(tree.certs);
+    const ca = new X509Certificate(readFileSync(join(tree.certs, "ca.pem")));
+    expect(ca.subject).toContain("CN=renamed test CA");
+    for (const f of leaves) {
+      const c = new X509Certificate(readFileSync(join(tree.certs, f)));
+      expect(c.issuer).toBe(ca.subject);
+      expect(c.verify(ca.publicKey)).toBe(true);
+    }
+  });
+
   test("a deleted user config: an orphan message, the files are kept", async () => {
     const before = await quiet(tree.certs);
     const errs = w.err.length;
@@ -225,5 +244,20 @@ describe("Debouncer", () => {
     await d.stop();
     expect(runs).toBe(2);
     expect(maxRunning).toBe(1);
+  });
+});
+
+describe("ignoredPath", () => {
+  test("watches only the config directory and the JSON files directly in it, never the certs directory", () => {
+    const ignored = ignoredPath("/t/config", "/t/config/certs");
+    expect(ignored("/t/config")).toBe(false);
+    expect(ignored("/t/config/req-alice.json")).toBe(false);
+    expect(ignored("/t/config/ca-config.json")).toBe(false);
+    expect(ignored("/t/config/.req-alice.json.swp")).toBe(true);
+    expect(ignored("/t/config/req-alice.json~")).toBe(true);
+    expect(ignored("/t/config/examples")).toBe(true);
+    expect(ignored("/t/config/examples/req-x.json")).toBe(true);
+    expect(ignored("/t/config/certs")).toBe(true);
+    expect(ignored("/t/config/certs/.tls-setup/alice.json")).toBe(true);
   });
 });
