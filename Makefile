@@ -84,7 +84,7 @@ test: $(BUILT)
 #   make inspect NAME=x [FORMAT=json]   make secrets [NAME=user] [SECRET_NAMESPACE=kube-system] [SECRET_NAME=name]
 .PHONY: check-expiration verify renew inspect secrets
 LIFECYCLE      = $(NODE) dist/lifecycle.js
-lifecycle_opt  = $(if $($(1)),--$(2) '$($(1))')
+lifecycle_opt  = $(if $($(1)),--$(2) $(call q,$($(1))))
 # NAME only from make's command line: some environments (WSL) export NAME as the host name
 lifecycle_name = $(if $(filter-out environment undefined,$(origin NAME)),$(call lifecycle_opt,NAME,name))
 
@@ -102,5 +102,15 @@ inspect: $(BUILT)
 
 secrets: $(BUILT)
 	$(LIFECYCLE) secrets $(TREE) $(lifecycle_name) $(call lifecycle_opt,SECRET_NAMESPACE,namespace) $(call lifecycle_opt,SECRET_NAME,secret-name)
+
+# Watch mode and benchmark
+.PHONY: watch bench
+# Rebuilds on every config change (the same planner as make) until Ctrl-C.
+watch: $(BUILT)
+	$(NODE) dist/watch.js $(TREE)
+
+# Ours against a hack/tls-setup-shaped Makefile with real cfssl (bench/Makefile.cfssl); writes bench/results.md.
+bench: $(BUILT)
+	$(NODE) dist/bench.js
 
 FORCE:

@@ -6,9 +6,9 @@ import { join } from "node:path";
 import { UserError } from "./errors";
 import { defaultDeps, IssueDeps, Issued, Issuer, issueCa, issueLeaf } from "./issue";
 import { importKeyPair, KeyPair } from "./keys";
-import { bundlePaths, cleanTemps, commitWrites, planBundle, repairKeyMode } from "./output";
+import { bundlePaths, cleanTemps, commitWritesAsync, planBundle, repairKeyMode } from "./output";
 import { fileHashes, makePlan, Plan, PlanItem, PlanOptions } from "./plan";
-import { readAllStamps, sha256, Stamp, stateDir, writeStamp } from "./state";
+import { readAllStamps, sha256, Stamp, stateDir, writeStamp, writeStampAsync } from "./state";
 import { TreeOptions } from "./targets";
 import { acquireLock } from "./lock";
 import { parseCertPem } from "./certinfo";
@@ -120,7 +120,7 @@ async function execute(plan: Plan, bo: BuildOptions, t0: number): Promise<BuildR
     const t = Date.now();
     const key = bo.rotate || bo.newKey ? undefined : await reusableKey(caPaths.key, caItem.request.key, deps);
     const issued = await issueCa(caItem.request, uniqueDeps, key);
-    commitWrites(planBundle(join(o.certsDir, "ca"), { cert: issued.certPem, key: key ? undefined : issued.keyPem, csr: issued.csrPem }), { fsync });
+    await commitWritesAsync(planBundle(join(o.certsDir, "ca"), { cert: issued.certPem, key: key ? undefined : issued.keyPem, csr: issued.csrPem }), { fsync });
     usedSerials.add(serialKey(issued.serialHex));
     writeStamp(o.certsDir, stampFor(caItem, o.certsDir, issued));
     caFingerprint = sha256(issued.certPem);
@@ -165,8 +165,8 @@ async function makeLeaf(item: PlanItem, issuer: Issuer, caFingerprint: string, o
   const key = bo.rotate || bo.newKey || !item.stamp ? undefined : await reusableKey(paths.key, item.request.key, deps, item.stamp.files.key);
   const issued = await issueLeaf(item.request, item.profile!, issuer, deps, key);
   used.add(BigInt(`0x${issued.serialHex}`).toString(16));
-  commitWrites(planBundle(prefix, { cert: issued.certPem, key: key ? undefined : issued.keyPem, csr: issued.csrPem }), { fsync });
-  writeStamp(o.certsDir, stampFor(item, o.certsDir, issued, { ...item.inputs, ca: caFingerprint }));
+  await commitWritesAsync(planBundle(prefix, { cert: issued.certPem, key: key ? undefined : issued.keyPem, csr: issued.csrPem }), { fsync });
+  await writeStampAsync(o.certsDir, stampFor(item, o.certsDir, issued, { ...item.inputs, ca: caFingerprint }));
   const clamp = issued.clampedFrom ? `; cut to the CA's end ${issued.notAfter.toISOString().slice(0, 10)}` : "";
   log(`made ${paths.cert} (${item.target.role}${key ? ", key kept" : ""}): ${item.reason}${clamp} [${Date.now() - t} ms]`);
 }

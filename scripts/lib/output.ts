@@ -6,6 +6,7 @@
 import { chmodSync, closeSync, fsyncSync, openSync, readdirSync, renameSync, statSync, unlinkSync, writeSync, existsSync, readFileSync } from "node:fs";
 import { basename, dirname, join } from "node:path";
 import { randomBytes } from "node:crypto";
+import { open as openAsync, readFile as readFileAsync, rename as renameAsync, unlink as unlinkAsync } from "node:fs/promises";
 
 export const TEMP_PREFIX = ".tls-setup-tmp-";
 export const KEY_MODE = 0o600;
@@ -103,6 +104,58 @@ export function repairKeyMode(path: string): boolean {
   } catch {
     return false;
   }
+}
+
+async function writeTempAsync(w: PlannedWrite, fsync: boolean): Promise<string> {
+  const tmp = tempName(w.path);
+  const fh = await openAsync(tmp, "wx", w.mode);
+  try {
+    await fh.writeFile(w.data);
+    if (fsync) await fh.sync();
+  } finally {
+    await fh.close();
+  }
+  return tmp;
+}
+
+async function fsyncDirAsync(dir: string): Promise<void> {
+  try {
+    const fh = await openAsync(dir, "r");
+    try {
+      await fh.sync();
+    } finally {
+      await fh.close();
+    }
+  } catch {
+    // as fsyncDir
+  }
+}
+
+/**
+ * commitWrites with the same order and guarantee, off the event loop: the temp files are written and flushed in
+ * parallel on libuv's thread pool, so many bundles committed at once share the filesystem's journal commits and the
+ * signing goes on meanwhile.
+ */
+export async function commitWritesAsync(writes: PlannedWrite[], opts: CommitOptions = {}): Promise<void> {
+  const fsync = opts.fsync ?? true;
+  const made = await Promise.allSettled(writes.map((w) => writeTempAsync(w, fsync)));
+  const temps = made.map((r) => (r.status === "fulfilled" ? r.value : ""));
+  const failed = made.find((r): r is PromiseRejectedResult => r.status === "rejected");
+  if (failed) {
+    for (const t of temps) if (t) tryUnlink(t);
+    throw failed.reason;
+  }
+  const keyWrite = writes.find((w) => w.path.endsWith("-key.pem"));
+  if (keyWrite) {
+    const certPath = keyWrite.path.replace(/-key\.pem$/, ".pem");
+    const old = await readFileAsync(keyWrite.path, "utf8").catch(() => undefined);
+    if (old !== keyWrite.data && existsSync(certPath)) {
+      await unlinkAsync(certPath);
+      if (fsync) await fsyncDirAsync(dirname(certPath));
+    }
+  }
+  for (let i = 0; i < writes.length; i++) await renameAsync(temps[i], writes[i].path);
+  if (fsync && writes.length) await fsyncDirAsync(dirname(writes[0].path));
 }
 
 export function tryUnlink(path: string): void {

@@ -4,6 +4,7 @@
 import { createHash } from "node:crypto";
 import { mkdirSync, readdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { rename as renameAsync, writeFile as writeFileAsync } from "node:fs/promises";
 import { Role } from "./targets";
 import { TEMP_PREFIX } from "./output";
 
@@ -84,4 +85,13 @@ export function writeStamp(certsDir: string, stamp: Stamp): void {
   const tmp = join(stateDir(certsDir), `${TEMP_PREFIX}${process.pid}-${stamp.name}.json`);
   writeFileSync(tmp, JSON.stringify(stamp, null, 2) + "\n", { mode: 0o600 });
   renameSync(tmp, p);
+}
+
+/** writeStamp off the event loop (file creation can wait on the filesystem's journal while builds flush their files). */
+export async function writeStampAsync(certsDir: string, stamp: Stamp): Promise<void> {
+  mkdirSync(stateDir(certsDir), { recursive: true, mode: 0o700 });
+  const p = stampPath(certsDir, stamp.name);
+  const tmp = join(stateDir(certsDir), `${TEMP_PREFIX}${process.pid}-${stamp.name}.json`);
+  await writeFileAsync(tmp, JSON.stringify(stamp, null, 2) + "\n", { mode: 0o600 });
+  await renameAsync(tmp, p);
 }
