@@ -109,10 +109,6 @@ async function execute(plan: Plan, bo: BuildOptions, t0: number): Promise<BuildR
       }
     },
   };
-  for (const i of plan.items) {
-    const key = bundlePaths(join(o.certsDir, i.target.name)).key;
-    if (repairKeyMode(key)) log(`made ${key} readable by its owner only (it was readable by others)`);
-  }
   const caPaths = bundlePaths(join(o.certsDir, "ca"));
   let caFingerprint = plan.caFingerprint;
   const caItem = plan.items.find((i) => i.target.role === "ca");
@@ -153,6 +149,11 @@ async function execute(plan: Plan, bo: BuildOptions, t0: number): Promise<BuildR
       }
     };
     await Promise.all(Array.from({ length: Math.min(bo.concurrency ?? 4, stale.length) }, worker));
+  }
+  // last, once everything else succeeded (a failed run changes nothing on disk)
+  for (const i of plan.items) {
+    const key = bundlePaths(join(o.certsDir, i.target.name)).key;
+    if (repairKeyMode(key)) log(`made ${key} readable by its owner only (it was readable by others)`);
   }
   result.ms = Date.now() - t0;
   return result;
