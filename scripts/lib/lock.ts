@@ -8,6 +8,7 @@ import { join } from "node:path";
 import { randomBytes } from "node:crypto";
 import { UserError } from "./errors";
 import { stateDir } from "./state";
+import { pidAlive } from "./output";
 
 export interface Lock {
   release(): void;
@@ -18,15 +19,6 @@ function holder(dir: string): number | undefined {
     return Number(readFileSync(join(dir, "pid"), "utf8")) || undefined;
   } catch {
     return undefined;
-  }
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === "EPERM";
   }
 }
 
@@ -61,7 +53,7 @@ function cleanScratch(dir: string): void {
   }
   for (const n of names) {
     const m = /^lock\.(?:new|stale)-(\d+)-/.exec(n);
-    if (m && Number(m[1]) !== process.pid && !alive(Number(m[1]))) rmSync(join(parent, n), { recursive: true, force: true });
+    if (m && Number(m[1]) !== process.pid && !pidAlive(Number(m[1]))) rmSync(join(parent, n), { recursive: true, force: true });
   }
 }
 
@@ -90,7 +82,7 @@ export async function acquireLock(certsDir: string, opts: { timeoutMs?: number; 
       };
     }
     const pid = holder(dir);
-    if (pid === undefined || !alive(pid)) {
+    if (pid === undefined || !pidAlive(pid)) {
       // left by a killed run (or garbled): take it over
       stealLock(dir, pid);
       continue;
@@ -113,7 +105,7 @@ function stealLock(dir: string, deadPid: number | undefined): void {
     return; // someone else took it over first, or it was released
   }
   const got = holder(gone);
-  if (got !== deadPid && got !== undefined && alive(got)) {
+  if (got !== deadPid && got !== undefined && pidAlive(got)) {
     try {
       renameSync(gone, dir);
       return;

@@ -166,7 +166,8 @@ export function tryUnlink(path: string): void {
   }
 }
 
-function pidAlive(pid: number): boolean {
+/** Whether a process exists (EPERM: it exists, but is another user's). Used for temp files and the lock. */
+export function pidAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
     return true;
