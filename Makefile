@@ -77,4 +77,21 @@ test: $(BUILT)
 	npx tsc --noEmit -p .
 	npx jest --ci
 
+# etcd: RBAC users and roles from the configs, and revocation (README "etcd RBAC in five commands").
+ETCD = $(NODE) dist/etcd.js
+.PHONY: rbac rbac-apply revoke
+
+# certs/etcd-rbac.sh: creates the root user, one role per user with its prefix grants, the users; enables auth last.
+rbac: $(BUILT)
+	$(ETCD) rbac $(TREE)
+
+# Runs certs/etcd-rbac.sh against ENDPOINTS as the root user (certs/root.pem).
+rbac-apply: all rbac
+	@test -n '$(ENDPOINTS)' || { echo "rbac-apply: give the etcd endpoints: make rbac-apply ENDPOINTS=https://10.0.0.1:2379,https://10.0.0.2:2379" >&2; exit 1; }
+	ETCDCTL_ENDPOINTS='$(ENDPOINTS)' ETCDCTL_CACERT='$(CERTS_DIR)/ca.pem' ETCDCTL_CERT='$(CERTS_DIR)/root.pem' ETCDCTL_KEY='$(CERTS_DIR)/root-key.pem' sh '$(CERTS_DIR)/etcd-rbac.sh'
+
+# Revokes certs/NAME.pem and writes certs/crl.pem; without NAME, refreshes the CRL (new thisUpdate/nextUpdate).
+revoke: $(BUILT)
+	$(ETCD) revoke $(TREE) $(if $(NAME),'$(NAME)')
+
 FORCE:
