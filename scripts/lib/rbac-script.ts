@@ -31,6 +31,8 @@ export function permissionJson(type: PermType, prefix: string): string {
 const PRELUDE = `set -eu
 export ETCDCTL_API=3
 changes=0
+# etcdctl 3.4's user and role commands wait forever for an unreachable cluster: bound each call where we can
+if command -v timeout >/dev/null 2>&1; then etcdctl() { timeout 60 etcdctl "$@"; }; fi
 fail() { printf 'etcd-rbac: %s\\n' "$*" >&2; exit 1; }
 warn() { printf 'etcd-rbac: warning: %s\\n' "$*" >&2; }
 did() { printf 'etcd-rbac: %s\\n' "$*"; changes=$((changes + 1)); }
@@ -59,6 +61,7 @@ grant_role() {
 for v in ETCDCTL_ENDPOINTS ETCDCTL_CACERT ETCDCTL_CERT ETCDCTL_KEY; do
   eval "test -n \\"\\\${$v:-}\\"" || fail "$v is not set; run with the root user's certificate (see the top of this file)"
 done
+etcdctl member list >/dev/null || fail "cannot reach etcd at $ETCDCTL_ENDPOINTS with $ETCDCTL_CERT"
 users=$(etcdctl user list) || fail "cannot list the etcd users; is ETCDCTL_CERT the root user's certificate (CN root), and are the endpoints up?"
 roles=$(etcdctl role list) || fail "cannot list the etcd roles"
 `;
