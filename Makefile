@@ -86,8 +86,9 @@ rbac: $(BUILT)
 	$(ETCD) rbac $(TREE)
 
 # Runs certs/etcd-rbac.sh against ENDPOINTS as the root user (certs/root.pem).
-rbac-apply: all rbac
+rbac-apply: rbac
 	@test -n '$(ENDPOINTS)' || { echo "rbac-apply: give the etcd endpoints: make rbac-apply ENDPOINTS=https://10.0.0.1:2379,https://10.0.0.2:2379" >&2; exit 1; }
+	@test -f '$(CERTS_DIR)/root.pem' || { echo "rbac-apply: $(CERTS_DIR)/root.pem does not exist; run make first" >&2; exit 1; }
 	ETCDCTL_ENDPOINTS='$(ENDPOINTS)' ETCDCTL_CACERT='$(CERTS_DIR)/ca.pem' ETCDCTL_CERT='$(CERTS_DIR)/root.pem' ETCDCTL_KEY='$(CERTS_DIR)/root-key.pem' sh '$(CERTS_DIR)/etcd-rbac.sh'
 
 # Revokes certs/NAME.pem and writes certs/crl.pem; without NAME, refreshes the CRL (new thisUpdate/nextUpdate).
