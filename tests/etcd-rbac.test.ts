@@ -122,6 +122,23 @@ describe("make and make rbac with etcd blocks", () => {
     rmSync(t.dir, { recursive: true, force: true });
   });
 
+  test("editing an etcd block re-makes no certificate", () => {
+    const t = tempTree({ examples: ["calicoctl"] });
+    expect(runMake([], t).status).toBe(0);
+    const before = snapshot(t.certs);
+    const f = join(t.config, "req-calicoctl.json");
+    const j = JSON.parse(readFileSync(f, "utf8"));
+    j.etcd.read = ["/more/"];
+    writeFileSync(f, JSON.stringify(j));
+    const plan = runMake(["plan"], t);
+    expect(plan.status).toBe(0);
+    expect(plan.stdout).toMatch(/ok +calicoctl +up to date/);
+    expect(plan.stdout).not.toMatch(/^make /m);
+    expect(runMake([], t).status).toBe(0);
+    expect(snapshot(t.certs)).toEqual(before);
+    rmSync(t.dir, { recursive: true, force: true });
+  });
+
   test("make rbac writes an executable script once, names users left out, and needs a root user", () => {
     const t = tempTree({ examples: ["calico-node"] });
     writeFileSync(join(t.config, "req-plain.json"), JSON.stringify({ CN: "plain" }));
