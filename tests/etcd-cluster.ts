@@ -100,6 +100,8 @@ export function memberArgs(m: Member, all: Member[], certs: string, dataDir: str
     "--initial-cluster", all.map((x) => `${x.name}=${x.peer}`).join(","),
     "--initial-cluster-state", "new",
     "--initial-cluster-token", "tls-setup-e2e",
+    // the test machine's cores are shared: slower elections keep a busy moment from costing the leader
+    "--heartbeat-interval", "250", "--election-timeout", "2500",
     "--client-cert-auth", "--trusted-ca-file", c("ca.pem"), "--cert-file", c(`${m.name}.pem`), "--key-file", c(`${m.name}-key.pem`),
     "--peer-client-cert-auth", "--peer-trusted-ca-file", c("ca.pem"), "--peer-cert-file", c(`${m.name}.pem`), "--peer-key-file", c(`${m.name}-key.pem`),
     ...extra,
