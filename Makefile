@@ -113,4 +113,22 @@ watch: $(BUILT)
 bench: $(BUILT)
 	$(NODE) dist/bench.js
 
+# etcd: RBAC users and roles from the configs, and revocation (README "etcd RBAC in five commands").
+ETCD = $(NODE) dist/etcd.js
+.PHONY: rbac rbac-apply revoke
+
+# certs/etcd-rbac.sh: creates the root user, one role per user with its prefix grants, the users; enables auth last.
+rbac: $(BUILT)
+	$(ETCD) rbac $(TREE)
+
+# Runs certs/etcd-rbac.sh against ENDPOINTS as the root user (certs/root.pem).
+rbac-apply: rbac
+	@test -n $(call q,$(ENDPOINTS)) || { echo "rbac-apply: give the etcd endpoints: make rbac-apply ENDPOINTS=https://10.0.0.1:2379,https://10.0.0.2:2379" >&2; exit 1; }
+	@test -f $(call q,$(CERTS_DIR)/root.pem) || { echo "rbac-apply: $(CERTS_DIR)/root.pem does not exist; run make first" >&2; exit 1; }
+	ETCDCTL_ENDPOINTS=$(call q,$(ENDPOINTS)) ETCDCTL_CACERT=$(call q,$(CERTS_DIR)/ca.pem) ETCDCTL_CERT=$(call q,$(CERTS_DIR)/root.pem) ETCDCTL_KEY=$(call q,$(CERTS_DIR)/root-key.pem) sh $(call q,$(CERTS_DIR)/etcd-rbac.sh)
+
+# Revokes certs/NAME.pem and writes certs/crl.pem; without NAME, refreshes the CRL (new thisUpdate/nextUpdate).
+revoke: $(BUILT)
+	$(ETCD) revoke $(TREE) $(if $(filter-out environment undefined,$(origin NAME)),$(call q,$(NAME)))
+
 FORCE:

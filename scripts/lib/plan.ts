@@ -4,13 +4,14 @@
 import { existsSync, readFileSync, readdirSync } from "node:fs";
 import { join } from "node:path";
 import { Problem } from "./errors";
-import { field, isObject } from "./gojson";
+import { field, fieldKey } from "./gojson";
 import { readJsonObjectFile } from "./config-files";
 import { CertRequest, hasSubject, parseRequest } from "./request";
 import { OID_CLIENT_AUTH, OID_SERVER_AUTH, parseCaConfig, Profile, selectProfile, SigningConfig } from "./profile";
 import { caFiles, discoverTargets, memberConfig, Role, Target, TreeOptions } from "./targets";
 import { hashValue, Inputs, readAllStamps, sha256, Stamp } from "./state";
 import { bundlePaths } from "./output";
+import { EtcdAccess, parseUserAccess } from "./rbac";
 
 export type Action = "make" | "adopt" | "keep";
 
@@ -24,6 +25,8 @@ export interface PlanItem {
   profile?: Profile;
   inputs: Inputs;
   stamp?: Stamp;
+  /** a user's "etcd" block (users only, when present) */
+  etcd?: EtcdAccess;
 }
 
 export interface Plan {
@@ -94,6 +97,7 @@ function roleProblems(role: Role, profile: Profile, file: string): Problem[] {
 interface Loaded {
   request?: CertRequest;
   profileName?: string;
+  etcd?: EtcdAccess;
 }
 
 function loadRequestFor(t: Target, problems: Problem[], warnings: string[]): Loaded {
@@ -117,9 +121,14 @@ function loadRequestFor(t: Target, problems: Problem[], warnings: string[]): Loa
     warnings.push(`${t.configFile}: CN: ${JSON.stringify(r.value.cn)} differs from the user name ${JSON.stringify(t.name)} in the file name; etcd will see the user ${JSON.stringify(r.value.cn)}`);
   if (t.role === "ca" && !hasSubject(r.value)) problems.push({ file: t.configFile, path: "CN", message: "is empty and no names are given; a CA needs a subject (a CN, or names with C/ST/L/O/OU)" });
   const etcd = field(j.value, "etcd");
+  let access: EtcdAccess | undefined;
   if (etcd !== undefined && t.role !== "user") problems.push({ file: t.configFile, path: "etcd", message: "is only meaningful in a user's config (req-<user>.json)" });
-  else if (etcd !== undefined && !isObject(etcd)) problems.push({ file: t.configFile, path: "etcd", message: `${JSON.stringify(etcd)} is not an object like {"readwrite": ["/prefix/"], "read": [], "roles": []}` });
-  return { request: r.value, profileName };
+  else if (etcd !== undefined) {
+    const a = parseUserAccess(etcd, r.value.cn, t.configFile, fieldKey(j.value, "etcd"));
+    problems.push(...a.problems);
+    access = a.value;
+  }
+  return { request: r.value, profileName, etcd: access };
 }
 
 function pickProfile(cfg: SigningConfig, t: Target, explicit: string | undefined, signingFile: string, problems: Problem[]): Profile | undefined {
@@ -220,7 +229,7 @@ export function makePlan(o: TreeOptions, po: PlanOptions = {}): Plan {
       else if (!caFingerprint) reason = "the CA is new";
       else if (!stamp) reason = existsSync(bundlePaths(join(o.certsDir, t.name)).cert) ? "not made by tls-setup yet" : "new";
       else reason = filesReason(o.certsDir, t.name, stamp) ?? changedReason(t, stamp.inputs, inputs) ?? ((action = "keep"), "up to date");
-      items.push({ target: t, action, reason, request, profile, inputs, stamp });
+      items.push({ target: t, action, reason, request, profile, inputs, stamp, etcd: l.etcd });
     }
   }
   if (cfg && cfg.default && items.some((i) => i.target.role === "member")) {

@@ -1,0 +1,32 @@
+#!/usr/bin/env node
+// tls-setup etcd: the etcd side of the tree — the RBAC script (users and roles from the configs) and revocation.
+import yargs from "yargs";
+import { runMain, UserError } from "./lib/errors";
+import { treeOptions, toTree } from "./lib/tree-args";
+import { rbacCommand, revokeCommand } from "./lib/etcd-commands";
+
+runMain("tls-setup etcd", async () => {
+  let code = 0;
+  await treeOptions(yargs(process.argv.slice(2)))
+    .scriptName("tls-setup-etcd")
+    .command("rbac", "write CERTS_DIR/etcd-rbac.sh: etcd users, roles and grants from the configs' \"etcd\" blocks", (y) => y, (a) => {
+      code = rbacCommand(toTree(a));
+    })
+    .command(
+      "revoke [name]",
+      "revoke certs/NAME.pem (record its serial) and write CERTS_DIR/crl.pem; without NAME, only refresh the CRL",
+      (y) => y.positional("name", { type: "string", describe: "the certificate to revoke (e.g. calico-node)" }),
+      async (a) => {
+        code = await revokeCommand(toTree(a), a.name === undefined || a.name === "" ? undefined : String(a.name));
+      },
+    )
+    .demandCommand(1, "give a command: rbac, revoke")
+    .strict()
+    // a user mistake is one line, not the usage text
+    .fail((msg, e) => {
+      throw e ?? new UserError(msg);
+    })
+    .help()
+    .parseAsync();
+  return code;
+});

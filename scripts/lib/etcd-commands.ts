@@ -1,0 +1,56 @@
+// The etcd commands behind `make rbac` and `make revoke`: they read the tree, call the library and print.
+
+import { existsSync, mkdirSync, readFileSync } from "node:fs";
+import { basename, join } from "node:path";
+import { UserError } from "./errors";
+import { makePlan } from "./plan";
+import { EtcdUser, ROOT_USER, usersProblems } from "./rbac";
+import { rbacScript } from "./rbac-script";
+import { commitWrites } from "./output";
+import { discoverTargets, TreeOptions } from "./targets";
+import { revoke } from "./revoke";
+
+const out = (l: string) => process.stdout.write(l + "\n");
+const err = (l: string) => process.stderr.write(l + "\n");
+
+export const rbacScriptFile = (certsDir: string): string => join(certsDir, "etcd-rbac.sh");
+
+/** The etcd users of a tree: every user config with an "etcd" block, and the root user. */
+export function etcdUsers(o: TreeOptions): { users: EtcdUser[]; skipped: string[] } {
+  const plan = makePlan(o);
+  // Only the user configs matter here (the CA key may well be kept offline), but every user must have been read.
+  const userProblems = plan.problems.filter((p) => /^req-.+\.json$/.test(basename(p.file)) && basename(p.file) !== "req-csr.json");
+  const userTargets = discoverTargets(o).targets.filter((t) => t.role === "user");
+  const read = plan.items.filter((i) => i.target.role === "user").length;
+  if (userProblems.length || read !== userTargets.length) throw UserError.fromProblems(userProblems.length ? userProblems : plan.problems);
+  const users: EtcdUser[] = [];
+  const skipped: string[] = [];
+  for (const i of plan.items) {
+    if (i.target.role !== "user") continue;
+    if (i.etcd) users.push({ name: i.request.cn, file: i.target.configFile, access: i.etcd });
+    else if (i.request.cn === ROOT_USER) users.push({ name: ROOT_USER, file: i.target.configFile, access: { readwrite: [], read: [], roles: [] } });
+    else skipped.push(i.target.configFile);
+  }
+  const problems = usersProblems(users, o.configDir);
+  if (problems.length) throw UserError.fromProblems(problems);
+  return { users, skipped };
+}
+
+export function rbacCommand(o: TreeOptions): number {
+  const { users, skipped } = etcdUsers(o);
+  const file = rbacScriptFile(o.certsDir);
+  const text = rbacScript(users, { source: join(o.configDir, "req-*.json") });
+  const same = existsSync(file) && readFileSync(file, "utf8") === text;
+  if (!same) mkdirSync(o.certsDir, { recursive: true });
+  if (!same) commitWrites([{ path: file, data: text, mode: 0o755 }]);
+  for (const f of skipped) err(`rbac: ${f} has no "etcd" block: its user is not created in etcd`);
+  out(`rbac: ${same ? "unchanged" : "wrote"} ${file} (${users.length} users); run it with the root user's certificate: make rbac-apply ENDPOINTS=https://HOST:2379`);
+  return 0;
+}
+
+export async function revokeCommand(o: TreeOptions, name: string | undefined): Promise<number> {
+  const r = await revoke(o, name);
+  if (r.revoked) out(`revoke: ${r.revoked.name}: serial ${r.revoked.serial} ${r.revoked.already ? "was already revoked" : "revoked"}`);
+  out(`revoke: wrote ${r.crlFile} (${r.count} revoked; next update ${r.nextUpdate.toISOString()}); members read it with --client-crl-file ${r.crlFile}`);
+  return 0;
+}
