@@ -43,22 +43,44 @@ test(`SIGKILL at random moments (${KILLS}+ kills) never leaves a cert beside a k
   const log: string[] = [];
   let kills = 0;
   let pairsChecked = 0;
-  for (let round = 0; kills < KILLS && round < 30; round++) {
-    const extra = flags[round % flags.length];
-    // delays spread over a whole build (a full build with fsync takes a few seconds here)
-    const delay = 30 + Math.floor(Math.random() * (round < 3 ? 800 : 4000));
+  // Every round has a whole tree of work: --rotate re-makes everything; before the others, a real edit of
+  // ca-config.json makes every leaf stale (keys kept, or new with --new-key).
+  let expiry = 8760;
+  const editProfiles = () => {
+    expiry = expiry === 8760 ? 8759 : 8760;
+    const f = join(tree.config, "ca-config.json");
+    const cfg = JSON.parse(readFileSync(f, "utf8"));
+    for (const p of [cfg.signing.default, ...Object.values(cfg.signing.profiles ?? {})] as { expiry: string }[]) p.expiry = `${expiry}h`;
+    writeFileSync(f, JSON.stringify(cfg));
+  };
+  const run = (extra: string[]) => {
     const child = spawn(process.execPath, [join(DIST, "tls.js"), "build", "--config-dir", tree.config, "--certs-dir", tree.certs, ...extra], { stdio: ["ignore", "pipe", "pipe"] });
     let out = "";
     child.stdout.on("data", (d) => (out += d));
     child.stderr.on("data", (d) => (out += d));
     const exited = new Promise<number | null>((r) => child.on("exit", (code) => r(code)));
+    return { child, exited, output: () => out };
+  };
+  // how long a whole-tree build takes here, so the kills land anywhere inside one
+  let t = Date.now();
+  const first = run([]);
+  expect(await first.exited).toBe(0);
+  let fullMs = Date.now() - t;
+  for (let round = 0; kills < KILLS && round < 40; round++) {
+    const extra = flags[round % flags.length];
+    if (!extra.includes("--rotate")) editProfiles();
+    const delay = 20 + Math.floor(Math.random() * 0.9 * fullMs);
+    t = Date.now();
+    const { child, exited, output } = run(extra);
     await sleep(delay);
     if (child.exitCode === null && child.signalCode === null) {
       child.kill("SIGKILL");
       kills++;
     }
     const code = await exited;
+    const out = output();
     const made = (out.match(/^made /gm) ?? []).length;
+    if (code === 0 && made > USERS) fullMs = Date.now() - t;
     log.push(`round ${round} ${extra.join(" ") || "build"}: ${code === null ? "killed" : `exit ${code}`} after ${delay} ms, ${made} certificates made, ${temps(tree.certs).length} temp files left`);
     if (code !== null) expect({ out, code }).toEqual({ out, code: 0 });
     pairsChecked += await checkPairs();
