@@ -6,7 +6,7 @@
 import { chmodSync, closeSync, fsyncSync, openSync, readdirSync, renameSync, statSync, unlinkSync, writeSync, existsSync, readFileSync } from "node:fs";
 import { basename, dirname, join } from "node:path";
 import { randomBytes } from "node:crypto";
-import { open as openAsync, readFile as readFileAsync, rename as renameAsync, unlink as unlinkAsync } from "node:fs/promises";
+import { open as openAsync, rename as renameAsync, unlink as unlinkAsync } from "node:fs/promises";
 
 export const TEMP_PREFIX = ".tls-setup-tmp-";
 export const KEY_MODE = 0o600;
@@ -71,6 +71,18 @@ export interface CommitOptions {
   fsync?: boolean;
 }
 
+/**
+ * When a bundle brings a new key, the certificate already on disk must go before the key is renamed into place, so
+ * that a crash never leaves the old certificate beside the new key. Returns that certificate's path, if any.
+ */
+function certToRemoveFirst(writes: PlannedWrite[]): string | undefined {
+  const keyWrite = writes.find((w) => w.path.endsWith("-key.pem"));
+  if (!keyWrite) return undefined;
+  const certPath = keyWrite.path.replace(/-key\.pem$/, ".pem");
+  const old = existsSync(keyWrite.path) ? readFileSync(keyWrite.path, "utf8") : undefined;
+  return old !== keyWrite.data && existsSync(certPath) ? certPath : undefined;
+}
+
 /** Performs planned writes atomically (see the file comment for the ordering guarantee). */
 export function commitWrites(writes: PlannedWrite[], opts: CommitOptions = {}): void {
   const fsync = opts.fsync ?? true;
@@ -81,14 +93,10 @@ export function commitWrites(writes: PlannedWrite[], opts: CommitOptions = {}): 
     for (const t of temps) tryUnlink(t);
     throw e;
   }
-  const keyWrite = writes.find((w) => w.path.endsWith("-key.pem"));
-  if (keyWrite) {
-    const certPath = keyWrite.path.replace(/-key\.pem$/, ".pem");
-    const old = existsSync(keyWrite.path) ? readFileSync(keyWrite.path, "utf8") : undefined;
-    if (old !== keyWrite.data && existsSync(certPath)) {
-      unlinkSync(certPath);
-      if (fsync) fsyncDir(dirname(certPath));
-    }
+  const oldCert = certToRemoveFirst(writes);
+  if (oldCert) {
+    unlinkSync(oldCert);
+    if (fsync) fsyncDir(dirname(oldCert));
   }
   writes.forEach((w, i) => renameSync(temps[i], w.path));
   if (fsync && writes.length) fsyncDir(dirname(writes[0].path));
@@ -145,14 +153,10 @@ export async function commitWritesAsync(writes: PlannedWrite[], opts: CommitOpti
     for (const t of temps) if (t) tryUnlink(t);
     throw failed.reason;
   }
-  const keyWrite = writes.find((w) => w.path.endsWith("-key.pem"));
-  if (keyWrite) {
-    const certPath = keyWrite.path.replace(/-key\.pem$/, ".pem");
-    const old = await readFileAsync(keyWrite.path, "utf8").catch(() => undefined);
-    if (old !== keyWrite.data && existsSync(certPath)) {
-      await unlinkAsync(certPath);
-      if (fsync) await fsyncDirAsync(dirname(certPath));
-    }
+  const oldCert = certToRemoveFirst(writes);
+  if (oldCert) {
+    await unlinkAsync(oldCert);
+    if (fsync) await fsyncDirAsync(dirname(oldCert));
   }
   for (let i = 0; i < writes.length; i++) await renameAsync(temps[i], writes[i].path);
   if (fsync && writes.length) await fsyncDirAsync(dirname(writes[0].path));
