@@ -1,6 +1,6 @@
 // Shared test helpers: temp trees with the shipped configs, running the built scripts, and reading results.
 import { execFileSync, spawnSync, SpawnSyncReturns } from "node:child_process";
-import { cpSync, mkdtempSync, readdirSync, readFileSync, statSync, existsSync } from "node:fs";
+import { cpSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, existsSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { createHash } from "node:crypto";
@@ -8,9 +8,16 @@ import { createHash } from "node:crypto";
 export const ROOT = resolve(__dirname, "..");
 export const DIST = join(ROOT, "dist");
 
+const made: string[] = [];
+// temp trees go when the test worker exits (KEEP_TEST_TREES=1 keeps them for a look after a failure)
+process.on("exit", () => {
+  if (process.env.KEEP_TEST_TREES !== "1") for (const d of made) rmSync(d, { recursive: true, force: true });
+});
+
 /** A temp directory holding a copy of config/ (without examples) and an empty certs/ location. */
 export function tempTree(opts: { examples?: string[] } = {}): { dir: string; config: string; certs: string } {
   const dir = mkdtempSync(join(tmpdir(), "tls-setup-test-"));
+  made.push(dir);
   const config = join(dir, "config");
   cpSync(join(ROOT, "config"), config, { recursive: true, filter: (src) => !src.includes("examples") });
   for (const e of opts.examples ?? []) cpSync(join(ROOT, "config", "examples", `req-${e}.json`), join(config, `req-${e}.json`));
