@@ -3,6 +3,7 @@
 
 import { readFileSync } from "node:fs";
 import { UserError } from "./errors";
+import { readFailure } from "./config-files";
 import { CertFacts, parseCertPem } from "./certinfo";
 import { CryptoProvider, getCrypto, importKeyPair } from "./keys";
 import { Issuer } from "./issue";
@@ -27,9 +28,7 @@ export function readText(file: string, what: string): string {
   try {
     return readFileSync(file, "utf8");
   } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    const why = code === "ENOENT" ? "does not exist" : code === "EACCES" ? "is not readable (permission denied)" : code === "EISDIR" ? "is a directory" : `cannot be read (${code})`;
-    throw new UserError(`${file}: ${why}; expected ${what}`);
+    throw new UserError(`${file}: ${readFailure(e)}; expected ${what}`);
   }
 }
 

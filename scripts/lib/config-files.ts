@@ -6,13 +6,18 @@ import { CertRequest, parseRequest, RequestOptions } from "./request";
 import { parseCaConfig, SigningConfig } from "./profile";
 import { readFileSync } from "node:fs";
 
+/** Why a file could not be read, in words: "does not exist", "is a directory", ... */
+export function readFailure(e: unknown): string {
+  const code = (e as NodeJS.ErrnoException).code;
+  return code === "ENOENT" ? "does not exist" : code === "EACCES" ? "is not readable (permission denied)" : code === "EISDIR" ? "is a directory" : `cannot be read (${code})`;
+}
+
 export function readBytes(file: string): { bytes?: Buffer; problem?: Problem } {
   try {
     return { bytes: readFileSync(file) };
   } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    const why = code === "ENOENT" ? "does not exist" : code === "EACCES" ? "is not readable (permission denied)" : code === "EISDIR" ? "is a directory, not a JSON file" : `cannot be read (${code})`;
-    return { problem: { file, path: "", message: why } };
+    const why = readFailure(e);
+    return { problem: { file, path: "", message: why === "is a directory" ? "is a directory, not a JSON file" : why } };
   }
 }
 
