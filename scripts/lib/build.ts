@@ -4,11 +4,11 @@
 import { existsSync, mkdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { UserError } from "./errors";
-import { defaultDeps, IssueDeps, Issued, Issuer, issueCa, issueLeaf } from "./issue";
+import { defaultDeps, IssueDeps, Issued, Issuer, issueCa, issueLeaf, serialFrom } from "./issue";
 import { importKeyPair, KeyPair } from "./keys";
 import { bundlePaths, cleanTemps, commitWritesAsync, planBundle, repairKeyMode } from "./output";
 import { fileHashes, makePlan, Plan, PlanItem, PlanOptions } from "./plan";
-import { readAllStamps, sha256, Stamp, stateDir, writeStamp, writeStampAsync } from "./state";
+import { sha256, Stamp, stateDir, writeStamp, writeStampAsync } from "./state";
 import { TreeOptions } from "./targets";
 import { acquireLock } from "./lock";
 import { parseCertPem } from "./certinfo";
@@ -42,31 +42,37 @@ const sameSpec = (a: KeySpec, b: KeySpec) => a.algo === b.algo && a.size === b.s
  * (for leaves) it is the key tls-setup wrote, not one changed outside the tool (e.g. another cert's key copied over).
  */
 async function reusableKey(file: string, spec: KeySpec, deps: IssueDeps, expectedHash?: string): Promise<KeyPair | undefined> {
-  if (!existsSync(file)) return undefined;
-  if (expectedHash !== undefined && sha256(readFileSync(file)) !== expectedHash) return undefined;
+  let bytes: Buffer;
   try {
-    const k = await importKeyPair(readFileSync(file, "utf8"), file, deps.crypto);
+    bytes = readFileSync(file);
+  } catch {
+    return undefined;
+  }
+  if (expectedHash !== undefined && sha256(bytes) !== expectedHash) return undefined;
+  try {
+    const k = await importKeyPair(bytes.toString("utf8"), file, deps.crypto);
     return sameSpec(k.spec, spec) ? k : undefined;
   } catch {
     return undefined;
   }
 }
 
+/** The stamp of a certificate just made (hashed from memory), or of files found on disk (adopting a CA). */
 function stampFor(item: PlanItem, certsDir: string, issued: Issued | undefined, inputs = item.inputs): Stamp {
-  const f = fileHashes(certsDir, item.target.name);
-  const certPem = readFileSync(bundlePaths(join(certsDir, item.target.name)).cert, "utf8");
-  const facts = issued ? undefined : parseCertPem(certPem, item.target.name);
-  return {
-    version: 1,
-    name: item.target.name,
-    role: item.target.role,
-    config: item.target.configFile,
-    inputs,
-    files: { cert: f.cert ?? "", key: f.key ?? "", csr: f.csr ?? "" },
-    serial: issued?.serialHex ?? facts!.serialHex,
-    notAfter: (issued?.notAfter ?? facts!.notAfter).toISOString(),
-    issuedAt: new Date().toISOString(),
-  };
+  let files: Stamp["files"];
+  let serial: string;
+  let notAfter: Date;
+  if (issued) {
+    // issued.keyPem is the kept key's own text when the key was kept
+    files = { cert: sha256(issued.certPem), key: sha256(issued.keyPem), csr: sha256(issued.csrPem) };
+    [serial, notAfter] = [issued.serialHex, issued.notAfter];
+  } else {
+    const f = fileHashes(certsDir, item.target.name);
+    files = { cert: f.cert ?? "", key: f.key ?? "", csr: f.csr ?? "" };
+    const facts = parseCertPem(readFileSync(bundlePaths(join(certsDir, item.target.name)).cert, "utf8"), item.target.name);
+    [serial, notAfter] = [facts.serialHex, facts.notAfter];
+  }
+  return { version: 1, name: item.target.name, role: item.target.role, config: item.target.configFile, inputs, files, serial, notAfter: notAfter.toISOString(), issuedAt: new Date().toISOString() };
 }
 
 /** Plans and builds a tree under its lock. Throws UserError with every problem when any config is invalid. */
@@ -92,19 +98,19 @@ async function execute(plan: Plan, bo: BuildOptions, t0: number): Promise<BuildR
   const log = bo.log ?? (() => {});
   const fsync = bo.fsync ?? true;
   const result: BuildResult = { made: [], adopted: [], unchanged: [], orphans: plan.orphans, warnings: plan.warnings, ms: 0 };
-  // serials are compared as numbers: stamps hold the issued bytes or, for adopted certs, DER's minimal form
+  // Serials are unique under the CA: compared as numbers (stamps hold the issued bytes or, for adopted certs, DER's
+  // minimal form), and reserved as soon as they are drawn, since leaves are made concurrently.
   const serialKey = (hex: string) => BigInt(`0x${hex || "0"}`).toString(16);
-  const usedSerials = new Set([...readAllStamps(o.certsDir).values()].map((s) => serialKey(s.serial)));
+  let usedSerials: Set<string> | undefined;
   const uniqueDeps: IssueDeps = {
     ...deps,
     randomSerial: () => {
+      usedSerials ??= new Set([...plan.stamps.values()].map((s) => serialKey(s.serial)));
       for (;;) {
-        const s = Buffer.from(deps.randomSerial());
-        const probe = Buffer.from(s);
-        probe[0] &= 0x7f; // as newSerial will
-        const k = serialKey(probe.toString("hex"));
+        const s = serialFrom(deps.randomSerial());
+        const k = serialKey(s.toString("hex"));
         if (usedSerials.has(k)) continue;
-        usedSerials.add(k); // reserved at once: leaves are made concurrently
+        usedSerials.add(k);
         return s;
       }
     },
@@ -117,7 +123,6 @@ async function execute(plan: Plan, bo: BuildOptions, t0: number): Promise<BuildR
     const key = bo.rotate || bo.newKey ? undefined : await reusableKey(caPaths.key, caItem.request.key, deps);
     const issued = await issueCa(caItem.request, uniqueDeps, key);
     await commitWritesAsync(planBundle(join(o.certsDir, "ca"), { cert: issued.certPem, key: key ? undefined : issued.keyPem, csr: issued.csrPem }), { fsync });
-    usedSerials.add(serialKey(issued.serialHex));
     writeStamp(o.certsDir, stampFor(caItem, o.certsDir, issued));
     caFingerprint = sha256(issued.certPem);
     result.made.push("ca");
@@ -138,17 +143,25 @@ async function execute(plan: Plan, bo: BuildOptions, t0: number): Promise<BuildR
     if (!existsSync(caPaths.cert)) throw new UserError(`${caPaths.cert}: does not exist; run "make ca" first`);
     const { loadIssuer } = await import("./ca-load");
     const { issuer } = await loadIssuer(caPaths.cert, caPaths.key, deps.now(), deps.crypto);
-    caFingerprint = sha256(readFileSync(caPaths.cert));
+    caFingerprint ??= sha256(readFileSync(caPaths.cert));
     let done = 0;
+    let failure: { error: unknown } | undefined;
     const queue = [...stale];
+    // on the first failure the other workers stop taking work, and build() keeps the lock until they have stopped
     const worker = async () => {
-      for (let item = queue.shift(); item; item = queue.shift()) {
-        await makeLeaf(item, issuer, caFingerprint!, o, bo, uniqueDeps, usedSerials, log, fsync);
+      for (let item = queue.shift(); item && !failure; item = queue.shift()) {
+        try {
+          await makeLeaf(item, issuer, caFingerprint!, o, bo, uniqueDeps, log, fsync);
+        } catch (error) {
+          failure ??= { error };
+          return;
+        }
         result.made.push(item.target.name);
         bo.onProgress?.(++done, stale.length);
       }
     };
     await Promise.all(Array.from({ length: Math.min(bo.concurrency ?? 4, stale.length) }, worker));
+    if (failure) throw failure.error;
   }
   // last, once everything else succeeded (a failed run changes nothing on disk)
   for (const i of plan.items) {
@@ -159,13 +172,12 @@ async function execute(plan: Plan, bo: BuildOptions, t0: number): Promise<BuildR
   return result;
 }
 
-async function makeLeaf(item: PlanItem, issuer: Issuer, caFingerprint: string, o: TreeOptions, bo: BuildOptions, deps: IssueDeps, used: Set<string>, log: (l: string) => void, fsync: boolean): Promise<void> {
+async function makeLeaf(item: PlanItem, issuer: Issuer, caFingerprint: string, o: TreeOptions, bo: BuildOptions, deps: IssueDeps, log: (l: string) => void, fsync: boolean): Promise<void> {
   const t = Date.now();
   const prefix = join(o.certsDir, item.target.name);
   const paths = bundlePaths(prefix);
   const key = bo.rotate || bo.newKey || !item.stamp ? undefined : await reusableKey(paths.key, item.request.key, deps, item.stamp.files.key);
   const issued = await issueLeaf(item.request, item.profile!, issuer, deps, key);
-  used.add(BigInt(`0x${issued.serialHex}`).toString(16));
   await commitWritesAsync(planBundle(prefix, { cert: issued.certPem, key: key ? undefined : issued.keyPem, csr: issued.csrPem }), { fsync });
   await writeStampAsync(o.certsDir, stampFor(item, o.certsDir, issued, { ...item.inputs, ca: caFingerprint }));
   const clamp = issued.clampedFrom ? `; cut to the CA's end ${issued.notAfter.toISOString().slice(0, 10)}` : "";

@@ -26,13 +26,15 @@ export function defaultDeps(crypto: CryptoProvider = getCrypto()): IssueDeps {
   };
 }
 
-/** A positive serial of at most 20 octets (RFC 5280 §4.1.2.2), like cfssl's. */
-export function newSerial(deps: IssueDeps): Buffer {
-  const s = Buffer.from(deps.randomSerial());
+/** Random bytes made a positive, non-zero serial of at most 20 octets (RFC 5280 §4.1.2.2), like cfssl's. */
+export function serialFrom(bytes: Buffer | Uint8Array): Buffer {
+  const s = Buffer.from(bytes);
   s[0] &= 0x7f;
   if (s.every((b) => b === 0)) s[s.length - 1] = 1;
   return s;
 }
+
+export const newSerial = (deps: IssueDeps): Buffer => serialFrom(deps.randomSerial());
 
 /** What a leaf needs to know about its issuer. */
 export interface Issuer {

@@ -1,7 +1,7 @@
 // The planner: reads the configs and the stamps and decides, by content, what is stale and why. `make`, `make -n`
 // (through `tls-setup plan`) and the watcher all use it, so they never disagree.
 
-import { existsSync, readFileSync, readdirSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { Problem } from "./errors";
 import { field, fieldKey } from "./gojson";
@@ -38,6 +38,8 @@ export interface Plan {
   orphans: string[];
   /** SHA-256 of the current CA certificate (undefined when the CA will be made) */
   caFingerprint?: string;
+  /** the stamps found in certs/.tls-setup/ */
+  stamps: Map<string, Stamp>;
 }
 
 export interface PlanOptions {
@@ -73,16 +75,23 @@ export function fileHashes(certsDir: string, name: string): { cert?: string; key
   return { cert: h(p.cert), key: h(p.key), csr: h(p.csr) };
 }
 
-/** Why the files on disk differ from what the stamp recorded, or undefined when they match. */
-function filesReason(certsDir: string, name: string, stamp: Stamp): string | undefined {
-  const now = fileHashes(certsDir, name);
-  const p = bundlePaths(join(certsDir, name));
-  for (const k of ["cert", "key", "csr"] as const) {
-    if (now[k] === undefined) return `${p[k]} is missing`;
-    if (now[k] !== stamp.files[k]) return `${p[k]} was changed outside tls-setup`;
+type FileHashes = ReturnType<typeof fileHashes>;
+
+/** Which of a certificate's files differs from what its stamp recorded, if any. */
+interface FileDrift {
+  part: "cert" | "key" | "csr";
+  missing: boolean;
+}
+
+function fileDrift(now: FileHashes, stamp: Stamp): FileDrift | undefined {
+  for (const part of ["cert", "key", "csr"] as const) {
+    if (now[part] === undefined) return { part, missing: true };
+    if (now[part] !== stamp.files[part]) return { part, missing: false };
   }
   return undefined;
 }
+
+const driftText = (certsDir: string, name: string, d: FileDrift): string => `${bundlePaths(join(certsDir, name))[d.part]} ${d.missing ? "is missing" : "was changed outside tls-setup"}`;
 
 function roleProblems(role: Role, profile: Profile, file: string): Problem[] {
   const eku = profile.extKeyUsages;
@@ -141,8 +150,8 @@ function pickProfile(cfg: SigningConfig, t: Target, explicit: string | undefined
   return cfg.profiles[t.role] ?? cfg.default;
 }
 
-export function leafInputs(request: CertRequest, cfg: SigningConfig, profile: Profile, caFingerprint: string): Inputs {
-  return { request: hashValue(requestInputs(request)), profile: hashValue(profileInputs(cfg, profile)), ca: caFingerprint };
+function leafInputs(request: CertRequest, profileHash: string, caFingerprint: string): Inputs {
+  return { request: hashValue(requestInputs(request)), profile: profileHash, ca: caFingerprint };
 }
 
 function changedReason(t: Target, a: Inputs, b: Inputs): string | undefined {
@@ -182,12 +191,13 @@ export function makePlan(o: TreeOptions, po: PlanOptions = {}): Plan {
   const caLoaded = load(caTarget);
   const caPaths = bundlePaths(join(o.certsDir, "ca"));
   const caStamp = stamps.get("ca");
-  const caInputs: Inputs = caLoaded.request ? { request: hashValue(requestInputs(caLoaded.request)) } : { request: "" };
   let caItem: PlanItem | undefined;
   let caFingerprint: string | undefined;
   if (caLoaded.request) {
+    const caInputs: Inputs = { request: hashValue(requestInputs(caLoaded.request)) };
     const certHere = existsSync(caPaths.cert);
     const keyHere = existsSync(caPaths.key);
+    let caCertHash: string | undefined;
     let action: Action = "keep";
     let reason = "up to date";
     if (po.rotate) [action, reason] = ["make", "make rotate: a new CA was asked for"];
@@ -198,16 +208,21 @@ export function makePlan(o: TreeOptions, po: PlanOptions = {}): Plan {
     else if (!caStamp) [action, reason] = ["adopt", `adopting the existing CA in ${caPaths.cert}`];
     else if (caStamp.inputs.request !== caInputs.request) [action, reason] = ["make", `${caTarget.configFile} changed`];
     else {
-      const fr = filesReason(o.certsDir, "ca", caStamp);
-      if (fr && !fr.endsWith(".csr is missing")) [action, reason] = ["adopt", `${fr}; adopting the CA found there`];
+      const now = fileHashes(o.certsDir, "ca");
+      caCertHash = now.cert;
+      const d = fileDrift(now, caStamp);
+      // a missing ca.csr is harmless; a changed cert or key is someone's CA put in place: adopt it, after checks
+      if (d && !(d.part === "csr" && d.missing)) [action, reason] = ["adopt", `${driftText(o.certsDir, "ca", d)}; adopting the CA found there`];
     }
     caItem = { target: caTarget, action, reason, request: caLoaded.request, inputs: caInputs, stamp: caStamp };
     items.push(caItem);
-    if (action !== "make" && certHere) caFingerprint = sha256(readFileSync(caPaths.cert));
+    if (action !== "make" && certHere) caFingerprint = caCertHash ?? sha256(readFileSync(caPaths.cert));
   }
 
   if (!po.caOnly) {
     const only = po.only ? new Set(po.only) : undefined;
+    // hashing the whole signing config once per profile, not once per leaf
+    const profileHashes = new Map<string, string>();
     if (only) {
       const known = new Set(targets.map((t) => t.name));
       for (const n of only) if (!known.has(n)) problems.push({ file: "NAME", path: "", message: `${JSON.stringify(n)} is not a certificate of this tree; known: ${[...known].join(", ")}` });
@@ -221,38 +236,30 @@ export function makePlan(o: TreeOptions, po: PlanOptions = {}): Plan {
       if (!profile) continue;
       for (const p of roleProblems(t.role, profile, signingFile)) if (!problems.some((x) => x.message === p.message && x.path === p.path)) problems.push(p);
       const stamp = stamps.get(t.name);
-      const inputs = leafInputs(request, cfg, profile, caFingerprint ?? "(new CA)");
+      if (!profileHashes.has(profile.name)) profileHashes.set(profile.name, hashValue(profileInputs(cfg, profile)));
+      const inputs = leafInputs(request, profileHashes.get(profile.name)!, caFingerprint ?? "(new CA)");
       let action: Action = "make";
       let reason: string;
       if (po.rotate) reason = "make rotate";
       else if (po.force && only) reason = "renewal asked for";
       else if (!caFingerprint) reason = "the CA is new";
       else if (!stamp) reason = existsSync(bundlePaths(join(o.certsDir, t.name)).cert) ? "not made by tls-setup yet" : "new";
-      else reason = filesReason(o.certsDir, t.name, stamp) ?? changedReason(t, stamp.inputs, inputs) ?? ((action = "keep"), "up to date");
+      else {
+        const d = fileDrift(fileHashes(o.certsDir, t.name), stamp);
+        reason = d ? driftText(o.certsDir, t.name, d) : changedReason(t, stamp.inputs, inputs) ?? ((action = "keep"), "up to date");
+      }
       items.push({ target: t, action, reason, request, profile, inputs, stamp, etcd: l.etcd });
     }
   }
-  if (cfg && cfg.default && items.some((i) => i.target.role === "member")) {
+  if (items.some((i) => i.target.role === "member")) {
     const req = loaded.get(memberConfig(o))?.request;
     if (req && req.sans.ips.length === 0 && req.sans.dns.length === 0) warnings.push(`${memberConfig(o)}: hosts: is empty; etcd members need their IP addresses and names (and 127.0.0.1, localhost) as SANs`);
   }
 
   // Orphans: stamped users whose config is gone
   const names = new Set(targets.map((t) => t.name));
-  const orphans = [...stamps.keys()].filter((n) => !names.has(n) && existsSync(join(o.certsDir, `${n}.pem`)) && !n.includes("/"));
-  return { options: o, items, problems, warnings, orphans, caFingerprint };
+  const orphans = [...stamps.keys()].filter((n) => !names.has(n) && existsSync(join(o.certsDir, `${n}.pem`)));
+  return { options: o, items, problems, warnings, orphans, caFingerprint, stamps };
 }
 
 export const staleItems = (p: Plan): PlanItem[] => p.items.filter((i) => i.action !== "keep");
-
-/** Certificates in certs/ that no config and no stamp accounts for (for messages only). */
-export function unknownCerts(o: TreeOptions, plan: Plan): string[] {
-  let files: string[] = [];
-  try {
-    files = readdirSync(o.certsDir);
-  } catch {
-    return [];
-  }
-  const known = new Set([...plan.items.map((i) => i.target.name), ...plan.orphans]);
-  return files.filter((f) => f.endsWith("-key.pem")).map((f) => f.slice(0, -8)).filter((n) => !known.has(n));
-}
