@@ -1,6 +1,6 @@
 // Unit tests: CSR JSON and ca-config.json parsing and validation (case tables).
 import { parseRequest } from "../scripts/lib/request";
-import { parseCaConfig, selectProfile, BUILTIN_DEFAULT } from "../scripts/lib/profile";
+import { parseCaConfig, selectProfile, BUILTIN_DEFAULT, missingRoleEkus } from "../scripts/lib/profile";
 import { parseJsonObject, field } from "../scripts/lib/gojson";
 import { formatProblem } from "../scripts/lib/errors";
 
@@ -178,6 +178,25 @@ describe("ca-config.json", () => {
   test('"cert sign" is refused on a profile that does not make a CA, accepted with ca_constraint.is_ca', () => {
     expect(messages(parseCaConfig({ signing: { profiles: { p: { usages: ["cert sign"], expiry: "1h" } } } }, C))[0]).toContain('signing.profiles.p.usages: has "cert sign", which only a CA may have');
     expect(parseCaConfig({ signing: { profiles: { p: { usages: ["cert sign"], expiry: "1h", ca_constraint: { is_ca: true } } } } }, C).value!.profiles.p.keyUsageBits).toEqual([5]);
+  });
+
+  test.each(["toString", "constructor", "__proto__", "hasOwnProperty"])("usage %j (a name every JS object has) is unknown", (u) => {
+    expect(messages(parseCaConfig({ signing: { default: { usages: [u], expiry: "1h" } } }, C))[0]).toContain(`signing.default.usages[0]: ${JSON.stringify(u)} is not a known usage`);
+  });
+
+  test.each(["toString", "constructor", "__proto__"])("profile %j is not found unless defined, and works when defined", (name) => {
+    const cfg = parseCaConfig({ signing: { default: { usages: ["signing"], expiry: "1h" } } }, C).value!;
+    expect(selectProfile(cfg, name, C).problems.map(formatProblem)).toEqual([`config/ca-config.json: signing.profiles: has no profile ${JSON.stringify(name)}; available: "default"`]);
+    const withIt = parseCaConfig(JSON.parse(`{"signing": {"default": {"usages": ["signing"], "expiry": "1h"}, "profiles": {"${name}": {"usages": ["client auth"], "expiry": "2h"}}}}`), C).value!;
+    expect(selectProfile(withIt, name, C).value?.expiryMs).toBe(2 * 3600e3);
+  });
+
+  test("the EKUs each role needs: none or any allows all", () => {
+    expect(missingRoleEkus("member", [])).toEqual([]);
+    expect(missingRoleEkus("member", ["2.5.29.37.0"])).toEqual([]);
+    expect(missingRoleEkus("member", ["1.3.6.1.5.5.7.3.2"])).toEqual(["1.3.6.1.5.5.7.3.1"]);
+    expect(missingRoleEkus("user", ["1.3.6.1.5.5.7.3.1"])).toEqual(["1.3.6.1.5.5.7.3.2"]);
+    expect(missingRoleEkus("proxy", ["1.3.6.1.5.5.7.3.2"])).toEqual([]);
   });
 
   test("cfssl's built-in default", () => {

@@ -7,7 +7,7 @@ import { Problem } from "./errors";
 import { field, fieldKey } from "./gojson";
 import { readJsonObjectFile } from "./config-files";
 import { CertRequest, hasSubject, parseRequest } from "./request";
-import { OID_CLIENT_AUTH, OID_SERVER_AUTH, parseCaConfig, Profile, selectProfile, SigningConfig } from "./profile";
+import { missingRoleEkus, OID_CLIENT_AUTH, OID_SERVER_AUTH, parseCaConfig, Profile, ROLE_EKU_WHY, selectProfile, SigningConfig } from "./profile";
 import { caFiles, discoverTargets, memberConfig, Role, Target, TreeOptions } from "./targets";
 import { hashValue, Inputs, readAllStamps, sha256, Stamp } from "./state";
 import { bundlePaths } from "./output";
@@ -94,13 +94,11 @@ function fileDrift(now: FileHashes, stamp: Stamp): FileDrift | undefined {
 const driftText = (certsDir: string, name: string, d: FileDrift): string => `${bundlePaths(join(certsDir, name))[d.part]} ${d.missing ? "is missing" : "was changed outside tls-setup"}`;
 
 function roleProblems(role: Role, profile: Profile, file: string): Problem[] {
-  const eku = profile.extKeyUsages;
-  const need = role === "member" ? [OID_SERVER_AUTH, OID_CLIENT_AUTH] : [OID_CLIENT_AUTH];
-  const names: Record<string, string> = { [OID_SERVER_AUTH]: "server auth", [OID_CLIENT_AUTH]: "client auth" };
-  const missing = eku.length === 0 ? [] : need.filter((o) => !eku.includes(o));
+  if (role === "ca") return [];
+  const missing = missingRoleEkus(role, profile.extKeyUsages);
   if (!missing.length) return [];
-  const why = role === "member" ? "etcd members use one certificate as server and as client" : role === "proxy" ? "the proxy dials the members as a client" : "etcd reads the user from a client certificate";
-  return [{ file, path: `signing.profiles.${profile.name}.usages`, message: `lacks ${missing.map((m) => `"${names[m]}"`).join(" and ")}, needed by ${role} certificates (${why})` }];
+  const names: Record<string, string> = { [OID_SERVER_AUTH]: "server auth", [OID_CLIENT_AUTH]: "client auth" };
+  return [{ file, path: `signing.profiles.${profile.name}.usages`, message: `lacks ${missing.map((m) => `"${names[m]}"`).join(" and ")}, needed by ${role} certificates (${ROLE_EKU_WHY[role]})` }];
 }
 
 interface Loaded {
@@ -147,7 +145,7 @@ function pickProfile(cfg: SigningConfig, t: Target, explicit: string | undefined
     return p.value;
   }
   // a profile named after the role, else the default
-  return cfg.profiles[t.role] ?? cfg.default;
+  return (Object.hasOwn(cfg.profiles, t.role) ? cfg.profiles[t.role] : undefined) ?? cfg.default;
 }
 
 function leafInputs(request: CertRequest, profileHash: string, caFingerprint: string): Inputs {

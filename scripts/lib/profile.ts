@@ -39,6 +39,26 @@ export const EXT_KEY_USAGE_OIDS: Record<string, string> = {
 
 export const OID_SERVER_AUTH = EXT_KEY_USAGE_OIDS["server auth"];
 export const OID_CLIENT_AUTH = EXT_KEY_USAGE_OIDS["client auth"];
+export const OID_ANY_EKU = EXT_KEY_USAGE_OIDS.any;
+
+export type LeafRole = "member" | "proxy" | "user";
+
+/** Why each kind of etcd certificate needs its extended key usages. */
+export const ROLE_EKU_WHY: Record<LeafRole, string> = {
+  member: "an etcd member uses one certificate as server and as client",
+  proxy: "the proxy dials the members as a client",
+  user: "etcd reads the user from a client certificate",
+};
+
+/**
+ * The extended key usages (OIDs) a certificate of this role needs but `ekus` lacks. An empty list (no extension)
+ * or "any" allows every usage, as Go and etcd read it.
+ */
+export function missingRoleEkus(role: LeafRole, ekus: string[]): string[] {
+  if (ekus.length === 0 || ekus.includes(OID_ANY_EKU)) return [];
+  const need = role === "member" ? [OID_SERVER_AUTH, OID_CLIENT_AUTH] : [OID_CLIENT_AUTH];
+  return need.filter((o) => !ekus.includes(o));
+}
 
 export interface CaConstraint {
   isCa: boolean;
@@ -97,10 +117,10 @@ function parseProfile(v: unknown, name: string, path: string, file: string, name
       usagesV.forEach((u, i) => {
         if (typeof u !== "string") {
           problems.push({ file, path: joinPath(usagesPath, i), message: `${show(u)} is ${typeName(u)}; a usage string is expected` });
-        } else if (u in KEY_USAGE_BITS) {
+        } else if (Object.hasOwn(KEY_USAGE_BITS, u)) {
           p.usages.push(u);
           if (!p.keyUsageBits.includes(KEY_USAGE_BITS[u])) p.keyUsageBits.push(KEY_USAGE_BITS[u]);
-        } else if (u in EXT_KEY_USAGE_OIDS) {
+        } else if (Object.hasOwn(EXT_KEY_USAGE_OIDS, u)) {
           p.usages.push(u);
           if (!p.extKeyUsages.includes(EXT_KEY_USAGE_OIDS[u])) p.extKeyUsages.push(EXT_KEY_USAGE_OIDS[u]);
         } else {
@@ -189,7 +209,8 @@ export function parseCaConfig(obj: JsonObject, file: string): Parsed<SigningConf
   const defV = field(signing, "default");
   let def: Profile | undefined = BUILTIN_DEFAULT;
   if (defV !== undefined && defV !== null) def = parseProfile(defV, "default", `${sk}.${fieldKey(signing, "default")}`, file, false, problems);
-  const profiles: Record<string, Profile> = {};
+  // no prototype: a profile named "toString" or "__proto__" is just a name
+  const profiles: Record<string, Profile> = Object.create(null);
   const profV = field(signing, "profiles");
   if (profV !== undefined && profV !== null) {
     const ppath = `${sk}.${fieldKey(signing, "profiles")}`;
@@ -212,7 +233,7 @@ export function parseCaConfig(obj: JsonObject, file: string): Parsed<SigningConf
 /** Picks a profile by name; an unknown name is an error (cfssl silently falls back to the default). */
 export function selectProfile(cfg: SigningConfig, name: string | undefined, file: string): Parsed<Profile> {
   if (name === undefined || name === "" || name === "default") return { value: cfg.default, problems: [] };
-  const p = cfg.profiles[name];
+  const p = Object.hasOwn(cfg.profiles, name) ? cfg.profiles[name] : undefined;
   if (p) return { value: p, problems: [] };
   const known = ["default", ...Object.keys(cfg.profiles)].map((n) => `"${n}"`).join(", ");
   return { problems: [{ file, path: "signing.profiles", message: `has no profile ${JSON.stringify(name)}; available: ${known}` }] };

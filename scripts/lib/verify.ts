@@ -13,7 +13,7 @@ import { formatIp } from "./hosts";
 import { CryptoProvider, getCrypto, importKeyPair } from "./keys";
 import { bundlePaths } from "./output";
 import { makePlan, PlanItem } from "./plan";
-import { OID_CLIENT_AUTH, OID_SERVER_AUTH, Profile } from "./profile";
+import { missingRoleEkus, OID_CLIENT_AUTH, OID_SERVER_AUTH, Profile, ROLE_EKU_WHY } from "./profile";
 import { CertRequest } from "./request";
 import { caFiles, memberConfig, TreeOptions } from "./targets";
 import { children, content, readNode, TAG } from "./der";
@@ -28,7 +28,6 @@ export interface VerifyResult {
   checked: string[];
 }
 
-const OID_ANY_EKU = "2.5.29.37.0";
 const date = (d: Date) => d.toISOString().replace(/\.\d{3}Z$/, "Z");
 
 /** Message of a UserError (it already names the file), else rethrows. */
@@ -45,7 +44,6 @@ export function keyModeProblem(file: string): string | undefined {
 }
 
 /** Without an ExtendedKeyUsage extension a certificate may be used for anything (Go's and OpenSSL's rule). */
-const hasEku = (f: CertFacts, oid: string) => !f.extensions.has("2.5.29.37") || f.extKeyUsages.includes(oid) || f.extKeyUsages.includes(OID_ANY_EKU);
 
 /** The SAN entries (DNS:, IP:, email:, URI:) a request's hosts ask for. */
 export function expectedSans(r: CertRequest): string[] {
@@ -84,11 +82,10 @@ function checkValidity(file: string, f: CertFacts, now: Date, fix: string, probl
 function checkRole(item: PlanItem, file: string, f: CertFacts, problems: string[]): void {
   const { role, configFile } = item.target;
   const cn = commonName(f.subjectDer);
-  const need = role === "member" ? [[OID_SERVER_AUTH, "serverAuth"], [OID_CLIENT_AUTH, "clientAuth"]] : [[OID_CLIENT_AUTH, "clientAuth"]];
-  const missing = need.filter(([oid]) => !hasEku(f, oid)).map(([, n]) => n);
-  if (missing.length) {
-    const why = role === "member" ? "an etcd member uses one certificate as server and as client" : role === "proxy" ? "the proxy dials the members as a client" : "etcd reads the user from a client certificate";
-    problems.push(`${file}: lacks the extended key usage ${missing.join(" and ")}, needed by a ${role} certificate (${why}); fix the profile in ca-config.json and run "make"`);
+  const names: Record<string, string> = { [OID_SERVER_AUTH]: "serverAuth", [OID_CLIENT_AUTH]: "clientAuth" };
+  const missing = role === "ca" ? [] : missingRoleEkus(role, f.extKeyUsages).map((o) => names[o]);
+  if (missing.length && role !== "ca") {
+    problems.push(`${file}: lacks the extended key usage ${missing.join(" and ")}, needed by a ${role} certificate (${ROLE_EKU_WHY[role]}); fix the profile in ca-config.json and run "make"`);
   }
   if (role === "member") {
     const have = new Set(subjectAltNames(f).map((s) => (s.startsWith("DNS:") ? s.toLowerCase() : s)));
