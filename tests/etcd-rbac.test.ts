@@ -139,6 +139,18 @@ describe("make and make rbac with etcd blocks", () => {
     rmSync(t.dir, { recursive: true, force: true });
   });
 
+  test("make rbac reads only the user configs: a broken member or signing config does not matter, a broken user config does", () => {
+    const t = tempTree({ examples: ["calico-cni"] });
+    writeFileSync(join(t.config, "ca-config.json"), "{ broken");
+    writeFileSync(join(t.config, "req-csr.json"), JSON.stringify({ hosts: ["x y"] }));
+    expect(runMake(["rbac"], t).status).toBe(0);
+    writeFileSync(join(t.config, "req-calico-cni.json"), JSON.stringify({ CN: "calico-cni", etcd: { read: [""] } }));
+    const bad = runMake(["rbac"], t);
+    expect(bad.status).not.toBe(0);
+    expect(bad.stderr).toContain(`${t.config}/req-calico-cni.json: etcd.read[0]`);
+    rmSync(t.dir, { recursive: true, force: true });
+  });
+
   test("make rbac writes an executable script once, names users left out, and needs a root user", () => {
     const t = tempTree({ examples: ["calico-node"] });
     writeFileSync(join(t.config, "req-plain.json"), JSON.stringify({ CN: "plain" }));

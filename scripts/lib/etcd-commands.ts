@@ -1,13 +1,13 @@
 // The etcd commands behind `make rbac` and `make revoke`: they read the tree, call the library and print.
 
 import { existsSync, mkdirSync, readFileSync } from "node:fs";
-import { basename, join } from "node:path";
+import { join } from "node:path";
 import { UserError } from "./errors";
-import { makePlan } from "./plan";
+import { loadUsers } from "./plan";
 import { EtcdUser, ROOT_USER, usersProblems } from "./rbac";
 import { rbacScript } from "./rbac-script";
 import { commitWrites } from "./output";
-import { discoverTargets, TreeOptions } from "./targets";
+import { TreeOptions } from "./targets";
 import { revoke } from "./revoke";
 
 const out = (l: string) => process.stdout.write(l + "\n");
@@ -17,19 +17,15 @@ export const rbacScriptFile = (certsDir: string): string => join(certsDir, "etcd
 
 /** The etcd users of a tree: every user config with an "etcd" block, and the root user. */
 export function etcdUsers(o: TreeOptions): { users: EtcdUser[]; skipped: string[] } {
-  const plan = makePlan(o);
-  // Only the user configs matter here (the CA key may well be kept offline), but every user must have been read.
-  const userProblems = plan.problems.filter((p) => /^req-.+\.json$/.test(basename(p.file)) && basename(p.file) !== "req-csr.json");
-  const userTargets = discoverTargets(o).targets.filter((t) => t.role === "user");
-  const read = plan.items.filter((i) => i.target.role === "user").length;
-  if (userProblems.length || read !== userTargets.length) throw UserError.fromProblems(userProblems.length ? userProblems : plan.problems);
+  // Only the user configs matter here (the CA key may well be kept offline, and no certificate is looked at).
+  const loaded = loadUsers(o);
+  if (loaded.problems.length) throw UserError.fromProblems(loaded.problems);
   const users: EtcdUser[] = [];
   const skipped: string[] = [];
-  for (const i of plan.items) {
-    if (i.target.role !== "user") continue;
-    if (i.etcd) users.push({ name: i.request.cn, file: i.target.configFile, access: i.etcd });
-    else if (i.request.cn === ROOT_USER) users.push({ name: ROOT_USER, file: i.target.configFile, access: { readwrite: [], read: [], roles: [] } });
-    else skipped.push(i.target.configFile);
+  for (const u of loaded.users) {
+    if (u.etcd) users.push({ name: u.request.cn, file: u.target.configFile, access: u.etcd });
+    else if (u.request.cn === ROOT_USER) users.push({ name: ROOT_USER, file: u.target.configFile, access: { readwrite: [], read: [], roles: [] } });
+    else skipped.push(u.target.configFile);
   }
   const problems = usersProblems(users, o.configDir);
   if (problems.length) throw UserError.fromProblems(problems);

@@ -159,6 +159,21 @@ function changedReason(t: Target, a: Inputs, b: Inputs): string | undefined {
   return undefined;
 }
 
+/** The user configs of a tree, parsed and validated, without looking at any certificate (for `make rbac`). */
+export function loadUsers(o: TreeOptions): { users: { target: Target; request: CertRequest; etcd?: EtcdAccess }[]; problems: Problem[] } {
+  const problems: Problem[] = [];
+  const warnings: string[] = [];
+  const { targets, problems: tp } = discoverTargets(o);
+  problems.push(...tp);
+  const users: { target: Target; request: CertRequest; etcd?: EtcdAccess }[] = [];
+  for (const t of targets) {
+    if (t.role !== "user") continue;
+    const l = loadRequestFor(t, problems, warnings);
+    if (l.request) users.push({ target: t, request: l.request, etcd: l.etcd });
+  }
+  return { users, problems };
+}
+
 export function makePlan(o: TreeOptions, po: PlanOptions = {}): Plan {
   const problems: Problem[] = [];
   const warnings: string[] = [];
