@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 // tls-setup etcd: the etcd side of the tree — the RBAC script (users and roles from the configs) and revocation.
 import yargs from "yargs";
-import { runMain, UserError } from "./lib/errors";
+import { runMain } from "./lib/errors";
+import { failAsUserError } from "./lib/cli";
 import { treeOptions, toTree } from "./lib/tree-args";
 import { rbacCommand, revokeCommand } from "./lib/etcd-commands";
 
@@ -23,9 +24,7 @@ runMain("tls-setup etcd", async () => {
     .demandCommand(1, "give a command: rbac, revoke")
     .strict()
     // a user mistake is one line, not the usage text
-    .fail((msg, e) => {
-      throw e ?? new UserError(msg);
-    })
+    .fail(failAsUserError)
     .help()
     .parseAsync();
   return code;

@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 // tls-setup day 2: check-expiration, verify, renew, inspect, secrets (behind the Makefile targets of those names).
 import yargs from "yargs";
-import { runMain, UserError } from "./lib/errors";
+import { runMain } from "./lib/errors";
+import { failAsUserError } from "./lib/cli";
 import { treeOptions, toTree } from "./lib/tree-args";
 import { parseWarnDays } from "./lib/expiry";
 import { checkExpirationCommand, inspectCommand, parseFormat, renewCommand, secretsCommand, verifyCommand } from "./lib/lifecycle-commands";
@@ -61,9 +62,7 @@ runMain("tls-setup", async () => {
     )
     .demandCommand(1, "give a command: check-expiration, verify, renew, inspect, secrets")
     // yargs would print the usage and the stack for an error thrown by an async handler: runMain reports it instead
-    .fail((msg, e) => {
-      throw e ?? new UserError(`${msg} (see --help)`);
-    })
+    .fail(failAsUserError)
     .strict()
     .help()
     .parseAsync();

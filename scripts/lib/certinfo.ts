@@ -4,6 +4,7 @@
 import { children, content, decodeOid, readNode, raw, TAG } from "./der";
 import { parsePemBlocks } from "./pem";
 import { UserError } from "./errors";
+import { formatIp } from "./hosts";
 
 export interface CertFacts {
   der: Buffer;
@@ -86,6 +87,9 @@ export function parseCertDer(der: Buffer): CertFacts {
   };
 }
 
+/** A time as RFC 3339 to the second: 2027-01-01T00:00:00Z. */
+export const isoSeconds = (d: Date): string => d.toISOString().replace(/\.\d{3}Z$/, "Z");
+
 /** Reads the first CERTIFICATE block of a PEM text; errors name the file and what was found instead. */
 export function parseCertPem(text: string, file: string): CertFacts {
   const blocks = parsePemBlocks(text);
@@ -123,7 +127,6 @@ export function subjectAltNames(facts: CertFacts): string[] {
     else if (tag === 1) out.push(`email:${c.toString("ascii")}`);
     else if (tag === 6) out.push(`URI:${c.toString("ascii")}`);
     else if (tag === 7) {
-      const { formatIp } = require("./hosts") as typeof import("./hosts");
       out.push(`IP:${formatIp(c)}`);
     }
   }

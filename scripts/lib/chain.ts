@@ -66,7 +66,6 @@ export function signedBy(cert: CertFacts, ca: CertFacts): boolean {
   }
 }
 
-export const isSelfSigned = (c: CertFacts): boolean => signedBy(c, c);
 
 /** The CA (among `cas`) that issued `cert`, or undefined. A self-signed CA chains to itself. */
 export function findIssuer(cert: CertFacts, cas: CertFile[]): CertFile | undefined {

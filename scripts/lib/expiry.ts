@@ -3,7 +3,7 @@
 // WARN_DAYS (or already ended) make the report fail.
 
 import { UserError } from "./errors";
-import { commonName } from "./certinfo";
+import { commonName, isoSeconds } from "./certinfo";
 import { CertFile, findIssuer, listCertFiles } from "./chain";
 import { readAllStamps } from "./state";
 import { existsSync } from "node:fs";
@@ -53,7 +53,6 @@ export function expiryStatus(notAfter: Date, now: Date, warnDays: number): Expir
 
 export const daysLeft = (notAfter: Date, now: Date): number => Math.floor((notAfter.getTime() - now.getTime()) / DAY_MS);
 
-const iso = (d: Date) => d.toISOString().replace(/\.\d{3}Z$/, "Z");
 
 export function expiryEntry(c: CertFile, cas: CertFile[], role: string, now: Date, warnDays: number): ExpiryEntry {
   const issuer = findIssuer(c.facts, cas);
@@ -62,8 +61,8 @@ export function expiryEntry(c: CertFile, cas: CertFile[], role: string, now: Dat
     file: c.file,
     cn: commonName(c.facts.subjectDer),
     role,
-    notBefore: iso(c.facts.notBefore),
-    notAfter: iso(c.facts.notAfter),
+    notBefore: isoSeconds(c.facts.notBefore),
+    notAfter: isoSeconds(c.facts.notAfter),
     daysLeft: daysLeft(c.facts.notAfter, now),
     ca: !issuer ? "none" : issuer.name === c.name ? "self-signed" : issuer.name,
     status: expiryStatus(c.facts.notAfter, now, warnDays),
@@ -80,7 +79,7 @@ export function expiryReport(certsDir: string, now: Date, warnDays: number): Exp
   const entries = certs
     .map((c) => expiryEntry(c, cas, stamps.get(c.name)?.role ?? "unknown", now, warnDays))
     .sort((a, b) => Number(b.role === "ca") - Number(a.role === "ca") || a.name.localeCompare(b.name));
-  return { certsDir, now: iso(now), warnDays, certificates: entries, failing: entries.filter((e) => e.status !== "ok").map((e) => e.name) };
+  return { certsDir, now: isoSeconds(now), warnDays, certificates: entries, failing: entries.filter((e) => e.status !== "ok").map((e) => e.name) };
 }
 
 const when = (s: string) => s.replace("T", " ").replace(/:\d\dZ$/, " UTC");

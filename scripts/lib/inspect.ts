@@ -3,7 +3,7 @@
 // cfssl has them; key identifiers are written with two hex digits per byte (cfssl drops leading zeros).
 
 import { createHash, createPublicKey } from "node:crypto";
-import { CertFacts, subjectAltNames } from "./certinfo";
+import { CertFacts, subjectAltNames, isoSeconds } from "./certinfo";
 import { children, content, decodeOid, readNode } from "./der";
 import { EXT_KEY_USAGE_OIDS } from "./profile";
 import { DAY_MS } from "./expiry";
@@ -155,7 +155,6 @@ export interface CertDescription {
   sha256_fingerprint: string;
 }
 
-const iso = (d: Date) => d.toISOString().replace(/\.\d{3}Z$/, "Z");
 
 export function describeCert(f: CertFacts, at: { name: string; file: string; role: string; chainsTo: string; now: Date }): CertDescription {
   const entries = subjectAltNames(f);
@@ -176,8 +175,8 @@ export function describeCert(f: CertFacts, at: { name: string; file: string; rol
     serial_hex: f.serialHex.toUpperCase(),
     sans,
     san_entries: entries,
-    not_before: iso(f.notBefore),
-    not_after: iso(f.notAfter),
+    not_before: isoSeconds(f.notBefore),
+    not_after: isoSeconds(f.notAfter),
     days_left: Math.floor((f.notAfter.getTime() - at.now.getTime()) / DAY_MS),
     is_ca: f.isCa,
     key_usages: (f.keyUsageBits ?? []).map((b) => KEY_USAGE_NAMES[b] ?? `bit ${b}`),

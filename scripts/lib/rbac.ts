@@ -3,7 +3,7 @@
 // Parsing is pure and returns every problem with its JSON path.
 
 import { Problem, show } from "./errors";
-import { fieldKey, isObject, joinPath, typeName } from "./gojson";
+import { fieldKey, isObject, joinPath, typeName, field } from "./gojson";
 import { Parsed } from "./request";
 
 export interface EtcdAccess {
@@ -66,15 +66,10 @@ export function parseEtcdAccess(v: unknown, file: string, base = "etcd"): Parsed
   for (const k of Object.keys(v))
     if (!(ACCESS_FIELDS as readonly string[]).includes(k.toLowerCase()))
       problems.push({ file, path: joinPath(base, k), message: `is not a known field; accepted: ${ACCESS_FIELDS.map((f) => `"${f}"`).join(", ")}` });
-  const get = (name: string) => {
-    let found: unknown;
-    for (const k of Object.keys(v)) if (k.toLowerCase() === name) found = v[k];
-    return found;
-  };
   const path = (name: string) => joinPath(base, fieldKey(v, name));
-  const readwrite = stringList(get("readwrite"), file, path("readwrite"), "key prefixes", prefixProblem, problems);
-  const read = stringList(get("read"), file, path("read"), "key prefixes", prefixProblem, problems);
-  const roles = stringList(get("roles"), file, path("roles"), "role names", etcdNameProblem, problems);
+  const readwrite = stringList(field(v, "readwrite"), file, path("readwrite"), "key prefixes", prefixProblem, problems);
+  const read = stringList(field(v, "read"), file, path("read"), "key prefixes", prefixProblem, problems);
+  const roles = stringList(field(v, "roles"), file, path("roles"), "role names", etcdNameProblem, problems);
   for (const p of read)
     if (readwrite.includes(p))
       problems.push({ file, path: joinPath(path("read"), read.indexOf(p)), message: `${show(p)} is also in "readwrite"; list a prefix once (readwrite includes read)` });

@@ -2,6 +2,7 @@
 // from their current configs, through the core build (only + force). The CA and every other certificate stay as they
 // are; each private key is kept unless a new one is asked for.
 
+import { isoSeconds } from "./certinfo";
 import { join } from "node:path";
 import { build, BuildResult } from "./build";
 import { listCertFiles, readCertFile } from "./chain";
@@ -33,7 +34,6 @@ export interface RenewResult {
   build?: BuildResult;
 }
 
-const date = (d: Date) => d.toISOString().replace(/\.\d{3}Z$/, "Z");
 
 /** Which leaves to renew: the named one, or every leaf whose certificate ends within warnDays. */
 export function selectRenewals(o: TreeOptions, opts: RenewOptions): { names: string[]; warnings: string[] } {
@@ -46,7 +46,7 @@ export function selectRenewals(o: TreeOptions, opts: RenewOptions): { names: str
   const warnings: string[] = [];
   const caFacts = readCertFile(bundlePaths(join(o.certsDir, "ca")).cert);
   if (caFacts && expiryStatus(caFacts.notAfter, now, opts.warnDays) !== "ok")
-    warnings.push(`${bundlePaths(join(o.certsDir, "ca")).cert}: the CA ends ${date(caFacts.notAfter)} (${daysLeft(caFacts.notAfter, now)} days left); renewed certificates cannot outlive it: a new CA needs "make rotate" and restarts`);
+    warnings.push(`${bundlePaths(join(o.certsDir, "ca")).cert}: the CA ends ${isoSeconds(caFacts.notAfter)} (${daysLeft(caFacts.notAfter, now)} days left); renewed certificates cannot outlive it: a new CA needs "make rotate" and restarts`);
   if (opts.name !== undefined) {
     if (opts.name === "ca") throw new UserError(`NAME: "ca" is the CA; "make renew" re-issues leaves only; a new CA is "make rotate" (every certificate is re-issued and everything that trusts the CA restarts)`);
     if (!leaves.includes(opts.name)) throw new UserError(`NAME: ${JSON.stringify(opts.name)} is not a certificate of this tree; known: ${leaves.join(", ")}`);
@@ -58,7 +58,7 @@ export function selectRenewals(o: TreeOptions, opts: RenewOptions): { names: str
   });
   const owned = new Set(plan.items.map((i) => i.target.name));
   for (const c of listCertFiles(o.certsDir))
-    if (!owned.has(c.name) && expiryStatus(c.facts.notAfter, now, opts.warnDays) !== "ok") warnings.push(`${c.file}: expires ${date(c.facts.notAfter)} but has no config here; not renewed`);
+    if (!owned.has(c.name) && expiryStatus(c.facts.notAfter, now, opts.warnDays) !== "ok") warnings.push(`${c.file}: expires ${isoSeconds(c.facts.notAfter)} but has no config here; not renewed`);
   return { names, warnings };
 }
 
@@ -74,7 +74,7 @@ export async function renewTree(o: TreeOptions, opts: RenewOptions): Promise<Ren
     const f = readCertFile(file);
     if (!f) continue;
     const old = before.get(n);
-    renewed.push({ name: n, file, oldNotAfter: old ? date(old) : undefined, notAfter: date(f.notAfter) });
+    renewed.push({ name: n, file, oldNotAfter: old ? isoSeconds(old) : undefined, notAfter: isoSeconds(f.notAfter) });
   }
   const still = renewed.filter((x) => expiryStatus(new Date(x.notAfter), now, opts.warnDays) !== "ok");
   if (still.length)

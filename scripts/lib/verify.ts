@@ -6,7 +6,7 @@
 
 import { existsSync, readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
-import { CertFacts, commonName, parseCertPem, subjectAltNames } from "./certinfo";
+import { CertFacts, commonName, parseCertPem, subjectAltNames, isoSeconds } from "./certinfo";
 import { signedBy } from "./chain";
 import { formatProblem, isUserError } from "./errors";
 import { formatIp } from "./hosts";
@@ -16,7 +16,7 @@ import { makePlan, PlanItem } from "./plan";
 import { missingRoleEkus, OID_CLIENT_AUTH, OID_SERVER_AUTH, Profile, ROLE_EKU_WHY } from "./profile";
 import { CertRequest } from "./request";
 import { caFiles, memberConfig, TreeOptions } from "./targets";
-import { children, content, readNode, TAG } from "./der";
+import { children, readNode, TAG } from "./der";
 import { parsePemBlocks } from "./pem";
 import { DAY_MS } from "./expiry";
 
@@ -28,7 +28,6 @@ export interface VerifyResult {
   checked: string[];
 }
 
-const date = (d: Date) => d.toISOString().replace(/\.\d{3}Z$/, "Z");
 
 /** Message of a UserError (it already names the file), else rethrows. */
 function userMessage(e: unknown): string {
@@ -75,8 +74,8 @@ async function checkPair(certFile: string, keyFile: string, problems: string[], 
 }
 
 function checkValidity(file: string, f: CertFacts, now: Date, fix: string, problems: string[]): void {
-  if (now > f.notAfter) problems.push(`${file}: expired on ${date(f.notAfter)}; ${fix}`);
-  else if (now < f.notBefore) problems.push(`${file}: is not valid until ${date(f.notBefore)}; check the clock`);
+  if (now > f.notAfter) problems.push(`${file}: expired on ${isoSeconds(f.notAfter)}; ${fix}`);
+  else if (now < f.notBefore) problems.push(`${file}: is not valid until ${isoSeconds(f.notBefore)}; check the clock`);
 }
 
 function checkRole(item: PlanItem, file: string, f: CertFacts, problems: string[]): void {
@@ -128,8 +127,8 @@ export async function checkCrl(file: string, ca: CertFacts, now: Date, crypto: C
   const caCert = new x509.X509Certificate(new Uint8Array(ca.der));
   if (!crlIssuerDer(der).equals(ca.subjectDer)) problems.push(`${file}: is issued by "${crl.issuer}", not by the CA ("${caCert.subject}")`);
   else if (!(await crl.verify({ publicKey: caCert }, crypto))) problems.push(`${file}: its signature does not verify with the CA's key; re-make the CRL with the current CA`);
-  if (crl.thisUpdate > now) problems.push(`${file}: its thisUpdate ${date(crl.thisUpdate)} is in the future; check the clock`);
-  if (crl.nextUpdate && crl.nextUpdate < now) problems.push(`${file}: is out of date: its nextUpdate was ${date(crl.nextUpdate)}; re-make the CRL`);
+  if (crl.thisUpdate > now) problems.push(`${file}: its thisUpdate ${isoSeconds(crl.thisUpdate)} is in the future; check the clock`);
+  if (crl.nextUpdate && crl.nextUpdate < now) problems.push(`${file}: is out of date: its nextUpdate was ${isoSeconds(crl.nextUpdate)}; re-make the CRL`);
   return problems;
 }
 
@@ -159,7 +158,7 @@ function configWarnings(o: TreeOptions, items: PlanItem[], ca: CertFacts | undef
       const ends = p.notAfter ? p.notAfter.getTime() - now.getTime() : p.expiryMs;
       if (ends > left)
         out.push(
-          `${caFiles(o).signing}: ${profilePath(p)}: ${p.notAfter ? `not_after ${date(p.notAfter)}` : `"${p.expiryMs / 3_600_000}h"`} outlasts the CA, which ends ${date(ca.notAfter)} (${Math.floor(left / DAY_MS)} days left); its certificates are cut to the CA's end, so plan a new CA ("make rotate") before then`,
+          `${caFiles(o).signing}: ${profilePath(p)}: ${p.notAfter ? `not_after ${isoSeconds(p.notAfter)}` : `"${p.expiryMs / 3_600_000}h"`} outlasts the CA, which ends ${isoSeconds(ca.notAfter)} (${Math.floor(left / DAY_MS)} days left); its certificates are cut to the CA's end, so plan a new CA ("make rotate") before then`,
         );
     }
   }
