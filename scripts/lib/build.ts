@@ -35,6 +35,17 @@ export interface BuildResult {
   ms: number;
 }
 
+/** The warning and orphan lines of a build, as `make` and the watcher print them. */
+export function buildNotices(o: TreeOptions, r: BuildResult): string[] {
+  return [
+    ...r.warnings.map((w) => `warning: ${w}`),
+    ...r.orphans.map((n) => `orphaned: ${o.certsDir}/${n}.pem and its key: its config (req-${n}.json) is gone; they were left in place, delete them yourself if unused`),
+  ];
+}
+
+/** "made N, unchanged M, orphaned K in T ms" */
+export const buildSummary = (r: BuildResult, ms = r.ms): string => `made ${r.made.length}, unchanged ${r.unchanged.length + r.adopted.length}, orphaned ${r.orphans.length} in ${ms} ms`;
+
 const sameSpec = (a: KeySpec, b: KeySpec) => a.algo === b.algo && a.size === b.size;
 
 /**

@@ -2,7 +2,7 @@
 
 import { basename } from "node:path";
 import { discoverTargets, TreeOptions } from "./targets";
-import { build } from "./build";
+import { build, buildNotices, buildSummary } from "./build";
 import { makePlan, staleItems } from "./plan";
 import { UserError } from "./errors";
 import { createProgress } from "./progress";
@@ -13,9 +13,8 @@ const err = (l: string) => process.stderr.write(l + "\n");
 export async function buildCommand(o: TreeOptions, opts: { only?: string[]; caOnly?: boolean; rotate?: boolean; newKey?: boolean }): Promise<number> {
   const progress = createProgress();
   const r = await build(o, { ...opts, log: progress.wrap(out), onProgress: (d, n) => progress.update(d, n) }).finally(() => progress.clear());
-  for (const w of r.warnings) err(`warning: ${w}`);
-  for (const n of r.orphans) err(`orphaned: ${o.certsDir}/${n}.pem and its key: its config (req-${n}.json) is gone; they were left in place, delete them yourself if unused`);
-  out(`tls-setup: made ${r.made.length}, unchanged ${r.unchanged.length + r.adopted.length}, orphaned ${r.orphans.length} in ${r.ms} ms`);
+  for (const l of buildNotices(o, r)) err(l);
+  out(`tls-setup: ${buildSummary(r)}`);
   return 0;
 }
 

@@ -6,7 +6,7 @@
 import { existsSync, statSync } from "node:fs";
 import { dirname, resolve, sep } from "node:path";
 import type { FSWatcher } from "chokidar";
-import { build, BuildOptions } from "./build";
+import { build, buildNotices, BuildOptions, buildSummary } from "./build";
 import { isUserError, UserError } from "./errors";
 import { createProgress } from "./progress";
 import { TreeOptions } from "./targets";
@@ -130,12 +130,11 @@ export function watchTree(o: TreeOptions, wo: WatchOptions = {}): TreeWatcher {
     const say = new Set<string>();
     try {
       const r = await build(o, { ...wo.build, concurrency: wo.concurrency, log: progress.wrap(out), onProgress: (d, n) => progress.update(d, n) });
-      for (const w of r.warnings) say.add(`warning: ${w}`);
-      for (const n of r.orphans) say.add(`orphaned: ${o.certsDir}/${n}.pem and its key: its config (req-${n}.json) is gone; they were left in place, delete them yourself if unused`);
+      for (const l of buildNotices(o, r)) say.add(l);
       for (const l of say) if (!told.has(l)) err(l);
       told = say;
       const n = r.made.length + r.adopted.length;
-      if (n || first) out(`watch: made ${r.made.length}, unchanged ${r.unchanged.length + r.adopted.length}, orphaned ${r.orphans.length} in ${Date.now() - t0} ms`);
+      if (n || first) out(`watch: ${buildSummary(r, Date.now() - t0)}`);
     } catch (e) {
       progress.clear();
       // a bad config: its problems, one per line; nothing was written
