@@ -8,7 +8,6 @@ import { CertFacts, parseCertPem } from "./certinfo";
 import { CryptoProvider, getCrypto, importKeyPair } from "./keys";
 import { Issuer } from "./issue";
 import { RSA_MIN } from "./request";
-import { children, content, decodeOid, readNode } from "./der";
 
 /** Signature algorithms we refuse to chain to (SHA-1 and MD5 based). */
 const WEAK_SIGNATURES: Record<string, string> = {
@@ -18,11 +17,6 @@ const WEAK_SIGNATURES: Record<string, string> = {
   "1.2.840.10040.4.3": "dsa-with-SHA1",
 };
 
-function signatureOid(der: Buffer): string {
-  const [, alg] = children(der, readNode(der));
-  const [o] = children(der, alg);
-  return decodeOid(content(der, o));
-}
 
 export function readText(file: string, what: string): string {
   try {
@@ -39,7 +33,7 @@ export async function loadIssuer(certFile: string, keyFile: string, now: Date, c
   if (!facts.isCa) throw new UserError(`${certFile}: is not a CA certificate (basicConstraints CA:FALSE or missing); expected a CA such as certs/ca.pem`);
   if (facts.keyUsageBits && !facts.keyUsageBits.includes(5)) throw new UserError(`${certFile}: its key usage does not allow signing certificates (no keyCertSign)`);
   if (key.spec.algo === "rsa" && key.spec.size < RSA_MIN) throw new UserError(`${keyFile}: is an RSA ${key.spec.size}-bit key; a CA key must be RSA ${RSA_MIN} bits or more, or ECDSA`);
-  const weak = WEAK_SIGNATURES[signatureOid(facts.der)];
+  const weak = WEAK_SIGNATURES[facts.signatureOid];
   if (weak) throw new UserError(`${certFile}: is signed with ${weak}; SHA-1 and MD5 signatures are refused, re-make the CA with SHA-256 or better`);
   if (now > facts.notAfter) throw new UserError(`${certFile}: the CA expired on ${facts.notAfter.toISOString()}; renew it with "make rotate"`);
   if (now < facts.notBefore) throw new UserError(`${certFile}: the CA is not valid until ${facts.notBefore.toISOString()}; check the clock`);

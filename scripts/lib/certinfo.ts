@@ -9,6 +9,8 @@ import { formatIp } from "./hosts";
 export interface CertFacts {
   der: Buffer;
   serialHex: string;
+  /** the OID of the CA's signature algorithm over this certificate */
+  signatureOid: string;
   subjectDer: Buffer;
   issuerDer: Buffer;
   spki: Buffer;
@@ -34,7 +36,7 @@ function parseTime(buf: Buffer, tag: number): Date {
 export function parseCertDer(der: Buffer): CertFacts {
   const top = readNode(der);
   if (top.tag !== TAG.SEQUENCE || top.end !== der.length) throw new Error("not a DER certificate");
-  const [tbsNode] = children(der, top);
+  const [tbsNode, sigAlg] = children(der, top);
   const tbs = children(der, tbsNode);
   const off = tbs[0].tag === 0xa0 ? 1 : 0;
   const serial = content(der, tbs[off]);
@@ -74,6 +76,7 @@ export function parseCertDer(der: Buffer): CertFacts {
   return {
     der,
     serialHex: Buffer.from(serial).toString("hex").replace(/^00(?=[89a-f])/, ""),
+    signatureOid: decodeOid(content(der, children(der, sigAlg)[0])),
     subjectDer: Buffer.from(raw(der, subject)),
     issuerDer: Buffer.from(raw(der, issuer)),
     spki: Buffer.from(raw(der, spki)),

@@ -7,7 +7,6 @@ import { loadCaConfig, loadRequest } from "./config-files";
 import { BUILTIN_CONFIG, selectProfile } from "./profile";
 import { defaultDeps, IssueDeps, Issued, issueCa, issueLeaf } from "./issue";
 import { loadIssuer } from "./ca-load";
-import { hasSubject } from "./request";
 import { Bundle, bundlePaths, commitWrites, planBundle } from "./output";
 import { existsSync, readFileSync } from "node:fs";
 import { parseCertPem } from "./certinfo";
@@ -22,7 +21,6 @@ export type Log = (line: string) => void;
 
 export async function initCa(csrFile: string, log: Log, deps: IssueDeps = defaultDeps()): Promise<Issued> {
   const req = loadRequest(csrFile, { allowCa: true });
-  if (!hasSubject(req)) throw new UserError(`${csrFile}: CN: is empty and no names are given; a CA needs a subject (a CN, or names with C/ST/L/O/OU)`);
   log("[INFO] generating a new CA key and certificate from CSR");
   log(`[INFO] generate received request`);
   const issued = await issueCa(req, deps);

@@ -110,11 +110,7 @@ export function keyDescription(spki: Buffer): { algorithm: string; size: number;
   return { algorithm: (k.asymmetricKeyType ?? "unknown").toUpperCase(), size: 0 };
 }
 
-function signatureAlgorithm(der: Buffer): string {
-  const [, alg] = children(der, readNode(der));
-  const id = decodeOid(content(der, children(der, alg)[0]));
-  return SIG_ALGS[id] ?? id;
-}
+const signatureAlgorithm = (f: CertFacts): string => SIG_ALGS[f.signatureOid] ?? f.signatureOid;
 
 function authorityKeyId(f: CertFacts): Buffer | undefined {
   const ext = f.extensions.get("2.5.29.35");
@@ -183,7 +179,7 @@ export function describeCert(f: CertFacts, at: { name: string; file: string; rol
     ext_key_usages: f.extKeyUsages.map((o) => EKU_NAMES[o] ?? o),
     key_algorithm: key.algorithm,
     key_size: key.size,
-    sigalg: signatureAlgorithm(f.der),
+    sigalg: signatureAlgorithm(f),
     subject_key_id: f.ski ? colonHex(f.ski) : undefined,
     authority_key_id: aki ? colonHex(aki) : undefined,
     sha256_fingerprint: colonHex(createHash("sha256").update(f.der).digest()),

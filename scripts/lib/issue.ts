@@ -3,6 +3,7 @@
 
 import { bitString, bool, explicit, implicit, integer, integerFromBytes, octetString, oid, seq, time, tlv, TAG, Der } from "./der";
 import { CertRequest } from "./request";
+import { SanSet } from "./hosts";
 import { Profile } from "./profile";
 import { encodeSubject } from "./subject";
 import { CryptoProvider, generateKeyPair, getCrypto, KeyPair, keyIdentifier, signatureAlgorithm, signDer } from "./keys";
@@ -94,14 +95,9 @@ export function basicConstraints(isCa: boolean, pathlen = 0, pathlenzero = false
   return ext(OIDS.basicConstraints, true, seq(...parts));
 }
 
-export interface Sans {
-  dns: string[];
-  emails: string[];
-  ips: Buffer[];
-  uris: string[];
-}
 
-export function sanExtension(s: Sans, critical: boolean): Der | undefined {
+
+export function sanExtension(s: SanSet, critical: boolean): Der | undefined {
   const names = [
     ...s.dns.map((d) => implicit(2, Buffer.from(d, "ascii"))),
     ...s.emails.map((e) => implicit(1, Buffer.from(e, "ascii"))),

@@ -6,7 +6,7 @@ import { join } from "node:path";
 import { Problem } from "./errors";
 import { field, fieldKey } from "./gojson";
 import { readJsonObjectFile } from "./config-files";
-import { CertRequest, hasSubject, parseRequest } from "./request";
+import { CertRequest, parseRequest } from "./request";
 import { missingRoleEkus, OID_CLIENT_AUTH, OID_SERVER_AUTH, parseCaConfig, Profile, ROLE_EKU_WHY, selectProfile, SigningConfig } from "./profile";
 import { caFiles, discoverTargets, memberConfig, Role, Target, TreeOptions } from "./targets";
 import { hashValue, Inputs, readAllStamps, sha256, Stamp } from "./state";
@@ -126,7 +126,6 @@ function loadRequestFor(t: Target, problems: Problem[], warnings: string[]): Loa
   }
   if (t.role === "user" && r.value.cn !== t.name)
     warnings.push(`${t.configFile}: CN: ${JSON.stringify(r.value.cn)} differs from the user name ${JSON.stringify(t.name)} in the file name; etcd will see the user ${JSON.stringify(r.value.cn)}`);
-  if (t.role === "ca" && !hasSubject(r.value)) problems.push({ file: t.configFile, path: "CN", message: "is empty and no names are given; a CA needs a subject (a CN, or names with C/ST/L/O/OU)" });
   const etcd = field(j.value, "etcd");
   let access: EtcdAccess | undefined;
   if (etcd !== undefined && t.role !== "user") problems.push({ file: t.configFile, path: "etcd", message: "is only meaningful in a user's config (req-<user>.json)" });

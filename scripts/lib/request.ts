@@ -43,7 +43,7 @@ export const RSA_MAX = 8192;
 export const CN_MAX = 64;
 
 export interface RequestOptions {
-  /** The `ca` block is only allowed when making a CA (cfssl: "ca section only permitted in initca"). */
+  /** Making a CA: the `ca` block is allowed (cfssl: "ca section only permitted in initca") and a subject required. */
   allowCa?: boolean;
   /** A user certificate: the CN is the etcd user name, so it must be present. */
   requireCn?: boolean;
@@ -194,7 +194,9 @@ export function parseRequest(obj: JsonObject, file: string, opts: RequestOptions
     else ca = parseCa(caV, file, problems);
   }
   if (problems.length) return { problems };
-  return { value: { cn, names, serialNumber, hosts, sans, key, ca }, problems };
+  const value: CertRequest = { cn, names, serialNumber, hosts, sans, key, ca };
+  if (opts.allowCa && !hasSubject(value)) return { problems: [{ file, path: "CN", message: "is empty and no names are given; a CA needs a subject (a CN, or names with C/ST/L/O/OU)" }] };
+  return { value, problems };
 }
 
 /** cfssl's rule for a CA subject: a CN, or names whose every entry has some C/ST/L/O/OU. */

@@ -2,7 +2,7 @@
 // serialNumber; several values of one type form one multi-valued RDN; PrintableString when possible.
 
 import { oid, seq, setOf, tlv, TAG, Der } from "./der";
-import { CertRequest, NameField } from "./request";
+import { CertRequest, NAME_FIELDS } from "./request";
 
 export const ATTR_OIDS = {
   C: "2.5.4.6",
@@ -25,8 +25,7 @@ const atv = (type: string, value: string): Der => seq(oid(type), directoryString
 /** DER of the subject Name for a request. An empty subject is an empty SEQUENCE. */
 export function encodeSubject(req: Pick<CertRequest, "cn" | "names" | "serialNumber">): Der {
   const rdns: Der[] = [];
-  const order: NameField[] = ["C", "ST", "L", "O", "OU"];
-  for (const f of order) {
+  for (const f of NAME_FIELDS) {
     const values = req.names.map((n) => n[f]).filter((v): v is string => v !== undefined && v !== "");
     if (values.length) rdns.push(setOf(...values.map((v) => atv(ATTR_OIDS[f], v))));
   }
