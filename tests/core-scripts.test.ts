@@ -85,3 +85,10 @@ test("bare writes cfssljson's layout with modes, from stdin or -f", () => {
   expect(readFileSync(join(dir, "viaf.csr"), "utf8")).toBe(j.csr);
   expect(sh("stat", ["-c", "%a", join(dir, "viaf-key.pem"), join(dir, "viaf.pem"), join(dir, "viaf.csr")]).split("\n").slice(0, 3)).toEqual(["600", "644", "644"]);
 });
+
+test("bare into a directory that does not exist: one line naming it, exit 1", () => {
+  const json = runScript("ca", [cfg("ca-csr.json")]).stdout;
+  const r = runScript("bare", [join(dir, "no-such-dir", "x")], { input: json });
+  expect(r.status).toBe(1);
+  expect(r.stderr).toBe(`bare: ${join(dir, "no-such-dir")}: cannot write there: the directory does not exist\n`);
+});

@@ -6,6 +6,7 @@
 import { chmodSync, closeSync, fsyncSync, openSync, readdirSync, renameSync, statSync, unlinkSync, writeSync, existsSync, readFileSync } from "node:fs";
 import { basename, dirname, join } from "node:path";
 import { randomBytes } from "node:crypto";
+import { UserError } from "./errors";
 import { open as openAsync, rename as renameAsync, unlink as unlinkAsync } from "node:fs/promises";
 
 export const TEMP_PREFIX = ".tls-setup-tmp-";
@@ -83,8 +84,38 @@ function certToRemoveFirst(writes: PlannedWrite[]): string | undefined {
   return old !== keyWrite.data && existsSync(certPath) ? certPath : undefined;
 }
 
+const FS_REASONS: Record<string, string> = {
+  EISDIR: "a directory is in the way",
+  ENOTDIR: "a file is in the way of its directory",
+  EACCES: "permission denied",
+  EPERM: "operation not permitted",
+  EROFS: "the file system is read-only",
+  ENOSPC: "no space left on the device",
+  EDQUOT: "the disk quota is exceeded",
+  ENOENT: "its directory does not exist",
+};
+
+/** A file-system refusal (a directory in the way, permissions, a full disk) as one line naming the file. */
+function asUserError(e: unknown): unknown {
+  const err = e as NodeJS.ErrnoException & { dest?: string };
+  const reason = err?.code ? FS_REASONS[err.code] : undefined;
+  if (!reason) return e;
+  const file = err.dest ?? err.path ?? "";
+  // a temp file could not be made: the directory itself is the problem
+  if (file.includes(TEMP_PREFIX)) return new UserError(`${dirname(file)}: cannot write there: ${err.code === "ENOENT" ? "the directory does not exist" : reason}`);
+  return new UserError(`${file}: cannot be written: ${reason}`);
+}
+
 /** Performs planned writes atomically (see the file comment for the ordering guarantee). */
 export function commitWrites(writes: PlannedWrite[], opts: CommitOptions = {}): void {
+  try {
+    commitWritesUnchecked(writes, opts);
+  } catch (e) {
+    throw asUserError(e);
+  }
+}
+
+function commitWritesUnchecked(writes: PlannedWrite[], opts: CommitOptions): void {
   const fsync = opts.fsync ?? true;
   const temps: string[] = [];
   try {
@@ -145,6 +176,12 @@ async function fsyncDirAsync(dir: string): Promise<void> {
  * signing goes on meanwhile.
  */
 export async function commitWritesAsync(writes: PlannedWrite[], opts: CommitOptions = {}): Promise<void> {
+  await commitWritesAsyncUnchecked(writes, opts).catch((e) => {
+    throw asUserError(e);
+  });
+}
+
+async function commitWritesAsyncUnchecked(writes: PlannedWrite[], opts: CommitOptions): Promise<void> {
   const fsync = opts.fsync ?? true;
   const made = await Promise.allSettled(writes.map((w) => writeTempAsync(w, fsync)));
   const temps = made.map((r) => (r.status === "fulfilled" ? r.value : ""));
