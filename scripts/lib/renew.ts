@@ -36,7 +36,7 @@ export interface RenewResult {
 
 
 /** Which leaves to renew: the named one, or every leaf whose certificate ends within warnDays. */
-export function selectRenewals(o: TreeOptions, opts: RenewOptions): { names: string[]; warnings: string[] } {
+export function selectRenewals(o: TreeOptions, opts: RenewOptions): { names: string[]; warnings: string[]; notAfter: Map<string, Date | undefined> } {
   const now = opts.now ?? new Date();
   const plan = makePlan(o);
   if (plan.problems.length) throw UserError.fromProblems(plan.problems);
@@ -50,22 +50,23 @@ export function selectRenewals(o: TreeOptions, opts: RenewOptions): { names: str
   if (opts.name !== undefined) {
     if (opts.name === "ca") throw new UserError(`NAME: "ca" is the CA; "make renew" re-issues leaves only; a new CA is "make rotate" (every certificate is re-issued and everything that trusts the CA restarts)`);
     if (!leaves.includes(opts.name)) throw new UserError(`NAME: ${JSON.stringify(opts.name)} is not a certificate of this tree; known: ${leaves.join(", ")}`);
-    return { names: [opts.name], warnings };
+    return { names: [opts.name], warnings, notAfter: new Map([[opts.name, readCertFile(bundlePaths(join(o.certsDir, opts.name)).cert)?.notAfter]]) };
   }
+  // each leaf's certificate is read once: its end decides, and renewTree reports it
+  const notAfter = new Map(leaves.map((n) => [n, readCertFile(bundlePaths(join(o.certsDir, n)).cert)?.notAfter]));
   const names = leaves.filter((n) => {
-    const f = readCertFile(bundlePaths(join(o.certsDir, n)).cert);
-    return f !== undefined && expiryStatus(f.notAfter, now, opts.warnDays) !== "ok";
+    const end = notAfter.get(n);
+    return end !== undefined && expiryStatus(end, now, opts.warnDays) !== "ok";
   });
   const owned = new Set(plan.items.map((i) => i.target.name));
   for (const c of listCertFiles(o.certsDir))
     if (!owned.has(c.name) && expiryStatus(c.facts.notAfter, now, opts.warnDays) !== "ok") warnings.push(`${c.file}: expires ${isoSeconds(c.facts.notAfter)} but has no config here; not renewed`);
-  return { names, warnings };
+  return { names, warnings, notAfter };
 }
 
 export async function renewTree(o: TreeOptions, opts: RenewOptions): Promise<RenewResult> {
-  const { names, warnings } = selectRenewals(o, opts);
+  const { names, warnings, notAfter: before } = selectRenewals(o, opts);
   if (!names.length) return { renewed: [], warnings };
-  const before = new Map(names.map((n) => [n, readCertFile(bundlePaths(join(o.certsDir, n)).cert)?.notAfter]));
   const result = await build(o, { only: names, force: true, newKey: opts.newKey, log: opts.log });
   const now = opts.now ?? new Date();
   const renewed: Renewed[] = [];
