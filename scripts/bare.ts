@@ -2,10 +2,10 @@
 // bare PREFIX (or -bare PREFIX) — cfssljson -bare: reads cfssl's JSON on stdin (or -f FILE) and writes
 // PREFIX.pem, PREFIX-key.pem (0600) and PREFIX.csr atomically.
 import yargs from "yargs";
-import { runMain, UserError } from "./lib/errors";
-import { normalizeArgv, readStdin } from "./lib/cli";
-import { bare } from "./lib/cfssl";
-import { readText } from "./lib/ca-load";
+import { runMain, UserError } from "./lib/common/errors";
+import { normalizeArgv, readStdin } from "./lib/cli/cli";
+import { bare } from "./lib/cli/cfssl";
+import { readText } from "./lib/x509/ca-load";
 
 runMain("bare", async () => {
   const argv = await yargs(normalizeArgv(process.argv.slice(2)))

@@ -2,8 +2,8 @@
 // bench: our make against hack/tls-setup's Makefile with real cfssl; prints the table and writes bench/results.md.
 import yargs from "yargs";
 import { join, resolve } from "node:path";
-import { runMain } from "./lib/errors";
-import { runBench } from "./lib/bench";
+import { runMain } from "./lib/common/errors";
+import { runBench } from "./lib/bench/bench";
 
 runMain("bench", async () => {
   const root = resolve(__dirname, "..");

@@ -1,9 +1,9 @@
 #!/usr/bin/env node
 // ca CSR.json — cfssl gencert -initca: prints {"cert","csr","key"} for a new self-signed CA.
 import yargs from "yargs";
-import { runMain } from "./lib/errors";
-import { normalizeArgv, refuseKeyToTerminal, stderrLog } from "./lib/cli";
-import { cfsslJson, initCa } from "./lib/cfssl";
+import { runMain } from "./lib/common/errors";
+import { normalizeArgv, refuseKeyToTerminal, stderrLog } from "./lib/cli/cli";
+import { cfsslJson, initCa } from "./lib/cli/cfssl";
 
 runMain("ca", async () => {
   const argv = await yargs(normalizeArgv(process.argv.slice(2)))

@@ -1,10 +1,10 @@
 #!/usr/bin/env node
 // tls-setup etcd: the etcd side of the tree — the RBAC script (users and roles from the configs) and revocation.
 import yargs from "yargs";
-import { runMain } from "./lib/errors";
-import { failAsUserError } from "./lib/cli";
-import { treeOptions, toTree } from "./lib/tree-args";
-import { rbacCommand, revokeCommand } from "./lib/etcd-commands";
+import { runMain } from "./lib/common/errors";
+import { failAsUserError } from "./lib/cli/cli";
+import { treeOptions, toTree } from "./lib/cli/tree-args";
+import { rbacCommand, revokeCommand } from "./lib/etcd/commands";
 
 runMain("tls-setup etcd", async () => {
   let code = 0;

@@ -1,11 +1,11 @@
 #!/usr/bin/env node
 // tls-setup day 2: check-expiration, verify, renew, inspect, secrets (behind the Makefile targets of those names).
 import yargs from "yargs";
-import { runMain } from "./lib/errors";
-import { failAsUserError } from "./lib/cli";
-import { treeOptions, toTree } from "./lib/tree-args";
-import { parseWarnDays } from "./lib/expiry";
-import { checkExpirationCommand, inspectCommand, parseFormat, renewCommand, secretsCommand, verifyCommand } from "./lib/lifecycle-commands";
+import { runMain } from "./lib/common/errors";
+import { failAsUserError } from "./lib/cli/cli";
+import { treeOptions, toTree } from "./lib/cli/tree-args";
+import { parseWarnDays } from "./lib/lifecycle/expiry";
+import { checkExpirationCommand, inspectCommand, parseFormat, renewCommand, secretsCommand, verifyCommand } from "./lib/lifecycle/commands";
 
 // a reader that stops early (| head) is not an error
 process.stdout.on("error", (e: NodeJS.ErrnoException) => {

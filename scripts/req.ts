@@ -1,9 +1,9 @@
 #!/usr/bin/env node
 // req -ca CA.pem -ca-key CA-key.pem -config ca-config.json [-profile NAME] CSR.json — cfssl gencert.
 import yargs from "yargs";
-import { runMain } from "./lib/errors";
-import { normalizeArgv, refuseKeyToTerminal, stderrLog } from "./lib/cli";
-import { cfsslJson, gencert } from "./lib/cfssl";
+import { runMain } from "./lib/common/errors";
+import { normalizeArgv, refuseKeyToTerminal, stderrLog } from "./lib/cli/cli";
+import { cfsslJson, gencert } from "./lib/cli/cfssl";
 
 runMain("req", async () => {
   const argv = await yargs(normalizeArgv(process.argv.slice(2)))

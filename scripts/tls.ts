@@ -1,10 +1,10 @@
 #!/usr/bin/env node
 // tls-setup: the tree commands behind the Makefile (build, plan, ...).
 import yargs from "yargs";
-import { runMain } from "./lib/errors";
-import { failAsUserError } from "./lib/cli";
-import { treeOptions, toTree } from "./lib/tree-args";
-import { buildCommand, nameForFile, planCommand } from "./lib/commands";
+import { runMain } from "./lib/common/errors";
+import { failAsUserError } from "./lib/cli/cli";
+import { treeOptions, toTree } from "./lib/cli/tree-args";
+import { buildCommand, nameForFile, planCommand } from "./lib/tree/commands";
 
 runMain("tls-setup", async () => {
   let code = 0;

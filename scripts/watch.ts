@@ -1,9 +1,9 @@
 #!/usr/bin/env node
 // watch: rebuild certificates whenever a config changes (the same planner as `make`), until Ctrl-C.
 import yargs from "yargs";
-import { runMain } from "./lib/errors";
-import { treeOptions, toTree } from "./lib/tree-args";
-import { DEFAULT_DEBOUNCE_MS, watchUntilSignal } from "./lib/watch";
+import { runMain } from "./lib/common/errors";
+import { treeOptions, toTree } from "./lib/cli/tree-args";
+import { DEFAULT_DEBOUNCE_MS, watchUntilSignal } from "./lib/watch/watch";
 
 runMain("watch", async () => {
   const a = await treeOptions(yargs(process.argv.slice(2)))

@@ -4,11 +4,11 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { runScript, ROOT, sh } from "./helpers";
 import { view } from "./x509";
-import { issueCa, issueLeaf, IssueDeps } from "../scripts/lib/issue";
-import { parseRequest } from "../scripts/lib/request";
-import { BUILTIN_DEFAULT } from "../scripts/lib/profile";
-import { parseCertPem } from "../scripts/lib/certinfo";
-import { normalizeArgv } from "../scripts/lib/cli";
+import { issueCa, issueLeaf, IssueDeps } from "../scripts/lib/x509/issue";
+import { parseRequest } from "../scripts/lib/config/request";
+import { BUILTIN_DEFAULT } from "../scripts/lib/config/profile";
+import { parseCertPem } from "../scripts/lib/x509/certinfo";
+import { normalizeArgv } from "../scripts/lib/cli/cli";
 
 const cfg = (f: string) => join(ROOT, "config", f);
 let dir: string;
@@ -64,7 +64,7 @@ describe("issuing with a pinned clock and serial source", () => {
     const caReq = req({ CN: "pinned CA", names: [{ O: "Ünï" }] }, { allowCa: true });
     const ca = await issueCa(caReq, deps(1));
     const caFacts = parseCertPem(ca.certPem, "ca");
-    const { importKeyPair } = await import("../scripts/lib/keys");
+    const { importKeyPair } = await import("../scripts/lib/x509/keys");
     const key = await importKeyPair(ca.keyPem, "ca-key");
     const leaf = await issueLeaf(req({ CN: "u", hosts: ["a.example"] }), BUILTIN_DEFAULT, { certDer: caFacts.der, subjectDer: caFacts.subjectDer, ski: caFacts.ski, notAfter: caFacts.notAfter, key }, deps(2));
     const lf = parseCertPem(leaf.certPem, "leaf");

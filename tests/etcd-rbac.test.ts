@@ -4,9 +4,9 @@ import { spawnSync } from "node:child_process";
 import { existsSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { mode, runMake, snapshot, tempTree } from "./helpers";
-import { parseEtcdAccess, parseUserAccess, usersProblems, EtcdUser } from "../scripts/lib/rbac";
-import { permissionJson, prefixRangeEnd, rbacScript, shellQuote } from "../scripts/lib/rbac-script";
-import { formatProblem } from "../scripts/lib/errors";
+import { parseEtcdAccess, parseUserAccess, usersProblems, EtcdUser } from "../scripts/lib/config/etcd-access";
+import { permissionJson, prefixRangeEnd, rbacScript, shellQuote } from "../scripts/lib/etcd/rbac-script";
+import { formatProblem } from "../scripts/lib/common/errors";
 
 const F = "config/req-x.json";
 const messages = (v: unknown, cn = "x") => parseUserAccess(v, cn, F).problems.map(formatProblem);

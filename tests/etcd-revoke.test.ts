@@ -6,9 +6,9 @@ import { readFileSync, rmSync, unlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { X509Crl } from "@peculiar/x509";
 import { runMake, sh, snapshot, tempTree } from "./helpers";
-import { parseCertPem } from "../scripts/lib/certinfo";
-import { revoke } from "../scripts/lib/revoke";
-import { DEFAULT_MEMBERS, DEFAULT_PROXIES } from "../scripts/lib/targets";
+import { parseCertPem } from "../scripts/lib/x509/certinfo";
+import { revoke } from "../scripts/lib/etcd/revoke";
+import { DEFAULT_MEMBERS, DEFAULT_PROXIES } from "../scripts/lib/tree/targets";
 
 const t = tempTree({ examples: ["calicoctl", "calico-node"] });
 const c = (f: string) => join(t.certs, f);

@@ -5,9 +5,9 @@ import { spawn } from "node:child_process";
 import { existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { DIST, haveTool, runMake, sh, tempTree } from "./helpers";
-import { parseCertPem } from "../scripts/lib/certinfo";
-import { importKeyPair } from "../scripts/lib/keys";
-import { TEMP_PREFIX } from "../scripts/lib/output";
+import { parseCertPem } from "../scripts/lib/x509/certinfo";
+import { importKeyPair } from "../scripts/lib/x509/keys";
+import { TEMP_PREFIX } from "../scripts/lib/tree/output";
 
 const USERS = 150; // plus the CA, three members, a proxy and the shipped req-root.json
 const KILLS = 12;

@@ -5,12 +5,12 @@ import fs, { readdirSync, readFileSync, rmSync, statSync, writeFileSync, fstatSy
 import { spawnSync } from "node:child_process";
 import { join } from "node:path";
 import { DIST, haveTool, mode, ROOT, runScript, sh, tempTree } from "./helpers";
-import { parseCertPem } from "../scripts/lib/certinfo";
-import { build } from "../scripts/lib/build";
-import { defaultDeps } from "../scripts/lib/issue";
-import { commitWrites, planBundle, KEY_MODE, TEMP_PREFIX } from "../scripts/lib/output";
-import { DEFAULT_MEMBERS, DEFAULT_PROXIES } from "../scripts/lib/targets";
-import { readAllStamps } from "../scripts/lib/state";
+import { parseCertPem } from "../scripts/lib/x509/certinfo";
+import { build } from "../scripts/lib/tree/build";
+import { defaultDeps } from "../scripts/lib/x509/issue";
+import { commitWrites, planBundle, KEY_MODE, TEMP_PREFIX } from "../scripts/lib/tree/output";
+import { DEFAULT_MEMBERS, DEFAULT_PROXIES } from "../scripts/lib/tree/targets";
+import { readAllStamps } from "../scripts/lib/tree/state";
 
 const trees: string[] = [];
 afterAll(() => trees.forEach((d) => rmSync(d, { recursive: true, force: true })));

@@ -4,8 +4,8 @@
 import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { ROOT, Run, runMake, runScript, sh, snapshot, tempTree, haveTool } from "./helpers";
-import { parseRequest } from "../scripts/lib/request";
-import { issueCa, defaultDeps } from "../scripts/lib/issue";
+import { parseRequest } from "../scripts/lib/config/request";
+import { issueCa, defaultDeps } from "../scripts/lib/x509/issue";
 
 const tree = tempTree();
 const IN = join(tree.dir, "in");

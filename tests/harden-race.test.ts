@@ -5,11 +5,11 @@ import { spawn, spawnSync } from "node:child_process";
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { DIST, haveTool, ROOT, sh, tempTree } from "./helpers";
-import { acquireLock } from "../scripts/lib/lock";
-import { parseCertPem } from "../scripts/lib/certinfo";
-import { importKeyPair } from "../scripts/lib/keys";
-import { TEMP_PREFIX } from "../scripts/lib/output";
-import { isUserError } from "../scripts/lib/errors";
+import { acquireLock } from "../scripts/lib/tree/lock";
+import { parseCertPem } from "../scripts/lib/x509/certinfo";
+import { importKeyPair } from "../scripts/lib/x509/keys";
+import { TEMP_PREFIX } from "../scripts/lib/tree/output";
+import { isUserError } from "../scripts/lib/common/errors";
 
 const USERS = 30;
 const TOTAL = USERS + 6; // the CA, three members, a proxy, the shipped req-root.json

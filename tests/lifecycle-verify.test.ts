@@ -4,7 +4,7 @@ import { chmodSync, copyFileSync, mkdirSync, readFileSync, unlinkSync, writeFile
 import { join } from "node:path";
 import { haveTool, mode, runScript, sh, snapshot } from "./helpers";
 import { addExpiredUser, certPath, certPubkey, editJson, keyPath, keyPubkey, make, shortTree, Tree } from "./lifecycle-fixtures";
-import { toPem } from "../scripts/lib/pem";
+import { toPem } from "../scripts/lib/x509/pem";
 
 const haveOpenssl = haveTool("openssl");
 

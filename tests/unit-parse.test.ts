@@ -1,8 +1,8 @@
 // Unit tests: CSR JSON and ca-config.json parsing and validation (case tables).
-import { parseRequest } from "../scripts/lib/request";
-import { parseCaConfig, selectProfile, BUILTIN_DEFAULT, missingRoleEkus } from "../scripts/lib/profile";
-import { parseJsonObject, field } from "../scripts/lib/gojson";
-import { formatProblem } from "../scripts/lib/errors";
+import { parseRequest } from "../scripts/lib/config/request";
+import { parseCaConfig, selectProfile, BUILTIN_DEFAULT, missingRoleEkus } from "../scripts/lib/config/profile";
+import { parseJsonObject, field } from "../scripts/lib/config/gojson";
+import { formatProblem } from "../scripts/lib/common/errors";
 
 const F = "config/req-x.json";
 const parse = (obj: unknown, opts = {}) => parseRequest(obj as Record<string, unknown>, F, opts);

@@ -1,9 +1,9 @@
 // Unit tests: Go durations, hosts, subject encoding, DER pieces.
-import { parseGoDuration } from "../scripts/lib/duration";
-import { classifyHost, formatIp, parseIp } from "../scripts/lib/hosts";
-import { encodeSubject, directoryString } from "../scripts/lib/subject";
-import { time, integer, oid, decodeOid, readNode, content } from "../scripts/lib/der";
-import { keyUsageExtension, roundToMinute, newSerial, defaultDeps } from "../scripts/lib/issue";
+import { parseGoDuration } from "../scripts/lib/config/duration";
+import { classifyHost, formatIp, parseIp } from "../scripts/lib/config/hosts";
+import { encodeSubject, directoryString } from "../scripts/lib/x509/subject";
+import { time, integer, oid, decodeOid, readNode, content } from "../scripts/lib/x509/der";
+import { keyUsageExtension, roundToMinute, newSerial, defaultDeps } from "../scripts/lib/x509/issue";
 
 describe("Go durations", () => {
   test.each([

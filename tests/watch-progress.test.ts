@@ -1,5 +1,5 @@
 // The progress line of long builds: drawn on a terminal only, never under CI=true, cleared at the end.
-import { createProgress, progressLine } from "../scripts/lib/progress";
+import { createProgress, progressLine } from "../scripts/lib/tree/progress";
 
 function fakeStream(isTTY: boolean): { stream: NodeJS.WriteStream; written: string[] } {
   const written: string[] = [];

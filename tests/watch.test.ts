@@ -4,7 +4,7 @@ import { X509Certificate, createPrivateKey } from "node:crypto";
 import { existsSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { DIST, snapshot, tempTree } from "./helpers";
-import { Debouncer, ignoredPath } from "../scripts/lib/watch";
+import { Debouncer, ignoredPath } from "../scripts/lib/watch/watch";
 
 interface Watching {
   proc: ChildProcess;

@@ -1,0 +1,38 @@
+// Shared bits of the entry scripts: cfssl-style single-dash long flags, stdin, and refusing to print keys to a
+// terminal.
+
+import { readFileSync } from "node:fs";
+import { UserError } from "../common/errors";
+
+/** cfssl takes Go-style flags (-ca-key x); yargs wants --ca-key. Single-dash words become double-dash. */
+export function normalizeArgv(argv: string[]): string[] {
+  return argv.map((a) => (/^-[A-Za-z][A-Za-z0-9-]+(=.*)?$/s.test(a) ? `-${a}` : a));
+}
+
+export function readStdin(): string {
+  try {
+    return readFileSync(0, "utf8");
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === "EAGAIN" || code === "EOF") return "";
+    throw e;
+  }
+}
+
+/** Private keys are not printed to a terminal (where they end up in scrollback) unless forced. */
+export function refuseKeyToTerminal(force: boolean | undefined): void {
+  if (process.stdout.isTTY && !force) throw new UserError("stdout is a terminal: refusing to print a private key there; pipe into bare (… | bare certs/NAME) or pass --force");
+}
+
+/**
+ * For yargs' .fail(): a UserError thrown by a command handler reaches runMain (one line, no help text, no stack),
+ * and yargs' own usage errors (unknown option, missing command) become UserErrors too.
+ */
+export function failAsUserError(msg: string | undefined, err: Error | undefined): never {
+  if (err && !(err.name === "YError")) throw err;
+  throw new UserError(`${msg ?? err?.message ?? "invalid arguments"} (see --help)`);
+}
+
+export const stderrLog = (line: string): void => {
+  process.stderr.write(line + "\n");
+};

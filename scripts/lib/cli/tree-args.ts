@@ -1,0 +1,18 @@
+// The options every tree command shares (directories, member and proxy names), for yargs.
+
+import type { Argv } from "yargs";
+import { DEFAULT_MEMBERS, DEFAULT_PROXIES, TreeOptions } from "../tree/targets";
+
+export const splitList = (s: string | undefined, dflt: string[]): string[] => (s === undefined ? dflt : s.split(/[\s,]+/).filter(Boolean));
+
+export function treeOptions<T>(y: Argv<T>) {
+  return y
+    .option("config-dir", { type: "string", default: "config", describe: "where ca-csr.json, ca-config.json and req-*.json live" })
+    .option("certs-dir", { type: "string", default: "certs", describe: "where certificates and keys are written" })
+    .option("members", { type: "string", describe: `etcd member certificate names (default "${DEFAULT_MEMBERS.join(" ")}")` })
+    .option("proxies", { type: "string", describe: `etcd proxy certificate names (default "${DEFAULT_PROXIES.join(" ")}")` });
+}
+
+export function toTree(a: { "config-dir": string; "certs-dir": string; members?: string; proxies?: string }): TreeOptions {
+  return { configDir: a["config-dir"], certsDir: a["certs-dir"], members: splitList(a.members, DEFAULT_MEMBERS), proxies: splitList(a.proxies, DEFAULT_PROXIES) };
+}

@@ -1,0 +1,84 @@
+// The day-2 commands behind `make check-expiration`, `verify`, `renew`, `inspect` and `secrets`: they print and
+// return exit codes (1 when something needs attention).
+
+import { existsSync } from "node:fs";
+import { dirname, join, resolve } from "node:path";
+import { UserError } from "../common/errors";
+import { expiryFailures, expiryReport, formatExpiryTable } from "./expiry";
+import { verifyTree } from "./verify";
+import { renewTree } from "./renew";
+import { describeCert, formatDescription } from "./inspect";
+import { findIssuer, listCertFiles, readCertFile } from "../x509/chain";
+import { readAllStamps } from "../tree/state";
+import { writeSecrets } from "./secrets";
+import { discoverTargets, TreeOptions } from "../tree/targets";
+
+const out = (l: string) => process.stdout.write(l + "\n");
+const err = (l: string) => process.stderr.write(l + "\n");
+
+export type Format = "text" | "json";
+
+export function parseFormat(v: unknown): Format {
+  if (v === undefined || v === "" || v === "text") return "text";
+  if (v === "json") return "json";
+  throw new UserError(`FORMAT: ${JSON.stringify(String(v))} is not an output format; accepted: text, json`);
+}
+
+export function checkExpirationCommand(o: TreeOptions, opts: { warnDays: number; format: Format }): number {
+  const r = expiryReport(o.certsDir, new Date(), opts.warnDays);
+  if (opts.format === "json") out(JSON.stringify(r, null, 2));
+  else for (const l of formatExpiryTable(r)) out(l);
+  const failures = expiryFailures(r);
+  for (const f of failures) err(f);
+  if (opts.format === "text" && !failures.length) out(`check-expiration: ${r.certificates.length} certificates, none ends within ${r.warnDays} days`);
+  return failures.length ? 1 : 0;
+}
+
+export async function verifyCommand(o: TreeOptions): Promise<number> {
+  const r = await verifyTree(o);
+  for (const w of r.warnings) err(`warning: ${w}`);
+  for (const p of r.problems) out(p);
+  const n = (k: number, what: string) => `${k} ${what}${k === 1 ? "" : "s"}`;
+  out(`verify: ${r.problems.length ? "FAILED" : "ok"}: ${n(r.checked.filter((c) => c !== "crl").length, "certificate")} checked${r.checked.includes("crl") ? " (and the CRL)" : ""}, ${n(r.problems.length, "problem")}, ${n(r.warnings.length, "warning")}`);
+  return r.problems.length ? 1 : 0;
+}
+
+export async function renewCommand(o: TreeOptions, opts: { warnDays: number; name?: string; newKey?: boolean }): Promise<number> {
+  const r = await renewTree(o, { ...opts, log: out });
+  for (const w of r.warnings) err(`warning: ${w}`);
+  if (!r.renewed.length) {
+    out(`renew: nothing ends within ${opts.warnDays} days; nothing renewed (NAME=<name> renews one certificate anyway)`);
+    return 0;
+  }
+  for (const x of r.renewed) out(`renewed ${x.file}: ends ${x.notAfter}${x.oldNotAfter ? ` (was ${x.oldNotAfter})` : ""}${opts.newKey ? ", new key" : ""}`);
+  out("renew: the CA is unchanged; etcd re-reads its certificate files for each new connection, so etcd needs no restart; clients that read their files once at start pick the new ones up when restarted; re-run \"make secrets\" for Kubernetes Secrets");
+  return 0;
+}
+
+export function inspectCommand(o: TreeOptions, opts: { name?: string; format: Format }): number {
+  if (!opts.name) throw new UserError(`NAME: is missing; say which certificate, e.g. "make inspect NAME=etcd1" (a name of a certificate in ${o.certsDir})`);
+  const byPath = opts.name.includes("/") || opts.name.endsWith(".pem");
+  const file = byPath ? opts.name : join(o.certsDir, `${opts.name}.pem`);
+  const name = byPath ? file.replace(/^.*\//, "").replace(/\.pem$/, "") : opts.name;
+  if (!existsSync(file)) {
+    const known = listCertFiles(o.certsDir).map((c) => c.name);
+    throw new UserError(`${file}: does not exist; NAME=${opts.name} is not a certificate in ${o.certsDir}${known.length ? `; known: ${known.join(", ")}` : ""}`);
+  }
+  const facts = readCertFile(file);
+  if (!facts) throw new UserError(`${file}: holds no PEM "CERTIFICATE"`);
+  const issuer = findIssuer(facts, listCertFiles(o.certsDir).filter((c) => c.facts.isCa));
+  const chainsTo = !issuer ? "none" : issuer.file === file ? "self-signed" : issuer.name;
+  const inTree = resolve(dirname(file)) === resolve(o.certsDir);
+  const role = !inTree ? "unknown" : readAllStamps(o.certsDir).get(name)?.role ?? discoverTargets(o).targets.find((t) => t.name === name)?.role ?? "unknown";
+  const d = describeCert(facts, { name, file, role, chainsTo, now: new Date() });
+  if (opts.format === "json") out(JSON.stringify(d, null, 2));
+  else for (const l of formatDescription(d)) out(l);
+  return 0;
+}
+
+export async function secretsCommand(o: TreeOptions, opts: { user?: string; namespace?: string; secretName?: string }): Promise<number> {
+  const written = await writeSecrets(o, opts);
+  for (const w of written) out(`${w.changed ? "wrote" : "unchanged"} ${w.file}: Secret ${w.name} (user ${w.user}; keys etcd-ca, etcd-cert, etcd-key)`);
+  out(`secrets: apply with "kubectl apply -f ${join(o.certsDir, "k8s")}/"; the files hold private keys (mode 0600)`);
+  return 0;
+}

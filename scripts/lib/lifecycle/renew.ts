@@ -1,0 +1,85 @@
+// `make renew` (after kubeadm's `certs renew`): re-issues the leaves that expire within WARN_DAYS, or the one named,
+// from their current configs, through the core build (only + force). The CA and every other certificate stay as they
+// are; each private key is kept unless a new one is asked for.
+
+import { isoSeconds } from "../x509/certinfo";
+import { join } from "node:path";
+import { build, BuildResult } from "../tree/build";
+import { listCertFiles, readCertFile } from "../x509/chain";
+import { UserError } from "../common/errors";
+import { daysLeft, expiryStatus } from "./expiry";
+import { bundlePaths } from "../tree/output";
+import { makePlan } from "../tree/plan";
+import { caFiles, TreeOptions } from "../tree/targets";
+
+export interface RenewOptions {
+  warnDays: number;
+  /** renew this certificate whatever its expiry */
+  name?: string;
+  newKey?: boolean;
+  now?: Date;
+  log?: (line: string) => void;
+}
+
+export interface Renewed {
+  name: string;
+  file: string;
+  oldNotAfter?: string;
+  notAfter: string;
+}
+
+export interface RenewResult {
+  renewed: Renewed[];
+  warnings: string[];
+  build?: BuildResult;
+}
+
+
+/** Which leaves to renew: the named one, or every leaf whose certificate ends within warnDays. */
+export function selectRenewals(o: TreeOptions, opts: RenewOptions): { names: string[]; warnings: string[]; notAfter: Map<string, Date | undefined> } {
+  const now = opts.now ?? new Date();
+  const plan = makePlan(o);
+  if (plan.problems.length) throw UserError.fromProblems(plan.problems);
+  const ca = plan.items.find((i) => i.target.role === "ca");
+  if (!ca || ca.action === "make") throw new UserError(`${caFiles(o).config}: the CA has to be made first (${ca?.reason ?? "no CA"}); "make renew" never makes a CA: run "make"`);
+  const leaves = plan.items.filter((i) => i.target.role !== "ca").map((i) => i.target.name);
+  const warnings: string[] = [];
+  const caFacts = readCertFile(bundlePaths(join(o.certsDir, "ca")).cert);
+  if (caFacts && expiryStatus(caFacts.notAfter, now, opts.warnDays) !== "ok")
+    warnings.push(`${bundlePaths(join(o.certsDir, "ca")).cert}: the CA ends ${isoSeconds(caFacts.notAfter)} (${daysLeft(caFacts.notAfter, now)} days left); renewed certificates cannot outlive it: a new CA needs "make rotate" and restarts`);
+  if (opts.name !== undefined) {
+    if (opts.name === "ca") throw new UserError(`NAME: "ca" is the CA; "make renew" re-issues leaves only; a new CA is "make rotate" (every certificate is re-issued and everything that trusts the CA restarts)`);
+    if (!leaves.includes(opts.name)) throw new UserError(`NAME: ${JSON.stringify(opts.name)} is not a certificate of this tree; known: ${leaves.join(", ")}`);
+    return { names: [opts.name], warnings, notAfter: new Map([[opts.name, readCertFile(bundlePaths(join(o.certsDir, opts.name)).cert)?.notAfter]]) };
+  }
+  // each leaf's certificate is read once: its end decides, and renewTree reports it
+  const notAfter = new Map(leaves.map((n) => [n, readCertFile(bundlePaths(join(o.certsDir, n)).cert)?.notAfter]));
+  const names = leaves.filter((n) => {
+    const end = notAfter.get(n);
+    return end !== undefined && expiryStatus(end, now, opts.warnDays) !== "ok";
+  });
+  const owned = new Set(plan.items.map((i) => i.target.name));
+  for (const c of listCertFiles(o.certsDir))
+    if (!owned.has(c.name) && expiryStatus(c.facts.notAfter, now, opts.warnDays) !== "ok") warnings.push(`${c.file}: expires ${isoSeconds(c.facts.notAfter)} but has no config here; not renewed`);
+  return { names, warnings, notAfter };
+}
+
+export async function renewTree(o: TreeOptions, opts: RenewOptions): Promise<RenewResult> {
+  const { names, warnings, notAfter: before } = selectRenewals(o, opts);
+  if (!names.length) return { renewed: [], warnings };
+  const result = await build(o, { only: names, force: true, newKey: opts.newKey, log: opts.log });
+  const now = opts.now ?? new Date();
+  const renewed: Renewed[] = [];
+  for (const n of names) {
+    const file = bundlePaths(join(o.certsDir, n)).cert;
+    const f = readCertFile(file);
+    if (!f) continue;
+    const old = before.get(n);
+    renewed.push({ name: n, file, oldNotAfter: old ? isoSeconds(old) : undefined, notAfter: isoSeconds(f.notAfter) });
+  }
+  const still = renewed.filter((x) => expiryStatus(new Date(x.notAfter), now, opts.warnDays) !== "ok");
+  if (still.length)
+    warnings.push(`renewed, but still ending within ${opts.warnDays} days (the profile's expiry, or the CA's end, is shorter than WARN_DAYS): ${still.map((x) => `${x.file} (${x.notAfter})`).join(", ")}`);
+  warnings.push(...result.warnings);
+  return { renewed, warnings, build: result };
+}

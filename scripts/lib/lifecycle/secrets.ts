@@ -1,0 +1,129 @@
+// `make secrets`: one Kubernetes Secret manifest per etcd user in certs/k8s/<user>.yaml, with the keys Calico's
+// manifests read from calico-etcd-secrets (etcd-ca, etcd-cert, etcd-key), each the base64 of the file. The Secret is
+// named etcd-<user> (lower-cased, "_" as "-") in kube-system unless told otherwise. The manifests hold private keys,
+// so they are written 0600 in a 0700 directory.
+
+import { chmodSync, existsSync, mkdirSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import { parseCertPem } from "../x509/certinfo";
+import { UserError } from "../common/errors";
+import { CryptoProvider, getCrypto, importKeyPair } from "../x509/keys";
+import { bundlePaths, commitWrites, KEY_MODE } from "../tree/output";
+import { discoverTargets, TreeOptions } from "../tree/targets";
+
+export const SECRETS_DIR = "k8s";
+export const DEFAULT_NAMESPACE = "kube-system";
+export const SECRET_KEYS = { ca: "etcd-ca", cert: "etcd-cert", key: "etcd-key" } as const;
+
+const DNS_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
+const DNS_SUBDOMAIN = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
+const LABEL_VALUE = /^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$/;
+
+export function namespaceProblem(ns: string): string | undefined {
+  if (ns.length > 63 || !DNS_LABEL.test(ns)) return `SECRET_NAMESPACE: ${JSON.stringify(ns)} is not a Kubernetes namespace name; expected lower-case letters, digits and "-" (at most 63, starting and ending with a letter or digit)`;
+  return undefined;
+}
+
+export function secretNameProblem(name: string, variable = "SECRET_NAME"): string | undefined {
+  if (name.length > 253 || !DNS_SUBDOMAIN.test(name)) return `${variable}: ${JSON.stringify(name)} is not a valid Secret name; expected lower-case letters, digits, "-" and "." (at most 253, starting and ending with a letter or digit)`;
+  return undefined;
+}
+
+/** The default Secret name for a user: etcd-<user>, lower-cased, with "_" as "-". */
+export const defaultSecretName = (user: string): string => `etcd-${user.toLowerCase().replace(/_/g, "-")}`.replace(/[-.]+$/, "");
+
+export interface SecretInput {
+  name: string;
+  namespace: string;
+  user: string;
+  ca: Buffer;
+  cert: Buffer;
+  key: Buffer;
+  /** the files, for the comment at the top */
+  files: { ca: string; cert: string; key: string };
+}
+
+/** A Secret manifest as YAML; every scalar is a double-quoted (JSON) string, which YAML reads verbatim. */
+export function secretManifest(s: SecretInput): string {
+  const q = (v: string) => JSON.stringify(v);
+  const labels: [string, string][] = [["app.kubernetes.io/managed-by", "tls-setup"], ["app.kubernetes.io/component", "etcd-client"]];
+  if (s.user.length <= 63 && LABEL_VALUE.test(s.user)) labels.push(["tls-setup/etcd-user", s.user]);
+  return [
+    `# Made by tls-setup ("make secrets") from ${s.files.ca}, ${s.files.cert} and ${s.files.key}.`,
+    `# It holds the private key of the etcd user ${JSON.stringify(s.user)}: keep it out of version control.`,
+    "apiVersion: v1",
+    "kind: Secret",
+    "type: Opaque",
+    "metadata:",
+    `  name: ${q(s.name)}`,
+    `  namespace: ${q(s.namespace)}`,
+    "  labels:",
+    ...labels.map(([k, v]) => `    ${q(k)}: ${q(v)}`),
+    "data:",
+    `  ${SECRET_KEYS.ca}: ${q(s.ca.toString("base64"))}`,
+    `  ${SECRET_KEYS.cert}: ${q(s.cert.toString("base64"))}`,
+    `  ${SECRET_KEYS.key}: ${q(s.key.toString("base64"))}`,
+    "",
+  ].join("\n");
+}
+
+export interface SecretsOptions {
+  /** only this user */
+  user?: string;
+  namespace?: string;
+  /** the Secret's name; only when one user is selected */
+  secretName?: string;
+  crypto?: CryptoProvider;
+}
+
+export interface WrittenSecret {
+  user: string;
+  name: string;
+  file: string;
+  changed: boolean;
+}
+
+/** Writes certs/k8s/<user>.yaml for every user (or the one selected). Checks everything before writing anything. */
+export async function writeSecrets(o: TreeOptions, opts: SecretsOptions = {}): Promise<WrittenSecret[]> {
+  const namespace = opts.namespace ?? DEFAULT_NAMESPACE;
+  const nsProblem = namespaceProblem(namespace);
+  if (nsProblem) throw new UserError(nsProblem);
+  const { targets, problems } = discoverTargets(o);
+  if (problems.length) throw UserError.fromProblems(problems);
+  const users = targets.filter((t) => t.role === "user").map((t) => t.name);
+  if (opts.user !== undefined && !users.includes(opts.user)) throw new UserError(`NAME: ${JSON.stringify(opts.user)} is not an etcd user of ${o.configDir} (one req-<user>.json each); known: ${users.join(", ") || "none"}`);
+  const selected = opts.user !== undefined ? [opts.user] : users;
+  if (!selected.length) throw new UserError(`${o.configDir}: has no req-<user>.json, so there is no user to make a Secret for; add one (see config/examples/)`);
+  if (opts.secretName !== undefined) {
+    if (selected.length > 1) throw new UserError(`SECRET_NAME: ${JSON.stringify(opts.secretName)} can name one Secret only, but there are ${selected.length} users (${selected.join(", ")}); select one with NAME=<user>`);
+    const p = secretNameProblem(opts.secretName);
+    if (p) throw new UserError(p);
+  }
+  const caFile = bundlePaths(join(o.certsDir, "ca")).cert;
+  if (!existsSync(caFile)) throw new UserError(`${caFile}: does not exist; run "make" first`);
+  const ca = readFileSync(caFile);
+  const crypto = opts.crypto ?? getCrypto();
+  const planned: { user: string; name: string; file: string; data: string }[] = [];
+  for (const user of selected) {
+    const p = bundlePaths(join(o.certsDir, user));
+    for (const f of [p.cert, p.key]) if (!existsSync(f)) throw new UserError(`${f}: does not exist; run "make" first`);
+    const cert = readFileSync(p.cert);
+    const key = readFileSync(p.key);
+    const kp = await importKeyPair(key.toString("utf8"), p.key, crypto);
+    if (!kp.spki.equals(parseCertPem(cert.toString("utf8"), p.cert).spki)) throw new UserError(`${p.key}: does not match ${p.cert}; run "make" to repair the pair before making its Secret`);
+    const name = opts.secretName ?? defaultSecretName(user);
+    const np = secretNameProblem(name, `${join(o.configDir, `req-${user}.json`)}: the user name gives the Secret name`);
+    if (np) throw new UserError(`${np}; choose one with NAME=${user} SECRET_NAME=<name>`);
+    const file = join(o.certsDir, SECRETS_DIR, `${user}.yaml`);
+    planned.push({ user, name, file, data: secretManifest({ name, namespace, user, ca, cert, key, files: { ca: caFile, cert: p.cert, key: p.key } }) });
+  }
+  mkdirSync(join(o.certsDir, SECRETS_DIR), { recursive: true, mode: 0o700 });
+  const out: WrittenSecret[] = [];
+  for (const w of planned) {
+    const changed = !existsSync(w.file) || readFileSync(w.file, "utf8") !== w.data;
+    if (changed) commitWrites([{ path: w.file, data: w.data, mode: KEY_MODE }]);
+    else chmodSync(w.file, KEY_MODE);
+    out.push({ user: w.user, name: w.name, file: w.file, changed });
+  }
+  return out;
+}

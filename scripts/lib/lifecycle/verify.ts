@@ -1,0 +1,205 @@
+// `make verify`: checks the certificates on disk against the CA and the configs, one line per problem naming the file.
+// Every leaf must chain to the CA (signature checked) and be within its validity; every key must match its
+// certificate and be readable by its owner only; member certificates need serverAuth, clientAuth and every host of
+// req-csr.json; user certificates clientAuth and the config's CN; proxy certificates an empty CN. A CRL in
+// certs/crl.pem, when present, must be signed by the CA and current. Warnings name etcd pitfalls in the configs.
+
+import { existsSync, readFileSync, statSync } from "node:fs";
+import { join } from "node:path";
+import { CertFacts, commonName, parseCertPem, subjectAltNames, isoSeconds } from "../x509/certinfo";
+import { signedBy } from "../x509/chain";
+import { formatProblem, isUserError } from "../common/errors";
+import { formatIp } from "../config/hosts";
+import { CryptoProvider, getCrypto, importKeyPair } from "../x509/keys";
+import { bundlePaths } from "../tree/output";
+import { makePlan, PlanItem } from "../tree/plan";
+import { missingRoleEkus, OID_CLIENT_AUTH, OID_SERVER_AUTH, Profile, ROLE_EKU_WHY } from "../config/profile";
+import { CertRequest } from "../config/request";
+import { caFiles, memberConfig, TreeOptions } from "../tree/targets";
+import { children, readNode, TAG } from "../x509/der";
+import { parsePemBlocks } from "../x509/pem";
+import { DAY_MS } from "./expiry";
+
+export interface VerifyResult {
+  /** one line each, starting with the file it is about */
+  problems: string[];
+  warnings: string[];
+  /** names of the certificates checked */
+  checked: string[];
+}
+
+
+/** Message of a UserError (it already names the file), else rethrows. */
+function userMessage(e: unknown): string {
+  if (isUserError(e)) return e.message;
+  throw e;
+}
+
+/** Private keys must not be readable by group or others (0600, or stricter). */
+export function keyModeProblem(file: string): string | undefined {
+  const m = statSync(file).mode & 0o777;
+  if ((m & 0o077) === 0) return undefined;
+  return `${file}: has mode ${m.toString(8).padStart(4, "0")}, readable by others; a private key must be mode 0600 (chmod 600 ${file}, or run "make", which repairs it)`;
+}
+
+/** Without an ExtendedKeyUsage extension a certificate may be used for anything (Go's and OpenSSL's rule). */
+
+/** The SAN entries (DNS:, IP:, email:, URI:) a request's hosts ask for. */
+export function expectedSans(r: CertRequest): string[] {
+  return [...r.sans.dns.map((d) => `DNS:${d}`), ...r.sans.ips.map((ip) => `IP:${formatIp(ip)}`), ...r.sans.emails.map((e) => `email:${e}`), ...r.sans.uris.map((u) => `URI:${u}`)];
+}
+
+async function checkPair(certFile: string, keyFile: string, problems: string[], crypto: CryptoProvider): Promise<CertFacts | undefined> {
+  let facts: CertFacts | undefined;
+  if (!existsSync(certFile)) problems.push(`${certFile}: does not exist; run "make"`);
+  else
+    try {
+      facts = parseCertPem(readFileSync(certFile, "utf8"), certFile);
+    } catch (e) {
+      problems.push(userMessage(e));
+    }
+  if (!existsSync(keyFile)) {
+    problems.push(`${keyFile}: does not exist; run "make" (a new key and certificate are made)`);
+    return facts;
+  }
+  const mode = keyModeProblem(keyFile);
+  if (mode) problems.push(mode);
+  try {
+    const key = await importKeyPair(readFileSync(keyFile, "utf8"), keyFile, crypto);
+    if (facts && !key.spki.equals(facts.spki)) problems.push(`${keyFile}: does not match ${certFile} (a different public key); run "make" to re-issue the certificate for this key`);
+  } catch (e) {
+    problems.push(userMessage(e));
+  }
+  return facts;
+}
+
+function checkValidity(file: string, f: CertFacts, now: Date, fix: string, problems: string[]): void {
+  if (now > f.notAfter) problems.push(`${file}: expired on ${isoSeconds(f.notAfter)}; ${fix}`);
+  else if (now < f.notBefore) problems.push(`${file}: is not valid until ${isoSeconds(f.notBefore)}; check the clock`);
+}
+
+function checkRole(item: PlanItem, file: string, f: CertFacts, problems: string[]): void {
+  const { role, configFile } = item.target;
+  const cn = commonName(f.subjectDer);
+  const names: Record<string, string> = { [OID_SERVER_AUTH]: "serverAuth", [OID_CLIENT_AUTH]: "clientAuth" };
+  const missing = role === "ca" ? [] : missingRoleEkus(role, f.extKeyUsages).map((o) => names[o]);
+  if (missing.length && role !== "ca") {
+    problems.push(`${file}: lacks the extended key usage ${missing.join(" and ")}, needed by a ${role} certificate (${ROLE_EKU_WHY[role]}); fix the profile in ca-config.json and run "make"`);
+  }
+  if (role === "member") {
+    const have = new Set(subjectAltNames(f).map((s) => (s.startsWith("DNS:") ? s.toLowerCase() : s)));
+    const lack = expectedSans(item.request).filter((s) => !have.has(s.startsWith("DNS:") ? s.toLowerCase() : s));
+    if (lack.length) problems.push(`${file}: lacks ${lack.join(", ")} of the hosts in ${configFile}; run "make" to re-issue it`);
+  } else if (role === "user") {
+    if (cn !== item.request.cn) problems.push(`${file}: CN is ${JSON.stringify(cn)} but ${configFile} asks for ${JSON.stringify(item.request.cn)} (etcd would see the user ${JSON.stringify(cn)}); run "make" to re-issue it`);
+  } else if (role === "proxy" && cn !== "") {
+    problems.push(`${file}: CN is ${JSON.stringify(cn)}; a proxy certificate needs an empty CN (etcd 3.4's gRPC proxy refuses a client certificate with a CN); run "make" to re-issue it`);
+  }
+}
+
+/** A CRL's issuer Name DER (tbsCertList: [version,] signature, issuer, ...). */
+function crlIssuerDer(der: Buffer): Buffer {
+  const [tbs] = children(der, readNode(der));
+  const items = children(der, tbs);
+  const i = items[0].tag === TAG.INTEGER ? 2 : 1;
+  return Buffer.from(der.subarray(items[i].start, items[i].end));
+}
+
+/** certs/crl.pem: a PEM (or DER) X.509 CRL, signed by the CA, issued in the past and not past its nextUpdate. */
+export async function checkCrl(file: string, ca: CertFacts, now: Date, crypto: CryptoProvider): Promise<string[]> {
+  const bytes = readFileSync(file);
+  const text = bytes.toString("latin1");
+  let der: Buffer = bytes;
+  if (text.includes("-----BEGIN")) {
+    const block = parsePemBlocks(text).find((b) => b.label === "X509 CRL");
+    if (!block) return [`${file}: holds no "X509 CRL" PEM block; expected the CRL etcd reads with --client-crl-file`];
+    der = block.der;
+  }
+  await import("reflect-metadata");
+  const x509 = await import("@peculiar/x509");
+  let crl: InstanceType<typeof x509.X509Crl>;
+  try {
+    crl = new x509.X509Crl(new Uint8Array(der));
+  } catch (e) {
+    return [`${file}: is not a valid X.509 CRL (${e instanceof Error ? e.message : e})`];
+  }
+  const problems: string[] = [];
+  const caCert = new x509.X509Certificate(new Uint8Array(ca.der));
+  if (!crlIssuerDer(der).equals(ca.subjectDer)) problems.push(`${file}: is issued by "${crl.issuer}", not by the CA ("${caCert.subject}")`);
+  else if (!(await crl.verify({ publicKey: caCert }, crypto))) problems.push(`${file}: its signature does not verify with the CA's key; re-make the CRL with the current CA`);
+  if (crl.thisUpdate > now) problems.push(`${file}: its thisUpdate ${isoSeconds(crl.thisUpdate)} is in the future; check the clock`);
+  if (crl.nextUpdate && crl.nextUpdate < now) problems.push(`${file}: is out of date: its nextUpdate was ${isoSeconds(crl.nextUpdate)}; re-make the CRL`);
+  return problems;
+}
+
+function profilePath(p: Profile): string {
+  return p.name === "default" ? "signing.default.expiry" : `signing.profiles.${p.name}.expiry`;
+}
+
+/** etcd pitfalls in the member config and the profiles (warnings, not failures). */
+function configWarnings(o: TreeOptions, items: PlanItem[], ca: CertFacts | undefined, now: Date): string[] {
+  const out: string[] = [];
+  const member = items.find((i) => i.target.role === "member" || i.target.role === "proxy");
+  if (member) {
+    const file = memberConfig(o);
+    const hosts = expectedSans(member.request);
+    for (const [h, why] of [["IP:127.0.0.1", "local clients and health checks dial 127.0.0.1"], ["DNS:localhost", "local clients dial localhost"]])
+      if (!hosts.some((x) => x.toLowerCase() === h.toLowerCase())) out.push(`${file}: hosts: lacks "${h.split(":")[1]}"; ${why}, and etcd checks it against the certificate`);
+    if (member.request.sans.ips.length === 0 && member.request.sans.dns.length > 0)
+      out.push(`${file}: hosts: has DNS names only; etcd checks a peer's remote IP against the IP SANs (else it resolves the DNS names), so add each member's IP address`);
+  }
+  if (ca) {
+    const left = ca.notAfter.getTime() - now.getTime();
+    const seen = new Set<string>();
+    for (const i of items) {
+      const p = i.profile;
+      if (!p || seen.has(p.name)) continue;
+      seen.add(p.name);
+      const ends = p.notAfter ? p.notAfter.getTime() - now.getTime() : p.expiryMs;
+      if (ends > left)
+        out.push(
+          `${caFiles(o).signing}: ${profilePath(p)}: ${p.notAfter ? `not_after ${isoSeconds(p.notAfter)}` : `"${p.expiryMs / 3_600_000}h"`} outlasts the CA, which ends ${isoSeconds(ca.notAfter)} (${Math.floor(left / DAY_MS)} days left); its certificates are cut to the CA's end, so plan a new CA ("make rotate") before then`,
+        );
+    }
+  }
+  return out;
+}
+
+/** Verifies every certificate of a tree. Never throws for what it finds: it returns one line per problem. */
+export async function verifyTree(o: TreeOptions, now: Date = new Date(), crypto: CryptoProvider = getCrypto()): Promise<VerifyResult> {
+  const plan = makePlan(o);
+  const problems = plan.problems.map(formatProblem);
+  const warnings = [...plan.warnings];
+  const checked: string[] = [];
+  const caPaths = bundlePaths(join(o.certsDir, "ca"));
+  const ca = await checkPair(caPaths.cert, caPaths.key, problems, crypto);
+  if (ca) {
+    checked.push("ca");
+    if (!ca.isCa) problems.push(`${caPaths.cert}: is not a CA certificate (basicConstraints CA:FALSE or missing)`);
+    else if (!signedBy(ca, ca)) problems.push(`${caPaths.cert}: is not self-signed (its signature does not verify with its own key)`);
+    if (ca.keyUsageBits && !ca.keyUsageBits.includes(5)) problems.push(`${caPaths.cert}: its key usage does not allow signing certificates (no keyCertSign)`);
+    checkValidity(caPaths.cert, ca, now, 'a new CA needs "make rotate"', problems);
+  }
+  const keyOwners = new Map<string, string>(ca ? [[ca.spki.toString("hex"), caPaths.key]] : []);
+  for (const item of plan.items) {
+    if (item.target.role === "ca") continue;
+    const p = bundlePaths(join(o.certsDir, item.target.name));
+    const f = await checkPair(p.cert, p.key, problems, crypto);
+    if (!f) continue;
+    checked.push(item.target.name);
+    const owner = keyOwners.get(f.spki.toString("hex"));
+    if (owner) warnings.push(`${p.cert}: has the same key as ${owner} (files copied from another certificate?); give it its own with "make renew NAME=${item.target.name} NEW_KEY=1"`);
+    else keyOwners.set(f.spki.toString("hex"), p.key);
+    if (ca && !signedBy(f, ca)) problems.push(`${p.cert}: is not signed by the CA in ${caPaths.cert}; run "make" to re-issue it`);
+    checkValidity(p.cert, f, now, `renew it with "make renew NAME=${item.target.name}"`, problems);
+    checkRole(item, p.cert, f, problems);
+  }
+  const crlFile = join(o.certsDir, "crl.pem");
+  if (existsSync(crlFile)) {
+    if (ca) problems.push(...(await checkCrl(crlFile, ca, now, crypto)));
+    checked.push("crl");
+  }
+  warnings.push(...configWarnings(o, plan.items, ca, now));
+  for (const n of plan.orphans) warnings.push(`${join(o.certsDir, `${n}.pem`)}: its config (req-${n}.json) is gone; not verified`);
+  return { problems, warnings, checked };
+}

@@ -1,0 +1,43 @@
+// The tree commands, between argv parsing and the library: they print and return exit codes.
+
+import { basename } from "node:path";
+import { discoverTargets, TreeOptions } from "./targets";
+import { build, buildNotices, buildSummary } from "./build";
+import { makePlan, staleItems } from "./plan";
+import { UserError } from "../common/errors";
+import { createProgress } from "./progress";
+
+const out = (l: string) => process.stdout.write(l + "\n");
+const err = (l: string) => process.stderr.write(l + "\n");
+
+export async function buildCommand(o: TreeOptions, opts: { only?: string[]; caOnly?: boolean; rotate?: boolean; newKey?: boolean }): Promise<number> {
+  const progress = createProgress();
+  const r = await build(o, { ...opts, log: progress.wrap(out), onProgress: (d, n) => progress.update(d, n) }).finally(() => progress.clear());
+  for (const l of buildNotices(o, r)) err(l);
+  out(`tls-setup: ${buildSummary(r)}`);
+  return 0;
+}
+
+export function planCommand(o: TreeOptions, opts: { names?: boolean; caOnly?: boolean; only?: string[] }): number {
+  const plan = makePlan(o, { caOnly: opts.caOnly, only: opts.only });
+  if (opts.names) {
+    // for the Makefile: on a config problem, name everything stale so make runs the build, which reports it
+    if (plan.problems.length) for (const i of plan.items) out(i.target.name);
+    else for (const i of staleItems(plan)) out(i.target.name);
+    return 0;
+  }
+  if (plan.problems.length) throw UserError.fromProblems(plan.problems);
+  for (const i of plan.items) out(`${i.action === "keep" ? "ok   " : i.action === "adopt" ? "adopt" : "make "} ${i.target.name.padEnd(24)} ${i.reason}`);
+  for (const n of plan.orphans) out(`orphan ${n}`);
+  return 0;
+}
+
+/** The certificate an output file belongs to: certs/NAME.pem, certs/NAME-key.pem or certs/NAME.csr. */
+export function nameForFile(o: TreeOptions, file: string): string {
+  const base = basename(file).replace(/\.(pem|csr)$/, "");
+  const names = new Set(discoverTargets(o).targets.map((t) => t.name));
+  if (names.has(base)) return base;
+  const stripped = base.replace(/-key$/, "");
+  if (names.has(stripped)) return stripped;
+  throw new UserError(`${file}: is not a file of any certificate in ${o.configDir}; known: ${[...names].join(", ")}`);
+}

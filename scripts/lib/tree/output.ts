@@ -1,0 +1,237 @@
+// Writing cfssl's file layout (PREFIX.pem, PREFIX-key.pem, PREFIX.csr) atomically: every file goes to a temp file in
+// the same directory (keys created 0600), is flushed, then renamed into place. When a new key replaces an old one,
+// the old certificate is removed first, so a crash can leave a cert missing (which the planner remakes) but never a
+// certificate beside a key it does not belong to.
+
+import { chmodSync, closeSync, fsyncSync, openSync, readdirSync, renameSync, statSync, unlinkSync, writeSync, existsSync, readFileSync } from "node:fs";
+import { basename, dirname, join } from "node:path";
+import { randomBytes } from "node:crypto";
+import { UserError } from "../common/errors";
+import { open as openAsync, rename as renameAsync, unlink as unlinkAsync } from "node:fs/promises";
+
+export const TEMP_PREFIX = ".tls-setup-tmp-";
+export const KEY_MODE = 0o600;
+export const CERT_MODE = 0o644;
+
+export interface Bundle {
+  cert?: string;
+  key?: string;
+  csr?: string;
+}
+
+export interface PlannedWrite {
+  path: string;
+  data: string;
+  mode: number;
+}
+
+export function bundlePaths(prefix: string): { cert: string; key: string; csr: string } {
+  return { cert: `${prefix}.pem`, key: `${prefix}-key.pem`, csr: `${prefix}.csr` };
+}
+
+/** The writes for a bundle, in commit order: key first, then the certificate that commits it, then the CSR. */
+export function planBundle(prefix: string, b: Bundle): PlannedWrite[] {
+  const p = bundlePaths(prefix);
+  const out: PlannedWrite[] = [];
+  if (b.key) out.push({ path: p.key, data: b.key, mode: KEY_MODE });
+  if (b.cert) out.push({ path: p.cert, data: b.cert, mode: CERT_MODE });
+  if (b.csr) out.push({ path: p.csr, data: b.csr, mode: CERT_MODE });
+  return out;
+}
+
+function tempName(path: string): string {
+  return join(dirname(path), `${TEMP_PREFIX}${process.pid}-${randomBytes(4).toString("hex")}-${basename(path)}`);
+}
+
+function writeTemp(w: PlannedWrite, fsync: boolean): string {
+  const tmp = tempName(w.path);
+  const fd = openSync(tmp, "wx", w.mode);
+  try {
+    writeSync(fd, w.data);
+    if (fsync) fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+  return tmp;
+}
+
+function fsyncDir(dir: string): void {
+  try {
+    const fd = openSync(dir, "r");
+    try {
+      fsyncSync(fd);
+    } finally {
+      closeSync(fd);
+    }
+  } catch {
+    // some filesystems refuse fsync on directories; the renames are still atomic
+  }
+}
+
+export interface CommitOptions {
+  fsync?: boolean;
+}
+
+/**
+ * When a bundle brings a new key, the certificate already on disk must go before the key is renamed into place, so
+ * that a crash never leaves the old certificate beside the new key. Returns that certificate's path, if any.
+ */
+function certToRemoveFirst(writes: PlannedWrite[]): string | undefined {
+  const keyWrite = writes.find((w) => w.path.endsWith("-key.pem"));
+  if (!keyWrite) return undefined;
+  const certPath = keyWrite.path.replace(/-key\.pem$/, ".pem");
+  const old = existsSync(keyWrite.path) ? readFileSync(keyWrite.path, "utf8") : undefined;
+  return old !== keyWrite.data && existsSync(certPath) ? certPath : undefined;
+}
+
+const FS_REASONS: Record<string, string> = {
+  EISDIR: "a directory is in the way",
+  ENOTDIR: "a file is in the way of its directory",
+  EACCES: "permission denied",
+  EPERM: "operation not permitted",
+  EROFS: "the file system is read-only",
+  ENOSPC: "no space left on the device",
+  EDQUOT: "the disk quota is exceeded",
+  ENOENT: "its directory does not exist",
+};
+
+/** A file-system refusal (a directory in the way, permissions, a full disk) as one line naming the file. */
+function asUserError(e: unknown): unknown {
+  const err = e as NodeJS.ErrnoException & { dest?: string };
+  const reason = err?.code ? FS_REASONS[err.code] : undefined;
+  if (!reason) return e;
+  const file = err.dest ?? err.path ?? "";
+  // a temp file could not be made: the directory itself is the problem
+  if (file.includes(TEMP_PREFIX)) return new UserError(`${dirname(file)}: cannot write there: ${err.code === "ENOENT" ? "the directory does not exist" : reason}`);
+  return new UserError(`${file}: cannot be written: ${reason}`);
+}
+
+/** Performs planned writes atomically (see the file comment for the ordering guarantee). */
+export function commitWrites(writes: PlannedWrite[], opts: CommitOptions = {}): void {
+  try {
+    commitWritesUnchecked(writes, opts);
+  } catch (e) {
+    throw asUserError(e);
+  }
+}
+
+function commitWritesUnchecked(writes: PlannedWrite[], opts: CommitOptions): void {
+  const fsync = opts.fsync ?? true;
+  const temps: string[] = [];
+  try {
+    for (const w of writes) temps.push(writeTemp(w, fsync));
+  } catch (e) {
+    for (const t of temps) tryUnlink(t);
+    throw e;
+  }
+  const oldCert = certToRemoveFirst(writes);
+  if (oldCert) {
+    unlinkSync(oldCert);
+    if (fsync) fsyncDir(dirname(oldCert));
+  }
+  writes.forEach((w, i) => renameSync(temps[i], w.path));
+  if (fsync && writes.length) fsyncDir(dirname(writes[0].path));
+}
+
+/** Takes group and other permissions off a private key file (e.g. after a copy or a chmod); true when it did. */
+export function repairKeyMode(path: string): boolean {
+  try {
+    const m = statSync(path).mode & 0o777;
+    if ((m & 0o077) === 0) return false;
+    chmodSync(path, m & 0o700);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+async function writeTempAsync(w: PlannedWrite, fsync: boolean): Promise<string> {
+  const tmp = tempName(w.path);
+  const fh = await openAsync(tmp, "wx", w.mode);
+  try {
+    await fh.writeFile(w.data);
+    if (fsync) await fh.sync();
+  } finally {
+    await fh.close();
+  }
+  return tmp;
+}
+
+async function fsyncDirAsync(dir: string): Promise<void> {
+  try {
+    const fh = await openAsync(dir, "r");
+    try {
+      await fh.sync();
+    } finally {
+      await fh.close();
+    }
+  } catch {
+    // as fsyncDir
+  }
+}
+
+/**
+ * commitWrites with the same order and guarantee, off the event loop: the temp files are written and flushed in
+ * parallel on libuv's thread pool, so many bundles committed at once share the filesystem's journal commits and the
+ * signing goes on meanwhile.
+ */
+export async function commitWritesAsync(writes: PlannedWrite[], opts: CommitOptions = {}): Promise<void> {
+  await commitWritesAsyncUnchecked(writes, opts).catch((e) => {
+    throw asUserError(e);
+  });
+}
+
+async function commitWritesAsyncUnchecked(writes: PlannedWrite[], opts: CommitOptions): Promise<void> {
+  const fsync = opts.fsync ?? true;
+  const made = await Promise.allSettled(writes.map((w) => writeTempAsync(w, fsync)));
+  const temps = made.map((r) => (r.status === "fulfilled" ? r.value : ""));
+  const failed = made.find((r): r is PromiseRejectedResult => r.status === "rejected");
+  if (failed) {
+    for (const t of temps) if (t) tryUnlink(t);
+    throw failed.reason;
+  }
+  const oldCert = certToRemoveFirst(writes);
+  if (oldCert) {
+    await unlinkAsync(oldCert);
+    if (fsync) await fsyncDirAsync(dirname(oldCert));
+  }
+  for (let i = 0; i < writes.length; i++) await renameAsync(temps[i], writes[i].path);
+  if (fsync && writes.length) await fsyncDirAsync(dirname(writes[0].path));
+}
+
+export function tryUnlink(path: string): void {
+  try {
+    unlinkSync(path);
+  } catch {
+    // already gone
+  }
+}
+
+/** Whether a process exists (EPERM: it exists, but is another user's). Used for temp files and the lock. */
+export function pidAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === "EPERM";
+  }
+}
+
+/** Removes temp files left by killed runs (their pid is no longer alive). Returns how many were removed. */
+export function cleanTemps(dir: string): number {
+  let n = 0;
+  let names: string[];
+  try {
+    names = readdirSync(dir);
+  } catch {
+    return 0;
+  }
+  for (const name of names) {
+    if (!name.startsWith(TEMP_PREFIX)) continue;
+    const pid = Number(name.slice(TEMP_PREFIX.length).split("-")[0]);
+    if (pid === process.pid || (pid > 0 && pidAlive(pid))) continue;
+    tryUnlink(join(dir, name));
+    n++;
+  }
+  return n;
+}

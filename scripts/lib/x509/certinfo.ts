@@ -1,0 +1,137 @@
+// Reading the few certificate facts issuing and planning need, straight from DER (fast, no x509 stack):
+// subject bytes, public key, validity, serial, basic constraints, key usage, SANs.
+
+import { children, content, decodeOid, readNode, raw, TAG } from "./der";
+import { parsePemBlocks } from "./pem";
+import { UserError } from "../common/errors";
+import { formatIp } from "../config/hosts";
+
+export interface CertFacts {
+  der: Buffer;
+  serialHex: string;
+  /** the OID of the CA's signature algorithm over this certificate */
+  signatureOid: string;
+  subjectDer: Buffer;
+  issuerDer: Buffer;
+  spki: Buffer;
+  notBefore: Date;
+  notAfter: Date;
+  isCa: boolean;
+  /** KeyUsage bit numbers, undefined when the extension is absent */
+  keyUsageBits?: number[];
+  extKeyUsages: string[];
+  ski?: Buffer;
+  extensions: Map<string, { critical: boolean; value: Buffer }>;
+}
+
+function parseTime(buf: Buffer, tag: number): Date {
+  const s = buf.toString("ascii");
+  const m = tag === TAG.UTC_TIME ? /^(\d\d)(\d\d)(\d\d)(\d\d)(\d\d)(\d\d)?Z$/.exec(s) : /^(\d{4})(\d\d)(\d\d)(\d\d)(\d\d)(\d\d)?(?:\.\d+)?Z$/.exec(s);
+  if (!m) throw new Error(`bad time ${s}`);
+  let y = Number(m[1]);
+  if (tag === TAG.UTC_TIME) y += y < 50 ? 2000 : 1900;
+  return new Date(Date.UTC(y, Number(m[2]) - 1, Number(m[3]), Number(m[4]), Number(m[5]), Number(m[6] ?? 0)));
+}
+
+export function parseCertDer(der: Buffer): CertFacts {
+  const top = readNode(der);
+  if (top.tag !== TAG.SEQUENCE || top.end !== der.length) throw new Error("not a DER certificate");
+  const [tbsNode, sigAlg] = children(der, top);
+  const tbs = children(der, tbsNode);
+  const off = tbs[0].tag === 0xa0 ? 1 : 0;
+  const serial = content(der, tbs[off]);
+  const issuer = tbs[off + 2];
+  const validity = children(der, tbs[off + 3]);
+  const subject = tbs[off + 4];
+  const spki = tbs[off + 5];
+  const extensions = new Map<string, { critical: boolean; value: Buffer }>();
+  const extsNode = tbs.find((n) => n.tag === 0xa3);
+  if (extsNode) {
+    const list = readNode(der, extsNode.contentStart);
+    for (const e of children(der, list)) {
+      const parts = children(der, e);
+      const id = decodeOid(content(der, parts[0]));
+      const critical = parts.length === 3 && content(der, parts[1])[0] !== 0;
+      extensions.set(id, { critical, value: Buffer.from(content(der, parts[parts.length - 1])) });
+    }
+  }
+  let isCa = false;
+  const bc = extensions.get("2.5.29.19");
+  if (bc) {
+    const items = children(bc.value, readNode(bc.value));
+    isCa = items.length > 0 && items[0].tag === TAG.BOOLEAN && content(bc.value, items[0])[0] !== 0;
+  }
+  let keyUsageBits: number[] | undefined;
+  const ku = extensions.get("2.5.29.15");
+  if (ku) {
+    const bits = content(ku.value, readNode(ku.value)).subarray(1);
+    keyUsageBits = [];
+    for (let i = 0; i < bits.length * 8; i++) if (bits[i >> 3] & (0x80 >> (i & 7))) keyUsageBits.push(i);
+  }
+  const extKeyUsages: string[] = [];
+  const eku = extensions.get("2.5.29.37");
+  if (eku) for (const n of children(eku.value, readNode(eku.value))) extKeyUsages.push(decodeOid(content(eku.value, n)));
+  const skiExt = extensions.get("2.5.29.14");
+  const ski = skiExt ? Buffer.from(content(skiExt.value, readNode(skiExt.value))) : undefined;
+  return {
+    der,
+    serialHex: Buffer.from(serial).toString("hex").replace(/^00(?=[89a-f])/, ""),
+    signatureOid: decodeOid(content(der, children(der, sigAlg)[0])),
+    subjectDer: Buffer.from(raw(der, subject)),
+    issuerDer: Buffer.from(raw(der, issuer)),
+    spki: Buffer.from(raw(der, spki)),
+    notBefore: parseTime(content(der, validity[0]), validity[0].tag),
+    notAfter: parseTime(content(der, validity[1]), validity[1].tag),
+    isCa,
+    keyUsageBits,
+    extKeyUsages,
+    ski,
+    extensions,
+  };
+}
+
+/** A time as RFC 3339 to the second: 2027-01-01T00:00:00Z. */
+export const isoSeconds = (d: Date): string => d.toISOString().replace(/\.\d{3}Z$/, "Z");
+
+/** Reads the first CERTIFICATE block of a PEM text; errors name the file and what was found instead. */
+export function parseCertPem(text: string, file: string): CertFacts {
+  const blocks = parsePemBlocks(text);
+  const block = blocks.find((b) => b.label === "CERTIFICATE");
+  if (!block) {
+    const found = blocks.length ? `${/^[AEIOU]/.test(blocks[0].label) ? "an" : "a"} ${blocks[0].label} block` : "no PEM data";
+    throw new UserError(`${file}: contains ${found}; expected a PEM "CERTIFICATE"`);
+  }
+  try {
+    return parseCertDer(block.der);
+  } catch (e) {
+    throw new UserError(`${file}: the CERTIFICATE block is not a valid X.509 certificate (${e instanceof Error ? e.message : e})`);
+  }
+}
+
+/** Subject commonName of a Name DER (first CN), or "". */
+export function commonName(nameDer: Buffer): string {
+  for (const rdn of children(nameDer, readNode(nameDer)))
+    for (const atv of children(nameDer, rdn)) {
+      const [t, v] = children(nameDer, atv);
+      if (decodeOid(content(nameDer, t)) === "2.5.4.3") return content(nameDer, v).toString("utf8");
+    }
+  return "";
+}
+
+/** SAN entries as text: DNS:x, IP:x, email:x, URI:x. */
+export function subjectAltNames(facts: CertFacts): string[] {
+  const san = facts.extensions.get("2.5.29.17");
+  if (!san) return [];
+  const out: string[] = [];
+  for (const n of children(san.value, readNode(san.value))) {
+    const c = content(san.value, n);
+    const tag = n.tag & 0x1f;
+    if (tag === 2) out.push(`DNS:${c.toString("ascii")}`);
+    else if (tag === 1) out.push(`email:${c.toString("ascii")}`);
+    else if (tag === 6) out.push(`URI:${c.toString("ascii")}`);
+    else if (tag === 7) {
+      out.push(`IP:${formatIp(c)}`);
+    }
+  }
+  return out;
+}
