@@ -1,7 +1,7 @@
 // Integration: `make` on temp trees. What it builds, and what re-running it after each kind of change re-makes.
 import { existsSync, readFileSync, rmSync, unlinkSync, writeFileSync, appendFileSync, cpSync } from "node:fs";
 import { join } from "node:path";
-import { mode, runMake, sh, snapshot, tempTree, ROOT } from "./helpers";
+import { FIXTURES, mode, runMake, sh, snapshot, tempTree, ROOT } from "./helpers";
 import { view } from "./x509";
 
 type Tree = ReturnType<typeof tempTree>;
@@ -140,7 +140,7 @@ describe("incremental make", () => {
   });
 
   test("a new req-<user>.json makes only that user's files", () => {
-    cpSync(join(ROOT, "config/examples/req-calicoctl.json"), join(tree.config, "req-calicoctl.json"));
+    cpSync(join(FIXTURES, "examples/req-calicoctl.json"), join(tree.config, "req-calicoctl.json"));
     expect(make(tree, ["-n"]).stdout).toContain("tls.js build");
     const r = make(tree);
     expect(r.stdout).toMatch(/made .*calicoctl\.pem \(user\): new/);

@@ -2,7 +2,7 @@
 import { mkdtempSync, writeFileSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { runScript, ROOT, sh } from "./helpers";
+import { FIXTURES, runScript, ROOT, sh } from "./helpers";
 import { view } from "./x509";
 import { issueCa, issueLeaf, IssueDeps } from "../scripts/lib/x509/issue";
 import { parseRequest } from "../scripts/lib/config/request";
@@ -10,7 +10,7 @@ import { BUILTIN_DEFAULT } from "../scripts/lib/config/profile";
 import { parseCertPem } from "../scripts/lib/x509/certinfo";
 import { normalizeArgv } from "../scripts/lib/cli/cli";
 
-const cfg = (f: string) => join(ROOT, "config", f);
+const cfg = (f: string) => join(FIXTURES, f);
 let dir: string;
 beforeAll(() => {
   dir = mkdtempSync(join(tmpdir(), "tls-setup-scripts-"));

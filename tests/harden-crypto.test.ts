@@ -20,6 +20,29 @@ const newTree = () => {
   return t;
 };
 const treeOpts = (t: { config: string; certs: string }) => ({ configDir: t.config, certsDir: t.certs, members: DEFAULT_MEMBERS, proxies: DEFAULT_PROXIES });
+/** The content octets of a certificate's serialNumber INTEGER, read from the DER: Certificate → TBS → [0] version → serial. */
+function serialOctets(pem: string): Buffer {
+  const der = Buffer.from(pem.replace(/-----[^-]+-----|\s/g, ""), "base64");
+  // one TLV header at `at`: returns where its content starts and its length
+  const tlv = (at: number): { tag: number; start: number; len: number } => {
+    const tag = der[at];
+    let len = der[at + 1];
+    let start = at + 2;
+    if (len & 0x80) {
+      const n = len & 0x7f;
+      len = 0;
+      for (let i = 0; i < n; i++) len = len * 256 + der[start + i];
+      start += n;
+    }
+    return { tag, start, len };
+  };
+  const tbs = tlv(tlv(0).start);
+  let at = tbs.start;
+  let field = tlv(at);
+  if (field.tag === 0xa0) field = tlv((at = field.start + field.len));
+  expect(field.tag).toBe(0x02);
+  return der.subarray(field.start, field.start + field.len);
+}
 const certFiles = (certs: string) => readdirSync(certs).filter((f) => f.endsWith(".pem") && !f.endsWith("-key.pem"));
 
 const KEYS: Record<string, object> = {
@@ -46,9 +69,12 @@ describe("a tree with RSA and ECDSA users", () => {
     const seen = new Set<string>();
     for (const f of files) {
       const facts = parseCertPem(readFileSync(join(t.certs, f), "utf8"), f);
-      const der = Buffer.from(facts.serialHex, "hex");
+      // the serial INTEGER's content octets as encoded, sign byte included (a value printed as hex loses it)
+      const der = serialOctets(readFileSync(join(t.certs, f), "utf8"));
       expect(der.length).toBeLessThanOrEqual(20);
       expect(der[0] & 0x80).toBe(0); // a DER INTEGER with the top bit clear is positive
+      if (der.length > 1) expect(der[0] === 0 && (der[1] & 0x80) === 0).toBe(false); // minimal: no needless 00 byte
+      expect(BigInt(`0x${der.toString("hex")}`)).toBe(BigInt(`0x${facts.serialHex}`));
       if (haveTool("openssl")) {
         const text = sh("openssl", ["x509", "-in", join(t.certs, f), "-noout", "-serial", "-text"]);
         const hex = /^serial=([0-9A-F]+)$/m.exec(text)![1];

@@ -7,6 +7,8 @@ import { createHash } from "node:crypto";
 
 export const ROOT = resolve(__dirname, "..");
 export const DIST = join(ROOT, "dist");
+/** The tests' own configs (a copy of the shipped ones): users edit config/ and still run `make test`. */
+export const FIXTURES = join(ROOT, "tests", "fixtures", "config");
 
 const made: string[] = [];
 // temp trees go when the test worker exits (KEEP_TEST_TREES=1 keeps them for a look after a failure)
@@ -14,13 +16,13 @@ process.on("exit", () => {
   if (process.env.KEEP_TEST_TREES !== "1") for (const d of made) rmSync(d, { recursive: true, force: true });
 });
 
-/** A temp directory holding a copy of config/ (without examples) and an empty certs/ location. */
+/** A temp directory holding a copy of the fixture configs (without examples) and an empty certs/ location. */
 export function tempTree(opts: { examples?: string[] } = {}): { dir: string; config: string; certs: string } {
   const dir = mkdtempSync(join(tmpdir(), "tls-setup-test-"));
   made.push(dir);
   const config = join(dir, "config");
-  cpSync(join(ROOT, "config"), config, { recursive: true, filter: (src) => !src.includes("examples") });
-  for (const e of opts.examples ?? []) cpSync(join(ROOT, "config", "examples", `req-${e}.json`), join(config, `req-${e}.json`));
+  cpSync(FIXTURES, config, { recursive: true, filter: (src) => !src.includes("examples") });
+  for (const e of opts.examples ?? []) cpSync(join(FIXTURES, "examples", `req-${e}.json`), join(config, `req-${e}.json`));
   return { dir, config, certs: join(dir, "certs") };
 }
 

@@ -4,14 +4,14 @@ import { execSync } from "node:child_process";
 import { mkdtempSync, readFileSync, writeFileSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { haveTool, runScript, ROOT, sh } from "./helpers";
+import { FIXTURES, haveTool, runScript, ROOT, sh } from "./helpers";
 import { view, CertView } from "./x509";
 
 const hasCfssl = haveTool("cfssl") && haveTool("cfssljson");
 const itCfssl = hasCfssl ? test : test.skip;
 
 let dir: string;
-const cfg = (f: string) => join(ROOT, "config", f);
+const cfg = (f: string) => join(FIXTURES, f);
 
 /** Runs a shell pipeline in the temp dir; throws with stderr on failure. */
 const pipe = (cmd: string) => execSync(cmd, { cwd: dir, encoding: "utf8", stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, OURS: `${process.execPath} ${ROOT}/dist` } });
