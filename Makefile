@@ -30,7 +30,7 @@ define when_stale
 $(if $(DRYRUN),$(if $(strip $(call stale,$(2))),$(1)),$(1))
 endef
 
-.PHONY: all ca req rotate plan clean distclean build deps test bench FORCE
+.PHONY: all ca req rotate plan prune clean distclean build deps test bench FORCE
 .DEFAULT_GOAL := all
 
 # all = ca + req, in one process (the CA first when it is needed)
@@ -55,6 +55,10 @@ rotate: $(BUILT)
 # What `make` would do, and why.
 plan: $(BUILT)
 	@$(TLS) plan $(TREE)
+
+# Removes the files of orphaned certificates (listed on every run; never removed automatically).
+prune: $(BUILT)
+	@$(TLS) prune $(TREE)
 
 clean:
 	rm -rf $(call q,$(CERTS_DIR))

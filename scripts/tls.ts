@@ -4,7 +4,7 @@ import yargs from "yargs";
 import { runMain } from "./lib/common/errors";
 import { failAsUserError } from "./lib/cli/cli";
 import { treeOptions, toTree } from "./lib/cli/tree-args";
-import { buildCommand, nameForFile, planCommand } from "./lib/tree/commands";
+import { buildCommand, nameForFile, planCommand, pruneCommand } from "./lib/tree/commands";
 
 runMain("tls-setup", async () => {
   let code = 0;
@@ -40,7 +40,15 @@ runMain("tls-setup", async () => {
         code = planCommand(tree, { names: a.names, caOnly: a["ca-only"] || only?.[0] === "ca", only });
       },
     )
-    .demandCommand(1, "give a command: build, plan")
+    .command(
+      "prune",
+      "remove the files of orphaned certificates (no longer a member, a proxy, or a user with a config); never automatic",
+      (y) => y,
+      async (a) => {
+        code = await pruneCommand(toTree(a));
+      },
+    )
+    .demandCommand(1, "give a command: build, plan, prune")
     .strict()
     .fail(failAsUserError)
     .help()

@@ -200,6 +200,6 @@ export async function verifyTree(o: TreeOptions, now: Date = new Date(), crypto:
     checked.push("crl");
   }
   warnings.push(...configWarnings(o, plan.items, ca, now));
-  for (const n of plan.orphans) warnings.push(`${join(o.certsDir, `${n}.pem`)}: its config (req-${n}.json) is gone; not verified`);
+  for (const x of plan.orphans) warnings.push(`${join(o.certsDir, `${x.name}.pem`)}: ${x.why}; not verified`);
   return { problems, warnings, checked };
 }

@@ -7,7 +7,7 @@ import { UserError } from "../common/errors";
 import { defaultDeps, IssueDeps, Issued, Issuer, issueCa, issueLeaf, serialFrom } from "../x509/issue";
 import { importKeyPair, KeyPair } from "../x509/keys";
 import { bundlePaths, cleanTemps, commitWritesAsync, planBundle, repairKeyMode } from "./output";
-import { fileHashes, makePlan, Plan, PlanItem, PlanOptions } from "./plan";
+import { makePlan, Orphan, Plan, PlanItem, PlanOptions } from "./plan";
 import { sha256, Stamp, stateDir, writeStamp, writeStampAsync } from "./state";
 import { TreeOptions } from "./targets";
 import { acquireLock } from "./lock";
@@ -30,7 +30,7 @@ export interface BuildResult {
   made: string[];
   adopted: string[];
   unchanged: string[];
-  orphans: string[];
+  orphans: Orphan[];
   warnings: string[];
   ms: number;
 }
@@ -39,7 +39,7 @@ export interface BuildResult {
 export function buildNotices(o: TreeOptions, r: BuildResult): string[] {
   return [
     ...r.warnings.map((w) => `warning: ${w}`),
-    ...r.orphans.map((n) => `orphaned: ${o.certsDir}/${n}.pem and its key: its config (req-${n}.json) is gone; they were left in place, delete them yourself if unused`),
+    ...r.orphans.map((x) => `orphaned: ${o.certsDir}/${x.name}.pem and its key: ${x.why}; left in place ("make prune" removes them)`),
   ];
 }
 
@@ -68,8 +68,8 @@ async function reusableKey(file: string, spec: KeySpec, deps: IssueDeps, expecte
   }
 }
 
-/** The stamp of a certificate just made (hashed from memory), or of files found on disk (adopting a CA). */
-function stampFor(item: PlanItem, certsDir: string, issued: Issued | undefined, inputs = item.inputs): Stamp {
+/** The stamp of a certificate just made (hashed from memory), or of files the plan found on disk and adopts. */
+function stampFor(item: PlanItem, issued: Issued | undefined, inputs = item.inputs): Stamp {
   let files: Stamp["files"];
   let serial: string;
   let notAfter: Date;
@@ -78,10 +78,10 @@ function stampFor(item: PlanItem, certsDir: string, issued: Issued | undefined, 
     files = { cert: sha256(issued.certPem), key: sha256(issued.keyPem), csr: sha256(issued.csrPem) };
     [serial, notAfter] = [issued.serialHex, issued.notAfter];
   } else {
-    const f = fileHashes(certsDir, item.target.name);
-    files = { cert: f.cert ?? "", key: f.key ?? "", csr: f.csr ?? "" };
-    const facts = parseCertPem(readFileSync(bundlePaths(join(certsDir, item.target.name)).cert, "utf8"), item.target.name);
-    [serial, notAfter] = [facts.serialHex, facts.notAfter];
+    const f = item.found;
+    if (!f?.cert) throw new Error(`internal: no certificate found for ${item.target.name} to adopt`);
+    files = { cert: f.files.cert ?? "", key: f.files.key ?? "", csr: f.files.csr ?? "" };
+    [serial, notAfter] = [f.cert.serialHex, f.cert.notAfter];
   }
   return { version: 1, name: item.target.name, role: item.target.role, config: item.target.configFile, inputs, files, serial, notAfter: notAfter.toISOString(), issuedAt: new Date().toISOString() };
 }
@@ -134,7 +134,7 @@ async function execute(plan: Plan, bo: BuildOptions, t0: number): Promise<BuildR
     const key = bo.rotate || bo.newKey ? undefined : await reusableKey(caPaths.key, caItem.request.key, deps);
     const issued = await issueCa(caItem.request, uniqueDeps, key);
     await commitWritesAsync(planBundle(join(o.certsDir, "ca"), { cert: issued.certPem, key: key ? undefined : issued.keyPem, csr: issued.csrPem }), { fsync });
-    writeStamp(o.certsDir, stampFor(caItem, o.certsDir, issued));
+    writeStamp(o.certsDir, stampFor(caItem, issued));
     caFingerprint = sha256(issued.certPem);
     result.made.push("ca");
     log(`made ${caPaths.cert} (CA${key ? ", key kept" : ""}): ${caItem.reason} [${Date.now() - t} ms]`);
@@ -142,14 +142,20 @@ async function execute(plan: Plan, bo: BuildOptions, t0: number): Promise<BuildR
     // the files must form a usable CA before we trust them
     const { loadIssuer } = await import("../x509/ca-load");
     await loadIssuer(caPaths.cert, caPaths.key, deps.now(), deps.crypto);
-    writeStamp(o.certsDir, stampFor(caItem, o.certsDir, undefined));
+    writeStamp(o.certsDir, stampFor(caItem, undefined));
     result.adopted.push("ca");
     log(`kept ${caPaths.cert}: ${caItem.reason}`);
   } else if (caItem) result.unchanged.push("ca");
 
   const leaves = plan.items.filter((i) => i.target.role !== "ca");
-  const stale = leaves.filter((i) => i.action !== "keep");
+  const stale = leaves.filter((i) => i.action === "make");
   result.unchanged.push(...leaves.filter((i) => i.action === "keep").map((i) => i.target.name));
+  // certificates made outside tls-setup that satisfy their config (the planner checked them): stamped, not re-issued
+  for (const item of leaves.filter((i) => i.action === "adopt")) {
+    await writeStampAsync(o.certsDir, stampFor(item, undefined));
+    result.adopted.push(item.target.name);
+    log(`kept ${bundlePaths(join(o.certsDir, item.target.name)).cert}: ${item.reason}`);
+  }
   if (stale.length) {
     if (!existsSync(caPaths.cert)) throw new UserError(`${caPaths.cert}: does not exist; run "make ca" first`);
     const { loadIssuer } = await import("../x509/ca-load");
@@ -190,7 +196,7 @@ async function makeLeaf(item: PlanItem, issuer: Issuer, caFingerprint: string, o
   const key = bo.rotate || bo.newKey || !item.stamp ? undefined : await reusableKey(paths.key, item.request.key, deps, item.stamp.files.key);
   const issued = await issueLeaf(item.request, item.profile!, issuer, deps, key);
   await commitWritesAsync(planBundle(prefix, { cert: issued.certPem, key: key ? undefined : issued.keyPem, csr: issued.csrPem }), { fsync });
-  await writeStampAsync(o.certsDir, stampFor(item, o.certsDir, issued, { ...item.inputs, ca: caFingerprint }));
+  await writeStampAsync(o.certsDir, stampFor(item, issued, { ...item.inputs, ca: caFingerprint }));
   const clamp = issued.clampedFrom ? `; cut to the CA's end ${issued.notAfter.toISOString().slice(0, 10)}` : "";
   log(`made ${paths.cert} (${item.target.role}${key ? ", key kept" : ""}): ${item.reason}${clamp} [${Date.now() - t} ms]`);
 }

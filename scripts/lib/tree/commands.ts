@@ -6,6 +6,7 @@ import { build, buildNotices, buildSummary } from "./build";
 import { makePlan, staleItems } from "./plan";
 import { UserError } from "../common/errors";
 import { createProgress } from "./progress";
+import { prune } from "./prune";
 
 const out = (l: string) => process.stdout.write(l + "\n");
 const err = (l: string) => process.stderr.write(l + "\n");
@@ -28,7 +29,7 @@ export function planCommand(o: TreeOptions, opts: { names?: boolean; caOnly?: bo
   }
   if (plan.problems.length) throw UserError.fromProblems(plan.problems);
   for (const i of plan.items) out(`${i.action === "keep" ? "ok   " : i.action === "adopt" ? "adopt" : "make "} ${i.target.name.padEnd(24)} ${i.reason}`);
-  for (const n of plan.orphans) out(`orphan ${n}`);
+  for (const x of plan.orphans) out(`orphan ${x.name.padEnd(24)} ${x.why}`);
   return 0;
 }
 
@@ -40,4 +41,11 @@ export function nameForFile(o: TreeOptions, file: string): string {
   const stripped = base.replace(/-key$/, "");
   if (names.has(stripped)) return stripped;
   throw new UserError(`${file}: is not a file of any certificate in ${o.configDir}; known: ${[...names].join(", ")}`);
+}
+
+/** `tls-setup prune`: lists the orphaned files, removes them, says how many (or that there was nothing to prune). */
+export async function pruneCommand(o: TreeOptions): Promise<number> {
+  const removed = await prune(o, { log: out });
+  out(removed.length ? `prune: removed ${removed.length} orphaned certificate${removed.length === 1 ? "" : "s"} (${removed.map((p) => p.orphan.name).join(", ")})` : `prune: nothing to prune in ${o.certsDir}`);
+  return 0;
 }

@@ -1,17 +1,23 @@
-// The planner: reads the configs and the stamps and decides, by content, what is stale and why. `make`, `make -n`
-// (through `tls-setup plan`) and the watcher all use it, so they never disagree.
+// The planner: decides, by content, what is stale and why. `make`, `make -n` (through `tls-setup plan`) and the
+// watcher all use it, so they never disagree. makePlan = the decisions below over what readPlanInputs (plan-read.ts,
+// the only I/O) found: the CA's decision, each leaf's decision (make, adopt or keep), the orphans.
 
-import { existsSync, readFileSync } from "node:fs";
-import { join } from "node:path";
+import { basename, join } from "node:path";
 import { Problem } from "../common/errors";
-import { field, fieldKey } from "../config/gojson";
-import { readJsonObjectFile } from "../config/config-files";
-import { CertRequest, parseRequest } from "../config/request";
-import { missingRoleEkus, OID_CLIENT_AUTH, OID_SERVER_AUTH, parseCaConfig, Profile, ROLE_EKU_WHY, selectProfile, SigningConfig } from "../config/profile";
-import { caFiles, discoverTargets, memberConfig, Role, Target, TreeOptions } from "./targets";
-import { hashValue, Inputs, readAllStamps, sha256, Stamp } from "./state";
+import { CertRequest, KeySpec } from "../config/request";
+import { formatIp } from "../config/hosts";
+import { missingRoleEkus, OID_CLIENT_AUTH, OID_SERVER_AUTH, Profile, ROLE_EKU_WHY, selectProfile, SigningConfig } from "../config/profile";
+import { CertFacts, subjectAltNames } from "../x509/certinfo";
+import { signedBy } from "../x509/chain";
+import { encodeSubject } from "../x509/subject";
+import { memberConfig, Role, Target, TreeOptions } from "./targets";
+import { hashValue, Inputs, Stamp } from "./state";
 import { bundlePaths } from "./output";
-import { EtcdAccess, parseUserAccess } from "../config/etcd-access";
+import { EtcdAccess } from "../config/etcd-access";
+import { FileHashes, Found, PlanInputs, readPlanInputs, requestKey } from "./plan-read";
+
+export { fileHashes, loadUsers } from "./plan-read";
+export type { FileHashes, Found, PlanInputs } from "./plan-read";
 
 export type Action = "make" | "adopt" | "keep";
 
@@ -27,6 +33,15 @@ export interface PlanItem {
   stamp?: Stamp;
   /** a user's "etcd" block (users only, when present) */
   etcd?: EtcdAccess;
+  /** for "adopt": the files found (their hashes and the certificate), from which the stamp is written */
+  found?: Found;
+}
+
+/** A certificate with files and a stamp in certs/ that the configs no longer name, and why. */
+export interface Orphan {
+  name: string;
+  /** what happened: "no longer a member (ETCD_MEMBERS)", "its config (req-x.json) is gone", ... */
+  why: string;
 }
 
 export interface Plan {
@@ -34,8 +49,8 @@ export interface Plan {
   items: PlanItem[];
   problems: Problem[];
   warnings: string[];
-  /** names with files and a stamp in certs/ but no config any more */
-  orphans: string[];
+  /** certificates with files and a stamp in certs/ that the configs no longer name */
+  orphans: Orphan[];
   /** SHA-256 of the current CA certificate (undefined when the CA will be made) */
   caFingerprint?: string;
   /** the stamps found in certs/.tls-setup/ */
@@ -63,20 +78,6 @@ function profileInputs(cfg: SigningConfig, p: Profile): unknown {
   return { config: cfg, profile: p.name };
 }
 
-export function fileHashes(certsDir: string, name: string): { cert?: string; key?: string; csr?: string } {
-  const p = bundlePaths(join(certsDir, name));
-  const h = (f: string) => {
-    try {
-      return sha256(readFileSync(f));
-    } catch {
-      return undefined;
-    }
-  };
-  return { cert: h(p.cert), key: h(p.key), csr: h(p.csr) };
-}
-
-type FileHashes = ReturnType<typeof fileHashes>;
-
 /** Which of a certificate's files differs from what its stamp recorded, if any. */
 interface FileDrift {
   part: "cert" | "key" | "csr";
@@ -101,42 +102,6 @@ function roleProblems(role: Role, profile: Profile, file: string): Problem[] {
   return [{ file, path: `signing.profiles.${profile.name}.usages`, message: `lacks ${missing.map((m) => `"${names[m]}"`).join(" and ")}, needed by ${role} certificates (${ROLE_EKU_WHY[role]})` }];
 }
 
-interface Loaded {
-  request?: CertRequest;
-  profileName?: string;
-  etcd?: EtcdAccess;
-}
-
-function loadRequestFor(t: Target, problems: Problem[], warnings: string[]): Loaded {
-  const j = readJsonObjectFile(t.configFile);
-  if (!j.value) {
-    problems.push(...j.problems);
-    return {};
-  }
-  const r = parseRequest(j.value, t.configFile, { allowCa: t.role === "ca", requireCn: t.role === "user" });
-  if (!r.value) {
-    problems.push(...r.problems);
-    return {};
-  }
-  let profileName: string | undefined;
-  const pv = field(j.value, "profile");
-  if (pv !== undefined && pv !== null) {
-    if (typeof pv !== "string" || pv === "") problems.push({ file: t.configFile, path: "profile", message: `${JSON.stringify(pv)} is not a profile name; expected a string naming a profile of ca-config.json` });
-    else profileName = pv;
-  }
-  if (t.role === "user" && r.value.cn !== t.name)
-    warnings.push(`${t.configFile}: CN: ${JSON.stringify(r.value.cn)} differs from the user name ${JSON.stringify(t.name)} in the file name; etcd will see the user ${JSON.stringify(r.value.cn)}`);
-  const etcd = field(j.value, "etcd");
-  let access: EtcdAccess | undefined;
-  if (etcd !== undefined && t.role !== "user") problems.push({ file: t.configFile, path: "etcd", message: "is only meaningful in a user's config (req-<user>.json)" });
-  else if (etcd !== undefined) {
-    const a = parseUserAccess(etcd, r.value.cn, t.configFile, fieldKey(j.value, "etcd"));
-    problems.push(...a.problems);
-    access = a.value;
-  }
-  return { request: r.value, profileName, etcd: access };
-}
-
 function pickProfile(cfg: SigningConfig, t: Target, explicit: string | undefined, signingFile: string, problems: Problem[]): Profile | undefined {
   if (explicit) {
     const p = selectProfile(cfg, explicit, signingFile);
@@ -158,120 +123,205 @@ function changedReason(t: Target, a: Inputs, b: Inputs): string | undefined {
   return undefined;
 }
 
-/** The user configs of a tree, parsed and validated, without looking at any certificate (for `make rbac`). */
-export function loadUsers(o: TreeOptions): { users: { target: Target; request: CertRequest; etcd?: EtcdAccess }[]; problems: Problem[] } {
-  const problems: Problem[] = [];
-  const warnings: string[] = [];
-  const { targets, problems: tp } = discoverTargets(o);
-  problems.push(...tp);
-  const users: { target: Target; request: CertRequest; etcd?: EtcdAccess }[] = [];
-  for (const t of targets) {
-    if (t.role !== "user") continue;
-    const l = loadRequestFor(t, problems, warnings);
-    if (l.request) users.push({ target: t, request: l.request, etcd: l.etcd });
-  }
-  return { users, problems };
+/** The CA's decision. */
+export interface CaFacts {
+  target: Target;
+  certsDir: string;
+  inputs: Inputs;
+  stamp?: Stamp;
+  files: FileHashes;
+  /** whether certs/ca.pem and certs/ca-key.pem exist */
+  exists: { cert: boolean; key: boolean };
+  rotate?: boolean;
 }
 
-export function makePlan(o: TreeOptions, po: PlanOptions = {}): Plan {
-  const problems: Problem[] = [];
-  const warnings: string[] = [];
-  const { targets, problems: tp } = discoverTargets(o);
-  problems.push(...tp);
-  const stamps = readAllStamps(o.certsDir);
+export interface Decision {
+  action: Action;
+  reason: string;
+  problem?: Problem;
+}
 
-  // The signing config
-  let cfg: SigningConfig | undefined;
-  const signingFile = caFiles(o).signing;
-  const sj = readJsonObjectFile(signingFile);
-  if (!sj.value) problems.push(...sj.problems);
-  else {
-    const c = parseCaConfig(sj.value, signingFile);
-    if (!c.value) problems.push(...c.problems);
-    cfg = c.value;
+/**
+ * The CA is made when there is none, when `make rotate` asks for one or when ca-csr.json changed (re-signed with its
+ * key when only the certificate is gone); a CA found without a stamp, or changed since its stamp, is adopted (build
+ * checks that it is a usable CA first). A certificate without its key is a problem, never a reason for a new CA.
+ */
+export function decideCa(c: CaFacts): Decision {
+  const paths = bundlePaths(join(c.certsDir, "ca"));
+  const keep: Decision = { action: "keep", reason: "up to date" };
+  if (c.rotate) return { action: "make", reason: "make rotate: a new CA was asked for" };
+  if (!c.exists.cert && !c.exists.key) return { action: "make", reason: `${paths.cert} does not exist` };
+  if (c.exists.cert && !c.exists.key)
+    return { ...keep, problem: { file: paths.key, path: "", message: `is missing but ${paths.cert} exists; restore the key, or run "make rotate" to make a new CA (every certificate is then re-issued)` } };
+  if (!c.exists.cert) return { action: "make", reason: `${paths.cert} is missing (re-signed with the existing key)` };
+  if (!c.stamp) return { action: "adopt", reason: `adopting the existing CA in ${paths.cert}` };
+  if (c.stamp.inputs.request !== c.inputs.request) return { action: "make", reason: `${c.target.configFile} changed` };
+  const d = fileDrift(c.files, c.stamp);
+  // a missing ca.csr is harmless; a changed cert or key is someone's CA put in place: adopt it, after checks
+  if (d && !(d.part === "csr" && d.missing)) return { action: "adopt", reason: `${driftText(c.certsDir, "ca", d)}; adopting the CA found there` };
+  return keep;
+}
+
+/** What the planner knows about one leaf. */
+export interface LeafFacts {
+  target: Target;
+  request: CertRequest;
+  inputs: Inputs;
+  stamp?: Stamp;
+  files: FileHashes;
+  /** whether its certificate file exists */
+  certExists: boolean;
+  /** what was found on disk, when its files differ from the stamp (or there is none) */
+  found?: Found;
+}
+
+/** What every leaf's decision shares. */
+export interface LeafContext {
+  certsDir: string;
+  rotate?: boolean;
+  /** renewal asked for (make renew): re-made whatever its state */
+  renew?: boolean;
+  /** SHA-256 of the CA certificate that stays (undefined: a new CA is made) */
+  caFingerprint?: string;
+  /** the CA certificate's facts */
+  ca?: CertFacts;
+  /** public key (SPKI hex) of every certificate in the tree, by name */
+  certKeys: Map<string, string>;
+  now: Date;
+}
+
+const specText = (s: KeySpec) => `${s.algo} ${s.size}`;
+
+/** The SAN entries a request's hosts ask for, as subjectAltNames() writes them (DNS names lower-cased). */
+function requestSans(r: CertRequest): string[] {
+  return [...r.sans.dns.map((d) => `DNS:${d.toLowerCase()}`), ...r.sans.ips.map((ip) => `IP:${formatIp(ip)}`), ...r.sans.emails.map((e) => `email:${e}`), ...r.sans.uris.map((u) => `URI:${u}`)].sort();
+}
+
+const EKU_NAMES: Record<string, string> = { [OID_SERVER_AUTH]: "serverAuth", [OID_CLIENT_AUTH]: "clientAuth" };
+
+/**
+ * Why a certificate found in certs/ (made outside tls-setup) cannot be adopted, or undefined when it can: it must come
+ * with its key and CSR, be signed by the CA and within its validity, carry the config's subject and exactly its SANs,
+ * the EKUs its role needs, a key of the config's algorithm and size that belongs to it, and a key of its own (not
+ * another certificate's, as when files are copied from another certificate).
+ */
+export function adoptionRefusal(l: LeafFacts, c: LeafContext): string | undefined {
+  const p = bundlePaths(join(c.certsDir, l.target.name));
+  const f = l.found;
+  if (!f || f.files.key === undefined) return `${p.key} is missing`;
+  if (f.files.csr === undefined) return `${p.csr} is missing`;
+  if (!f.cert) return `${p.cert} holds no readable certificate`;
+  if (!f.key) return `${p.key} holds no usable private key`;
+  if (!c.ca || !signedBy(f.cert, c.ca)) return "it is not signed by the CA";
+  if (c.now < f.cert.notBefore || c.now > f.cert.notAfter) return "it is not within its validity period";
+  if (!f.cert.subjectDer.equals(encodeSubject(l.request))) return `its subject is not the one ${l.target.configFile} asks for`;
+  const want = requestSans(l.request);
+  const have = subjectAltNames(f.cert).map((s) => (s.startsWith("DNS:") ? s.toLowerCase() : s)).sort();
+  if (want.join("\n") !== have.join("\n")) return `its SANs (${have.join(", ") || "none"}) are not the hosts of ${l.target.configFile} (${want.join(", ") || "none"})`;
+  if (l.target.role !== "ca") {
+    const missing = missingRoleEkus(l.target.role, f.cert.extKeyUsages);
+    if (missing.length) return `it lacks the extended key usage ${missing.map((m) => EKU_NAMES[m]).join(" and ")}, needed by a ${l.target.role} certificate`;
   }
+  if (f.key.spec.algo !== l.request.key.algo || f.key.spec.size !== l.request.key.size) return `its key is ${specText(f.key.spec)}, ${l.target.configFile} asks for ${specText(l.request.key)}`;
+  if (!f.key.spki.equals(f.cert.spki)) return `${p.key} does not belong to ${p.cert}`;
+  const spki = f.cert.spki.toString("hex");
+  for (const [other, k] of c.certKeys)
+    if (other !== l.target.name && k === spki) return `its key is the key of ${bundlePaths(join(c.certsDir, other)).cert} (copied from another certificate?)`;
+  return undefined;
+}
 
-  // Requests: req-csr.json once for members and proxies
-  const loaded = new Map<string, Loaded>();
-  const load = (t: Target): Loaded => {
-    const key = t.role === "ca" ? "ca" : t.configFile;
-    if (!loaded.has(key)) loaded.set(key, loadRequestFor(t, problems, warnings));
-    return loaded.get(key)!;
+/**
+ * A leaf is made when asked for (rotate, renew), when the CA is new, when it has no files, when its config, the
+ * signing config or the CA changed since its stamp, or when its files differ from the stamp. A certificate made
+ * outside tls-setup (one tls-setup did not write: no stamp, or another certificate than the stamped one) is adopted
+ * instead when it satisfies its config (adoptionRefusal); a stamped certificate whose file was merely edited, or whose
+ * key or CSR changed or went missing, is re-made.
+ */
+export function decideLeaf(l: LeafFacts, c: LeafContext): Decision {
+  const make = (reason: string): Decision => ({ action: "make", reason });
+  if (c.rotate) return make("make rotate");
+  if (c.renew) return make("renewal asked for");
+  if (!c.caFingerprint) return make("the CA is new");
+  const cert = bundlePaths(join(c.certsDir, l.target.name)).cert;
+  const adopted: Decision = { action: "adopt", reason: `${cert} was made outside tls-setup and satisfies ${l.target.configFile}: adopted` };
+  if (!l.stamp) {
+    if (!l.certExists) return make("new");
+    const why = adoptionRefusal(l, c);
+    return why ? make(`not made by tls-setup yet, and not adopted: ${why}`) : adopted;
+  }
+  const d = fileDrift(l.files, l.stamp);
+  if (!d) {
+    const changed = changedReason(l.target, l.stamp.inputs, l.inputs);
+    return changed ? make(changed) : { action: "keep", reason: "up to date" };
+  }
+  const text = driftText(c.certsDir, l.target.name, d);
+  if (l.found?.cert && l.found.certCanonical !== l.stamp.files.cert) {
+    const why = adoptionRefusal(l, c);
+    return why ? make(`${text}; not adopted: ${why}`) : adopted;
+  }
+  return make(text);
+}
+
+/** Stamped certificates whose files are still there but that no target names any more, with what happened. */
+export function findOrphans(names: Set<string>, stamps: Map<string, Stamp>, withCert: Set<string>): Orphan[] {
+  const why = (s: Stamp): string => {
+    if (s.role === "member") return "no longer a member (not in ETCD_MEMBERS)";
+    if (s.role === "proxy") return "no longer a proxy (not in PROXIES)";
+    return `its config (${basename(s.config)}) is gone`;
   };
+  return [...stamps.values()].filter((s) => !names.has(s.name) && withCert.has(s.name)).map((s) => ({ name: s.name, why: why(s) }));
+}
+
+/** Plans a tree: reads it (readPlanInputs), then decides. */
+export function makePlan(o: TreeOptions, po: PlanOptions = {}): Plan {
+  return planFrom(readPlanInputs(o, { only: po.only, caOnly: po.caOnly }), po);
+}
+
+/** The plan for what was read: no I/O. */
+export function planFrom(x: PlanInputs, po: PlanOptions = {}): Plan {
+  const o = x.options;
+  const problems = [...x.problems];
+  const warnings = [...x.warnings];
   const items: PlanItem[] = [];
-  const caTarget = targets[0];
-  const caLoaded = load(caTarget);
-  const caPaths = bundlePaths(join(o.certsDir, "ca"));
-  const caStamp = stamps.get("ca");
-  let caItem: PlanItem | undefined;
+  const [caTarget, ...leaves] = x.targets;
+  const caRequest = x.requests.get("ca")?.request;
   let caFingerprint: string | undefined;
-  if (caLoaded.request) {
-    const caInputs: Inputs = { request: hashValue(requestInputs(caLoaded.request)) };
-    const certHere = existsSync(caPaths.cert);
-    const keyHere = existsSync(caPaths.key);
-    let caCertHash: string | undefined;
-    let action: Action = "keep";
-    let reason = "up to date";
-    if (po.rotate) [action, reason] = ["make", "make rotate: a new CA was asked for"];
-    else if (!certHere && !keyHere) [action, reason] = ["make", `${caPaths.cert} does not exist`];
-    else if (certHere && !keyHere)
-      problems.push({ file: caPaths.key, path: "", message: `is missing but ${caPaths.cert} exists; restore the key, or run "make rotate" to make a new CA (every certificate is then re-issued)` });
-    else if (!certHere) [action, reason] = ["make", `${caPaths.cert} is missing (re-signed with the existing key)`];
-    else if (!caStamp) [action, reason] = ["adopt", `adopting the existing CA in ${caPaths.cert}`];
-    else if (caStamp.inputs.request !== caInputs.request) [action, reason] = ["make", `${caTarget.configFile} changed`];
-    else {
-      const now = fileHashes(o.certsDir, "ca");
-      caCertHash = now.cert;
-      const d = fileDrift(now, caStamp);
-      // a missing ca.csr is harmless; a changed cert or key is someone's CA put in place: adopt it, after checks
-      if (d && !(d.part === "csr" && d.missing)) [action, reason] = ["adopt", `${driftText(o.certsDir, "ca", d)}; adopting the CA found there`];
-    }
-    caItem = { target: caTarget, action, reason, request: caLoaded.request, inputs: caInputs, stamp: caStamp };
-    items.push(caItem);
-    if (action !== "make" && certHere) caFingerprint = caCertHash ?? sha256(readFileSync(caPaths.cert));
+  if (caRequest) {
+    const inputs: Inputs = { request: hashValue(requestInputs(caRequest)) };
+    const files = x.files.get("ca") ?? {};
+    const exists = x.exists.get("ca") ?? { cert: false, key: false };
+    const stamp = x.stamps.get("ca");
+    const d = decideCa({ target: caTarget, certsDir: o.certsDir, inputs, stamp, files, exists, rotate: po.rotate });
+    if (d.problem) problems.push(d.problem);
+    items.push({ target: caTarget, action: d.action, reason: d.reason, request: caRequest, inputs, stamp, found: d.action === "adopt" ? x.found.get("ca") : undefined });
+    if (d.action !== "make" && exists.cert) caFingerprint = files.cert;
   }
 
   if (!po.caOnly) {
-    const only = po.only ? new Set(po.only) : undefined;
+    if (po.only) for (const n of po.only) if (!x.allNames.has(n)) problems.push({ file: "NAME", path: "", message: `${JSON.stringify(n)} is not a certificate of this tree; known: ${[...x.allNames].join(", ")}` });
+    const ctx: LeafContext = { certsDir: o.certsDir, rotate: po.rotate, renew: po.force && !!po.only, caFingerprint, ca: x.ca, certKeys: x.certKeys, now: x.now };
     // hashing the whole signing config once per profile, not once per leaf
     const profileHashes = new Map<string, string>();
-    if (only) {
-      const known = new Set(targets.map((t) => t.name));
-      for (const n of only) if (!known.has(n)) problems.push({ file: "NAME", path: "", message: `${JSON.stringify(n)} is not a certificate of this tree; known: ${[...known].join(", ")}` });
-    }
-    for (const t of targets.slice(1)) {
-      if (only && !only.has(t.name)) continue;
-      const l = load(t);
-      if (!l.request || !cfg) continue;
+    for (const t of leaves) {
+      const l = x.requests.get(requestKey(t));
+      if (!l?.request || !x.signing) continue;
       const request = t.role === "proxy" ? { ...l.request, cn: "" } : l.request;
-      const profile = pickProfile(cfg, t, l.profileName, signingFile, problems);
+      const profile = pickProfile(x.signing, t, l.profileName, x.signingFile, problems);
       if (!profile) continue;
-      for (const p of roleProblems(t.role, profile, signingFile)) if (!problems.some((x) => x.message === p.message && x.path === p.path)) problems.push(p);
-      const stamp = stamps.get(t.name);
-      if (!profileHashes.has(profile.name)) profileHashes.set(profile.name, hashValue(profileInputs(cfg, profile)));
+      for (const p of roleProblems(t.role, profile, x.signingFile)) if (!problems.some((q) => q.message === p.message && q.path === p.path)) problems.push(p);
+      const stamp = x.stamps.get(t.name);
+      if (!profileHashes.has(profile.name)) profileHashes.set(profile.name, hashValue(profileInputs(x.signing, profile)));
       const inputs = leafInputs(request, profileHashes.get(profile.name)!, caFingerprint ?? "(new CA)");
-      let action: Action = "make";
-      let reason: string;
-      if (po.rotate) reason = "make rotate";
-      else if (po.force && only) reason = "renewal asked for";
-      else if (!caFingerprint) reason = "the CA is new";
-      else if (!stamp) reason = existsSync(bundlePaths(join(o.certsDir, t.name)).cert) ? "not made by tls-setup yet" : "new";
-      else {
-        const d = fileDrift(fileHashes(o.certsDir, t.name), stamp);
-        reason = d ? driftText(o.certsDir, t.name, d) : changedReason(t, stamp.inputs, inputs) ?? ((action = "keep"), "up to date");
-      }
-      items.push({ target: t, action, reason, request, profile, inputs, stamp, etcd: l.etcd });
+      const found = x.found.get(t.name);
+      const d = decideLeaf({ target: t, request, inputs, stamp, files: x.files.get(t.name) ?? {}, certExists: x.exists.get(t.name)?.cert ?? false, found }, ctx);
+      items.push({ target: t, action: d.action, reason: d.reason, request, profile, inputs, stamp, etcd: l.etcd, found: d.action === "adopt" ? found : undefined });
     }
   }
   if (items.some((i) => i.target.role === "member")) {
-    const req = loaded.get(memberConfig(o))?.request;
+    const req = x.requests.get(memberConfig(o))?.request;
     if (req && req.sans.ips.length === 0 && req.sans.dns.length === 0) warnings.push(`${memberConfig(o)}: hosts: is empty; etcd members need their IP addresses and names (and 127.0.0.1, localhost) as SANs`);
   }
-
-  // Orphans: stamped users whose config is gone
-  const names = new Set(targets.map((t) => t.name));
-  const orphans = [...stamps.keys()].filter((n) => !names.has(n) && existsSync(join(o.certsDir, `${n}.pem`)));
-  return { options: o, items, problems, warnings, orphans, caFingerprint, stamps };
+  return { options: o, items, problems, warnings, orphans: findOrphans(x.allNames, x.stamps, x.stampedWithCert), caFingerprint, stamps: x.stamps };
 }
 
 export const staleItems = (p: Plan): PlanItem[] => p.items.filter((i) => i.action !== "keep");

@@ -1,0 +1,216 @@
+// The planner's edge: everything it decides from is read here, in one function (configs parsed, stamps, the hashes of
+// the files in certs/, the CA's facts, and the facts of files that differ from their stamp). The decisions in
+// plan.ts take this record and read nothing.
+
+import { createPrivateKey, createPublicKey } from "node:crypto";
+import { existsSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import { Problem } from "../common/errors";
+import { field, fieldKey } from "../config/gojson";
+import { readJsonObjectFile } from "../config/config-files";
+import { CertRequest, KeySpec, parseRequest } from "../config/request";
+import { parseCaConfig, SigningConfig } from "../config/profile";
+import { EtcdAccess, parseUserAccess } from "../config/etcd-access";
+import { CertFacts, parseCertPem } from "../x509/certinfo";
+import { parsePrivateKeyPem } from "../x509/keys";
+import { toPem } from "../x509/pem";
+import { caFiles, discoverTargets, Target, TreeOptions } from "./targets";
+import { readAllStamps, sha256, Stamp } from "./state";
+import { bundlePaths } from "./output";
+
+/** SHA-256 of a certificate's three files as they are on disk (undefined: missing or unreadable). */
+export interface FileHashes {
+  cert?: string;
+  key?: string;
+  csr?: string;
+}
+
+/** A request file, parsed (request undefined when it has problems). */
+export interface Loaded {
+  request?: CertRequest;
+  profileName?: string;
+  etcd?: EtcdAccess;
+}
+
+/** What was found on disk for a certificate whose files differ from its stamp (or that has none). */
+export interface Found {
+  files: FileHashes;
+  /** the certificate, when it parses */
+  cert?: CertFacts;
+  /** SHA-256 of the certificate re-encoded as tls-setup writes it: equal to the stamp's when it is the same certificate */
+  certCanonical?: string;
+  /** the private key's public half (SPKI DER) and spec, when it parses */
+  key?: { spki: Buffer; spec: KeySpec };
+}
+
+export interface PlanInputs {
+  options: TreeOptions;
+  /** the CA first, then the leaves asked for */
+  targets: Target[];
+  /** every target of the tree (to tell orphans) */
+  allNames: Set<string>;
+  /** parsed requests by config file (req-csr.json once for members and proxies) */
+  requests: Map<string, Loaded>;
+  signing?: SigningConfig;
+  signingFile: string;
+  /** problems and warnings met while reading and parsing */
+  problems: Problem[];
+  warnings: string[];
+  stamps: Map<string, Stamp>;
+  /** file hashes of every target considered */
+  files: Map<string, FileHashes>;
+  /** the CA certificate's facts, when certs/ca.pem parses */
+  ca?: CertFacts;
+  /** facts of the leaves whose files differ from their stamp, or that have none, when all three files exist */
+  found: Map<string, Found>;
+  /** public key (SPKI hex) of every certificate in the tree, by name (read only when `found` is not empty) */
+  certKeys: Map<string, string>;
+  /** whether each target's certificate and key files exist */
+  exists: Map<string, { cert: boolean; key: boolean }>;
+  /** stamped names whose certificate file exists (orphan candidates) */
+  stampedWithCert: Set<string>;
+  now: Date;
+}
+
+export interface ReadOptions {
+  only?: string[];
+  caOnly?: boolean;
+  now?: Date;
+}
+
+export const requestKey = (t: Target): string => (t.role === "ca" ? "ca" : t.configFile);
+
+export function loadRequestFor(t: Target, problems: Problem[], warnings: string[]): Loaded {
+  const j = readJsonObjectFile(t.configFile);
+  if (!j.value) {
+    problems.push(...j.problems);
+    return {};
+  }
+  const r = parseRequest(j.value, t.configFile, { allowCa: t.role === "ca", requireCn: t.role === "user" });
+  if (!r.value) {
+    problems.push(...r.problems);
+    return {};
+  }
+  let profileName: string | undefined;
+  const pv = field(j.value, "profile");
+  if (pv !== undefined && pv !== null) {
+    if (typeof pv !== "string" || pv === "") problems.push({ file: t.configFile, path: "profile", message: `${JSON.stringify(pv)} is not a profile name; expected a string naming a profile of ca-config.json` });
+    else profileName = pv;
+  }
+  if (t.role === "user" && r.value.cn !== t.name)
+    warnings.push(`${t.configFile}: CN: ${JSON.stringify(r.value.cn)} differs from the user name ${JSON.stringify(t.name)} in the file name; etcd will see the user ${JSON.stringify(r.value.cn)}`);
+  const etcd = field(j.value, "etcd");
+  let access: EtcdAccess | undefined;
+  if (etcd !== undefined && t.role !== "user") problems.push({ file: t.configFile, path: "etcd", message: "is only meaningful in a user's config (req-<user>.json)" });
+  else if (etcd !== undefined) {
+    const a = parseUserAccess(etcd, r.value.cn, t.configFile, fieldKey(j.value, "etcd"));
+    problems.push(...a.problems);
+    access = a.value;
+  }
+  return { request: r.value, profileName, etcd: access };
+}
+
+export function fileHashes(certsDir: string, name: string): FileHashes {
+  const p = bundlePaths(join(certsDir, name));
+  const h = (f: string) => {
+    try {
+      return sha256(readFileSync(f));
+    } catch {
+      return undefined;
+    }
+  };
+  return { cert: h(p.cert), key: h(p.key), csr: h(p.csr) };
+}
+
+function readCert(file: string): CertFacts | undefined {
+  try {
+    return parseCertPem(readFileSync(file, "utf8"), file);
+  } catch {
+    return undefined;
+  }
+}
+
+function readKey(file: string): Found["key"] {
+  try {
+    const k = parsePrivateKeyPem(readFileSync(file, "utf8"), file);
+    const spki = createPublicKey(createPrivateKey({ key: k.pkcs8, format: "der", type: "pkcs8" })).export({ format: "der", type: "spki" });
+    return { spki, spec: k.spec };
+  } catch {
+    return undefined;
+  }
+}
+
+const differs = (f: FileHashes, s: Stamp | undefined) => !s || f.cert !== s.files.cert || f.key !== s.files.key || f.csr !== s.files.csr;
+
+/** Reads everything the planner decides from. */
+export function readPlanInputs(o: TreeOptions, ro: ReadOptions = {}): PlanInputs {
+  const problems: Problem[] = [];
+  const warnings: string[] = [];
+  const { targets: all, problems: tp } = discoverTargets(o);
+  problems.push(...tp);
+  const stamps = readAllStamps(o.certsDir);
+
+  const signingFile = caFiles(o).signing;
+  let signing: SigningConfig | undefined;
+  const sj = readJsonObjectFile(signingFile);
+  if (!sj.value) problems.push(...sj.problems);
+  else {
+    const c = parseCaConfig(sj.value, signingFile);
+    if (!c.value) problems.push(...c.problems);
+    signing = c.value;
+  }
+
+  // the leaves asked for (all, unless only some or none)
+  const only = ro.only ? new Set(ro.only) : undefined;
+  const targets = [all[0], ...(ro.caOnly ? [] : all.slice(1).filter((t) => !only || only.has(t.name)))];
+  const requests = new Map<string, Loaded>();
+  const files = new Map<string, FileHashes>();
+  const exists = new Map<string, { cert: boolean; key: boolean }>();
+  for (const t of targets) {
+    const k = requestKey(t);
+    if (!requests.has(k)) requests.set(k, loadRequestFor(t, problems, warnings));
+    files.set(t.name, fileHashes(o.certsDir, t.name));
+    const p = bundlePaths(join(o.certsDir, t.name));
+    exists.set(t.name, { cert: existsSync(p.cert), key: existsSync(p.key) });
+  }
+
+  const caCert = bundlePaths(join(o.certsDir, "ca")).cert;
+  const ca = files.get("ca")?.cert !== undefined ? readCert(caCert) : undefined;
+  const found = new Map<string, Found>();
+  for (const t of targets.slice(1)) {
+    const f = files.get(t.name)!;
+    if (f.cert === undefined || f.key === undefined || !differs(f, stamps.get(t.name))) continue;
+    const p = bundlePaths(join(o.certsDir, t.name));
+    const cert = readCert(p.cert);
+    found.set(t.name, { files: f, cert, certCanonical: cert && sha256(toPem("CERTIFICATE", cert.der)), key: readKey(p.key) });
+  }
+  if (ca && files.get("ca")) found.set("ca", { files: files.get("ca")!, cert: ca });
+
+  // a candidate's key is compared with every other certificate's
+  const certKeys = new Map<string, string>();
+  if ([...found.keys()].some((n) => n !== "ca")) {
+    for (const t of all) {
+      const facts = t.name === "ca" ? ca : (found.get(t.name)?.cert ?? readCert(bundlePaths(join(o.certsDir, t.name)).cert));
+      if (facts) certKeys.set(t.name, facts.spki.toString("hex"));
+    }
+  }
+
+  const stampedWithCert = new Set([...stamps.keys()].filter((n) => existsSync(join(o.certsDir, `${n}.pem`))));
+  return { options: o, targets, allNames: new Set(all.map((t) => t.name)), requests, signing, signingFile, problems, warnings, stamps, files, ca, found, certKeys, exists, stampedWithCert, now: ro.now ?? new Date() };
+}
+
+/** The user configs of a tree, parsed and validated, without looking at any certificate (for `make rbac`). */
+export function loadUsers(o: TreeOptions): { users: { target: Target; request: CertRequest; etcd?: EtcdAccess }[]; problems: Problem[] } {
+  const problems: Problem[] = [];
+  const warnings: string[] = [];
+  const { targets, problems: tp } = discoverTargets(o);
+  problems.push(...tp);
+  const users: { target: Target; request: CertRequest; etcd?: EtcdAccess }[] = [];
+  for (const t of targets) {
+    if (t.role !== "user") continue;
+    const l = loadRequestFor(t, problems, warnings);
+    if (l.request) users.push({ target: t, request: l.request, etcd: l.etcd });
+  }
+  return { users, problems };
+}
+
