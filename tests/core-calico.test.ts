@@ -35,3 +35,40 @@ test("the rule pasted from Calico's docs into req: works, alongside automatic di
   expect(view(join(dir, "certs", `${component}.pem`)).subject).toContain(`CN=${component}`);
   rmSync(dir, { recursive: true, force: true });
 });
+
+test("Calico's pasted rule and make no longer undo each other: make adopts what make req's paste wrote, then makes nothing", () => {
+  const dir = mkdtempSync(join(tmpdir(), "tls-setup-calico-"));
+  for (const f of ["dist", "node_modules", "scripts", "package.json", "package-lock.json", "build.mjs", "tsconfig.json"]) symlinkSync(join(ROOT, f), join(dir, f));
+  cpSync(FIXTURES, join(dir, "config"), { recursive: true, filter: (s) => !s.includes("examples") });
+  cpSync(join(FIXTURES, "examples", "req-calico-node.json"), join(dir, "config", "req-calico-node.json"));
+  // the guide's rule for calico-node, whose config tls-setup also finds on its own
+  const pasted = "\t$(CFSSL) gencert -ca certs/ca.pem -ca-key certs/ca-key.pem -config config/ca-config.json config/req-calico-node.json | $(JSON) -bare certs/calico-node";
+  const makefile = readFileSync(join(ROOT, "Makefile"), "utf8");
+  const withPaste = makefile.replace(/^(req: ca\n\t.*\n)/m, `$1${pasted}\n`);
+  expect(withPaste).not.toBe(makefile);
+  writeFileSync(join(dir, "Makefile"), withPaste);
+  const run = (target: string[]) => {
+    const r = spawnSync("make", ["--no-print-directory", ...target], { cwd: dir, encoding: "utf8" });
+    expect(r.stderr).not.toMatch(/error/i);
+    expect(r.status).toBe(0);
+    return r;
+  };
+  const files = () => ["calico-node.pem", "calico-node-key.pem", "calico-node.csr"].map((f) => readFileSync(join(dir, "certs", f), "utf8")).join("");
+  run(["req"]);
+  const pastedFiles = files();
+  // 2nd run: the pasted certificate satisfies req-calico-node.json, so it is adopted, not re-issued
+  const second = run([]);
+  expect(second.stdout).toMatch(/kept .*calico-node\.pem: .*was made outside tls-setup and satisfies .*req-calico-node\.json: adopted/);
+  expect(second.stdout).toContain("tls-setup: made 0,");
+  expect(files()).toBe(pastedFiles);
+  // 3rd run: nothing to do, nothing changes
+  const third = run([]);
+  expect(third.stdout).toContain("tls-setup: made 0,");
+  expect(third.stdout).not.toContain("calico-node.pem");
+  expect(files()).toBe(pastedFiles);
+  // openssl judges the adopted pair: signed by the CA, key and certificate belong together
+  sh("openssl", ["verify", "-x509_strict", "-CAfile", join(dir, "certs", "ca.pem"), join(dir, "certs", "calico-node.pem")]);
+  const pub = (args: string[]) => sh("openssl", args);
+  expect(pub(["x509", "-in", join(dir, "certs", "calico-node.pem"), "-noout", "-pubkey"])).toBe(pub(["pkey", "-in", join(dir, "certs", "calico-node-key.pem"), "-pubout"]));
+  rmSync(dir, { recursive: true, force: true });
+});

@@ -290,3 +290,32 @@ describe("make -j and other directories", () => {
     rmSync(tree.dir, { recursive: true, force: true });
   });
 });
+
+describe("orphans and make prune", () => {
+  test("members and proxies dropped from ETCD_MEMBERS / PROXIES are orphans that say so; make prune removes exactly them", () => {
+    const tree = tempTree({ examples: ["calico-cni"] });
+    make(tree, [], ["ETCD_MEMBERS=etcd1 etcd2 etcd3 etcd4 etcd5", "PROXIES=proxy1 proxy2"]);
+    unlinkSync(join(tree.config, "req-calico-cni.json"));
+    const r = make(tree);
+    expect(r.stderr.split("\n").filter((l) => l.startsWith("orphaned:"))).toEqual([
+      `orphaned: ${tree.certs}/calico-cni.pem and its key: its config (req-calico-cni.json) is gone; left in place ("make prune" removes them)`,
+      `orphaned: ${tree.certs}/etcd4.pem and its key: no longer a member (not in ETCD_MEMBERS); left in place ("make prune" removes them)`,
+      `orphaned: ${tree.certs}/etcd5.pem and its key: no longer a member (not in ETCD_MEMBERS); left in place ("make prune" removes them)`,
+      `orphaned: ${tree.certs}/proxy2.pem and its key: no longer a proxy (not in PROXIES); left in place ("make prune" removes them)`,
+    ]);
+    expect(r.stderr).not.toContain("req-etcd5.json");
+    const before = snapshot(tree.certs);
+    const p = make(tree, ["prune"]);
+    expect(p.stdout).toContain(`orphaned: ${tree.certs}/etcd5-key.pem, ${tree.certs}/etcd5.csr, ${tree.certs}/etcd5.pem, ${tree.certs}/.tls-setup/etcd5.json: no longer a member (not in ETCD_MEMBERS)`);
+    expect(p.stdout).toContain("prune: removed 4 orphaned certificates (calico-cni, etcd4, etcd5, proxy2)");
+    const after = snapshot(tree.certs);
+    const gone = Object.keys(before).filter((f) => !(f in after));
+    expect(gone.sort()).toEqual(["calico-cni", "etcd4", "etcd5", "proxy2"].flatMap((n) => [`${n}-key.pem`, `${n}.csr`, `${n}.pem`, `.tls-setup/${n}.json`]).sort());
+    for (const f of Object.keys(after)) expect(after[f]).toBe(before[f]);
+    const again = make(tree, ["prune"]);
+    expect(again.status).toBe(0);
+    expect(again.stdout).toContain(`prune: nothing to prune in ${tree.certs}`);
+    expect(make(tree).stderr).not.toContain("orphaned");
+    rmSync(tree.dir, { recursive: true, force: true });
+  });
+});

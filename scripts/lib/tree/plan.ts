@@ -194,7 +194,7 @@ const specText = (s: KeySpec) => `${s.algo} ${s.size}`;
 
 /** The SAN entries a request's hosts ask for, as subjectAltNames() writes them (DNS names lower-cased). */
 function requestSans(r: CertRequest): string[] {
-  return [...r.sans.dns.map((d) => `DNS:${d.toLowerCase()}`), ...r.sans.ips.map((ip) => `IP:${formatIp(ip)}`), ...r.sans.emails.map((e) => `email:${e}`), ...r.sans.uris.map((u) => `URI:${u}`)].sort();
+  return [...r.sans.dns.map((d) => `DNS:${d.toLowerCase()}`), ...r.sans.ips.map((ip) => `IP:${formatIp(ip)}`), ...r.sans.emails.map((e) => `email:${e}`), ...r.sans.uris.map((u) => `URI:${u}`)];
 }
 
 const EKU_NAMES: Record<string, string> = { [OID_SERVER_AUTH]: "serverAuth", [OID_CLIENT_AUTH]: "clientAuth" };
@@ -216,8 +216,8 @@ export function adoptionRefusal(l: LeafFacts, c: LeafContext): string | undefine
   if (c.now < f.cert.notBefore || c.now > f.cert.notAfter) return "it is not within its validity period";
   if (!f.cert.subjectDer.equals(encodeSubject(l.request))) return `its subject is not the one ${l.target.configFile} asks for`;
   const want = requestSans(l.request);
-  const have = subjectAltNames(f.cert).map((s) => (s.startsWith("DNS:") ? s.toLowerCase() : s)).sort();
-  if (want.join("\n") !== have.join("\n")) return `its SANs (${have.join(", ") || "none"}) are not the hosts of ${l.target.configFile} (${want.join(", ") || "none"})`;
+  const have = subjectAltNames(f.cert).map((s) => (s.startsWith("DNS:") ? `DNS:${s.slice(4).toLowerCase()}` : s));
+  if ([...want].sort().join("\n") !== [...have].sort().join("\n")) return `its SANs (${have.join(", ") || "none"}) are not the hosts of ${l.target.configFile} (${want.join(", ") || "none"})`;
   if (l.target.role !== "ca") {
     const missing = missingRoleEkus(l.target.role, f.cert.extKeyUsages);
     if (missing.length) return `it lacks the extended key usage ${missing.map((m) => EKU_NAMES[m]).join(" and ")}, needed by a ${l.target.role} certificate`;
@@ -262,14 +262,17 @@ export function decideLeaf(l: LeafFacts, c: LeafContext): Decision {
   return make(text);
 }
 
-/** Stamped certificates whose files are still there but that no target names any more, with what happened. */
+/** Stamped certificates whose files are still there but that no target names any more, with what happened (by name). */
 export function findOrphans(names: Set<string>, stamps: Map<string, Stamp>, withCert: Set<string>): Orphan[] {
   const why = (s: Stamp): string => {
     if (s.role === "member") return "no longer a member (not in ETCD_MEMBERS)";
     if (s.role === "proxy") return "no longer a proxy (not in PROXIES)";
     return `its config (${basename(s.config)}) is gone`;
   };
-  return [...stamps.values()].filter((s) => !names.has(s.name) && withCert.has(s.name)).map((s) => ({ name: s.name, why: why(s) }));
+  return [...stamps.values()]
+    .filter((s) => !names.has(s.name) && withCert.has(s.name))
+    .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))
+    .map((s) => ({ name: s.name, why: why(s) }));
 }
 
 /** Plans a tree: reads it (readPlanInputs), then decides. */
