@@ -30,43 +30,58 @@ define when_stale
 $(if $(DRYRUN),$(if $(strip $(call stale,$(2))),$(1)),$(1))
 endef
 
-.PHONY: all ca req rotate plan prune clean distclean build deps test bench FORCE
+.PHONY: all ca req rotate plan prune clean distclean build deps test help FORCE
 .DEFAULT_GOAL := all
+
+# `make help` prints the lines starting with "#> " below, one per target (tests/core-help.test.ts checks that every
+# .PHONY target has one).
+#> Certificates (README "Make targets"):
+#>   make / make all      make every stale certificate (the CA first if needed)
 
 # all = ca + req, in one process (the CA first when it is needed)
 all: $(BUILT)
 	$(call when_stale,$(TLS) build $(TREE))
 
+#>   make ca              the CA only, when missing or ca-csr.json changed
 ca: $(BUILT)
 	$(call when_stale,$(TLS) build --ca-only $(TREE),--ca-only)
 
+#>   make req             the CA if needed, then every stale leaf certificate
 req: ca
 	$(call when_stale,$(TLS) build $(TREE))
 
 # One certificate (and the CA if it is missing): make certs/calico-node.pem
+#>   make certs/NAME.pem  one certificate (and the CA when it is missing)
 $(CERTS_DIR)/%.pem $(CERTS_DIR)/%.csr: $(BUILT) FORCE
 	$(call when_stale,$(TLS) build $(TREE) --file $(call q,$@),--file $(call q,$@))
 
+#>   make rotate          a NEW CA, new keys and certificates for everything
 # hack/tls-setup's old behaviour: a new CA, new keys and new certificates for everything.
 rotate: $(BUILT)
 	@echo "rotate: making a NEW CA; every certificate is re-issued and everything that trusted the old CA must be updated"
 	$(TLS) build --rotate $(TREE)
 
+#>   make plan            what make would make, and why; changes nothing
 # What `make` would do, and why.
 plan: $(BUILT)
 	@$(TLS) plan $(TREE)
 
+#>   make prune           remove the files of orphaned certificates (listed first)
 # Removes the files of orphaned certificates (listed on every run; never removed automatically).
 prune: $(BUILT)
 	@$(TLS) prune $(TREE)
 
+#>   make clean           remove the certs directory (the CA too)
 clean:
 	rm -rf $(call q,$(CERTS_DIR))
 
+#>   make distclean       clean, plus dist/ and node_modules/
 distclean: clean
 	rm -rf dist node_modules
 
+#>   make deps            install the npm dependencies (npm ci)
 deps: $(DEPS)
+#>   make build           build the scripts in dist/
 build: $(BUILT)
 
 $(DEPS): package.json package-lock.json
@@ -77,20 +92,34 @@ $(BUILT): $(DEPS) $(SOURCES)
 	$(NODE) build.mjs
 	@touch $@
 
+#>   make test            type check and every test
+#>   make help            this list
 # The tests need cfssl, openssl and etcd; tests/tools.sh installs what is missing (apt-get as root).
 test: $(BUILT)
 	bash tests/tools.sh
 	npx tsc --noEmit -p .
 	npx jest --ci
 
+help:
+	@sed -n 's/^#> //p' $(call q,$(firstword $(MAKEFILE_LIST)))
+
 # lifecycle (day 2): expiry report, verification, renewal, inspection, Kubernetes Secrets. See README "Day 2".
-#   make check-expiration [WARN_DAYS=30] [FORMAT=json]   make verify   make renew [WARN_DAYS=30] [NAME=x] [NEW_KEY=1]
-#   make inspect NAME=x [FORMAT=json]   make secrets [NAME=user] [SECRET_NAMESPACE=kube-system] [SECRET_NAME=name]
+#> Day 2 (README "Day 2"):
+#>   make check-expiration  what ends within WARN_DAYS (30) days; FORMAT=json
+#>   make verify          check every certificate, key and the CRL
+#>   make renew           re-issue what ends soon (or NAME=x); NEW_KEY=1
+#>   make inspect NAME=x  one certificate, readably; FORMAT=json
+#>   make secrets         a Kubernetes Secret per etcd user (root: NAME=root)
 .PHONY: check-expiration verify renew inspect secrets
 LIFECYCLE      = $(NODE) dist/lifecycle.js
 lifecycle_opt  = $(if $($(1)),--$(2) $(call q,$($(1))))
-# NAME only from make's command line: some environments (WSL) export NAME as the host name
-lifecycle_name = $(if $(filter-out environment undefined,$(origin NAME)),$(call lifecycle_opt,NAME,name))
+# NAME is taken from make's command line only: some environments (WSL) export NAME as the host name. A NAME that
+# came from the environment is never silently ignored: the targets that write (renew, secrets, revoke) stop and say
+# how to pass it; inspect, which only reads, uses it and says so.
+name_env       = $(filter environment%,$(origin NAME))
+lifecycle_name = $(if $(name_env),,$(call lifecycle_opt,NAME,name))
+# $(call refuse_env_name,TARGET,WHAT NAME= DOES): a recipe line that stops when NAME came from the environment
+refuse_env_name = $(if $(name_env),@echo $(call q,$(1): NAME came from the environment (NAME=$(NAME)); pass it on make's command line: make $(1) NAME=$(NAME)$(if $(2),; $(2))) >&2; exit 1)
 
 check-expiration: $(BUILT)
 	@$(LIFECYCLE) check-expiration $(TREE) $(call lifecycle_opt,WARN_DAYS,warn-days) $(call lifecycle_opt,FORMAT,format)
@@ -99,15 +128,20 @@ verify: $(BUILT)
 	@$(LIFECYCLE) verify $(TREE)
 
 renew: $(BUILT)
+	$(call refuse_env_name,renew,NAME= renews by expiry)
 	$(LIFECYCLE) renew $(TREE) $(call lifecycle_opt,WARN_DAYS,warn-days) $(lifecycle_name) $(if $(filter-out 0 no false,$(NEW_KEY)),--new-key)
 
 inspect: $(BUILT)
-	@$(LIFECYCLE) inspect $(TREE) $(lifecycle_name) $(call lifecycle_opt,FORMAT,format)
+	@$(if $(name_env),echo $(call q,inspect: NAME=$(NAME) from the environment) >&2;) $(LIFECYCLE) inspect $(TREE) $(call lifecycle_opt,NAME,name) $(call lifecycle_opt,FORMAT,format)
 
 secrets: $(BUILT)
+	$(call refuse_env_name,secrets,NAME= writes every user but root)
 	$(LIFECYCLE) secrets $(TREE) $(lifecycle_name) $(call lifecycle_opt,SECRET_NAMESPACE,namespace) $(call lifecycle_opt,SECRET_NAME,secret-name)
 
 # Watch mode and benchmark
+#> Watch and speed:
+#>   make watch           make what is stale, then again on every config change
+#>   make bench           our make against hack/tls-setup's with real cfssl
 .PHONY: watch bench
 # Rebuilds on every config change (the same planner as make) until Ctrl-C.
 watch: $(BUILT)
@@ -118,8 +152,13 @@ bench: $(BUILT)
 	$(NODE) dist/bench.js
 
 # etcd: RBAC users and roles from the configs, and revocation (README "etcd RBAC in five commands").
+#> etcd (README "etcd RBAC in five commands", "Revocation"):
+#>   make rbac            write certs/etcd-rbac.sh: users, roles, grants
+#>   make rbac-apply ENDPOINTS=URL,...  run it against etcd as root
+#>   make revoke NAME=x   revoke certs/x.pem and write certs/crl.pem
+#>   make crl             write a fresh CRL (new thisUpdate/nextUpdate)
 ETCD = $(NODE) dist/etcd.js
-.PHONY: rbac rbac-apply revoke
+.PHONY: rbac rbac-apply revoke crl
 
 # certs/etcd-rbac.sh: creates the root user, one role per user with its prefix grants, the users; enables auth last.
 rbac: $(BUILT)
@@ -131,8 +170,14 @@ rbac-apply: rbac
 	@test -f $(call q,$(CERTS_DIR)/root.pem) || { echo "rbac-apply: $(CERTS_DIR)/root.pem does not exist; run make first" >&2; exit 1; }
 	ETCDCTL_ENDPOINTS=$(call q,$(ENDPOINTS)) ETCDCTL_CACERT=$(call q,$(CERTS_DIR)/ca.pem) ETCDCTL_CERT=$(call q,$(CERTS_DIR)/root.pem) ETCDCTL_KEY=$(call q,$(CERTS_DIR)/root-key.pem) sh $(call q,$(CERTS_DIR)/etcd-rbac.sh)
 
-# Revokes certs/NAME.pem and writes certs/crl.pem; without NAME, refreshes the CRL (new thisUpdate/nextUpdate).
+# Revokes certs/NAME.pem and writes certs/crl.pem. Destructive, so NAME must come from make's command line.
 revoke: $(BUILT)
-	$(ETCD) revoke $(TREE) $(if $(filter-out environment undefined,$(origin NAME)),$(call q,$(NAME)))
+	$(call refuse_env_name,revoke)
+	@$(if $(NAME),,echo "revoke: give the certificate to revoke: make revoke NAME=calicoctl (make crl only refreshes the CRL)" >&2; exit 1)
+	$(ETCD) revoke $(TREE) $(call q,$(NAME))
+
+# Writes a fresh certs/crl.pem (new thisUpdate/nextUpdate) listing what is revoked; refresh it at least weekly.
+crl: $(BUILT)
+	$(ETCD) crl $(TREE)
 
 FORCE:

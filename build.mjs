@@ -18,4 +18,7 @@ await build({
   // yargs is bundled too (resolving its ~15 modules cost more start time than anything else); bundled, it finds no
   // locale files and speaks English, its default. chokidar loads only in the watcher; the WebCrypto fallback on demand.
   external: ["chokidar", "@peculiar/webcrypto", "@peculiar/x509", "reflect-metadata"],
+  // yargs' ESM entry imports cliui's ESM build, whose stand-in for wrap-ansi cuts lines at the width in the middle of
+  // words ("CSR.j" / "son" in --help); its CommonJS build wraps at word boundaries with the real wrap-ansi.
+  alias: { cliui: "./node_modules/cliui/build/index.cjs" },
 });

@@ -4,7 +4,7 @@ import yargs from "yargs";
 import { runMain } from "./lib/common/errors";
 import { failAsUserError } from "./lib/cli/cli";
 import { treeOptions, toTree } from "./lib/cli/tree-args";
-import { rbacCommand, revokeCommand } from "./lib/etcd/commands";
+import { crlCommand, rbacCommand, revokeCommand } from "./lib/etcd/commands";
 
 runMain("tls-setup etcd", async () => {
   let code = 0;
@@ -15,13 +15,16 @@ runMain("tls-setup etcd", async () => {
     })
     .command(
       "revoke [name]",
-      "revoke certs/NAME.pem (record its serial) and write CERTS_DIR/crl.pem; without NAME, only refresh the CRL",
-      (y) => y.positional("name", { type: "string", describe: "the certificate to revoke (e.g. calico-node)" }),
+      "revoke certs/NAME.pem (record its serial) and write CERTS_DIR/crl.pem",
+      (y) => y.positional("name", { type: "string", describe: "the certificate to revoke (e.g. calico-node); required" }),
       async (a) => {
         code = await revokeCommand(toTree(a), a.name === undefined || a.name === "" ? undefined : String(a.name));
       },
     )
-    .demandCommand(1, "give a command: rbac, revoke")
+    .command("crl", "write a fresh CERTS_DIR/crl.pem (new thisUpdate and nextUpdate) listing what is revoked", (y) => y, async (a) => {
+      code = await crlCommand(toTree(a));
+    })
+    .demandCommand(1, "give a command: rbac, revoke, crl")
     .strict()
     // a user mistake is one line, not the usage text
     .fail(failAsUserError)

@@ -13,5 +13,8 @@ runMain("watch", async () => {
     .strict()
     .help()
     .parseAsync();
-  return watchUntilSignal(toTree(a), { debounceMs: a.debounce });
+  const code = await watchUntilSignal(toTree(a), { debounceMs: a.debounce });
+  // stopped, and nothing is being written: exit now (stdout and stderr are written synchronously to files, pipes and
+  // terminals), not when the last stray timer of the watching library fires
+  process.exit(code);
 });

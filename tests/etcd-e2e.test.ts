@@ -71,7 +71,7 @@ d("a real etcd 3.4 cluster with the tree's certificates", () => {
       expect(made.stderr).not.toMatch(/error/i);
       expect(made.status).toBe(0);
       // an empty CRL first: etcd3 reads it from the start and re-reads it on every handshake
-      const crl = runMake(["revoke"], tree);
+      const crl = runMake(["crl"], tree);
       expect(crl.status).toBe(0);
       const ports = await freePorts(7);
       for (let i = 0; i < 3; i++) members.push({ name: `etcd${i + 1}`, client: `https://127.0.0.1:${ports[2 * i]}`, peer: `https://127.0.0.1:${ports[2 * i + 1]}` });

@@ -2,7 +2,7 @@
 // That etcd refuses a revoked certificate is tested in etcd-e2e.test.ts.
 import "reflect-metadata";
 import { spawnSync } from "node:child_process";
-import { readFileSync, rmSync, unlinkSync, writeFileSync } from "node:fs";
+import { existsSync, readFileSync, rmSync, unlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { X509Crl } from "@peculiar/x509";
 import { runMake, sh, snapshot, tempTree } from "./helpers";
@@ -34,8 +34,8 @@ beforeAll(() => {
 });
 afterAll(() => rmSync(t.dir, { recursive: true, force: true }));
 
-test("make revoke without NAME writes an empty CRL signed by the CA, valid for 7 days", () => {
-  const r = runMake(["revoke"], t);
+test("make crl writes an empty CRL signed by the CA, valid for 7 days", () => {
+  const r = runMake(["crl"], t);
   expect(r.status).toBe(0);
   expect(crlVerifies()).toBe("0 verify OK");
   const text = sh("openssl", ["crl", "-in", c("crl.pem"), "-noout", "-text"]);
@@ -92,13 +92,33 @@ test("an unknown NAME is a one-line error and changes nothing", () => {
   expect(snapshot(t.certs)).toEqual(before);
 });
 
+test("make revoke without NAME, or with NAME only in the environment, is a one-line error that changes nothing", () => {
+  const before = snapshot(t.certs);
+  const none = runMake(["revoke"], t);
+  expect(none.status).toBe(2); // make's code for a failed recipe
+  expect(none.stderr.split("\n").filter((l) => l.startsWith("revoke:"))).toEqual(["revoke: give the certificate to revoke: make revoke NAME=calicoctl (make crl only refreshes the CRL)"]);
+  const env = runMake(["revoke"], t, [], { env: { NAME: "calicoctl" } });
+  expect(env.status).toBe(2);
+  expect(env.stderr.split("\n").filter((l) => l.startsWith("revoke:"))).toEqual(["revoke: NAME came from the environment (NAME=calicoctl); pass it on make's command line: make revoke NAME=calicoctl"]);
+  // a quote in the environment's NAME reaches no shell unquoted
+  const odd = runMake(["revoke"], t, [], { env: { NAME: "x'; touch pwned; '" } });
+  expect(odd.status).toBe(2);
+  expect(odd.stderr).toContain("(NAME=x'; touch pwned; ')");
+  // the script alone refuses too
+  const script = spawnSync(process.execPath, [join(__dirname, "..", "dist", "etcd.js"), "revoke", "--config-dir", t.config, "--certs-dir", t.certs], { encoding: "utf8" });
+  expect(script.status).toBe(1);
+  expect(script.stderr.trim()).toBe(`tls-setup etcd: NAME: is missing; give the certificate to revoke: make revoke NAME=calicoctl (a name in ${t.certs}); make crl only refreshes the CRL`);
+  expect(existsSync(join(__dirname, "..", "pwned"))).toBe(false);
+  expect(snapshot(t.certs)).toEqual(before);
+});
+
 test("a re-issued certificate has a new serial; the old one stays revoked", () => {
   const old = serialOf("calicoctl");
   unlinkSync(c("calicoctl.pem"));
   expect(runMake([], t).status).toBe(0);
   const renewed = serialOf("calicoctl");
   expect(renewed).not.toBe(old);
-  expect(runMake(["revoke"], t).status).toBe(0);
+  expect(runMake(["crl"], t).status).toBe(0);
   expect(crlSerials()).toEqual([old]);
   expect(verify("calicoctl").status).toBe(0);
   expect(runMake(["revoke", "NAME=calicoctl"], t).status).toBe(0);
@@ -115,7 +135,7 @@ test("the CRL never outlives the CA", async () => {
 
 test("a new CA (make rotate) starts a new, empty CRL; the old CA's list is kept in the index", () => {
   expect(runMake(["rotate"], t).status).toBe(0);
-  expect(runMake(["revoke"], t).status).toBe(0);
+  expect(runMake(["crl"], t).status).toBe(0);
   expect(crlVerifies()).toBe("0 verify OK");
   expect(crlSerials()).toEqual([]);
   const cas = Object.values(index().cas) as { revoked: unknown[]; crlNumber: number }[];

@@ -39,9 +39,14 @@ export function runScript(script: string, args: string[], opts: { cwd?: string; 
   return asRun(spawnSync(process.execPath, [join(DIST, `${script}.js`), ...args], { cwd: opts.cwd ?? ROOT, input: opts.input, encoding: "utf8", env: { ...process.env, ...opts.env } }));
 }
 
-/** Runs make in the project root against a temp tree. */
-export function runMake(targets: string[], tree: { config: string; certs: string }, extra: string[] = []): Run {
-  return asRun(spawnSync("make", ["--no-print-directory", "-C", ROOT, ...targets, `CONFIG_DIR=${tree.config}`, `CERTS_DIR=${tree.certs}`, ...extra], { encoding: "utf8" }));
+/**
+ * Runs make in the project root against a temp tree. NAME is dropped from the inherited environment (some machines,
+ * WSL among them, export it as the host name, which the Makefile refuses); opts.env adds variables.
+ */
+export function runMake(targets: string[], tree: { config: string; certs: string }, extra: string[] = [], opts: { env?: NodeJS.ProcessEnv } = {}): Run {
+  const env: NodeJS.ProcessEnv = { ...process.env };
+  delete env.NAME;
+  return asRun(spawnSync("make", ["--no-print-directory", "-C", ROOT, ...targets, `CONFIG_DIR=${tree.config}`, `CERTS_DIR=${tree.certs}`, ...extra], { encoding: "utf8", env: { ...env, ...opts.env } }));
 }
 
 export function sh(cmd: string, args: string[], opts: { cwd?: string; input?: string } = {}): string {

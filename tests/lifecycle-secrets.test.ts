@@ -1,10 +1,10 @@
 // make secrets: Kubernetes Secret manifests parsed with a real YAML parser (strict: duplicate keys are errors) and
 // their data decoded back to the files.
-import { readdirSync, readFileSync } from "node:fs";
+import { readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { parseAllDocuments } from "yaml";
 import { spawnSync } from "node:child_process";
-import { mode, sh, snapshot } from "./helpers";
+import { mode, runMake, sh, snapshot } from "./helpers";
 import { certPath, keyPath, make, shortTree, Tree } from "./lifecycle-fixtures";
 
 /** Parses a manifest strictly: exactly one YAML document, no errors or warnings. */
@@ -40,25 +40,50 @@ describe("make secrets", () => {
   let t: Tree;
   beforeAll(() => {
     t = shortTree(["calico-node", "calicoctl"]);
+    // a user with etcd's root role: its key is as powerful as root's
+    writeFileSync(join(t.config, "req-admin.json"), JSON.stringify({ CN: "admin", etcd: { roles: ["root"] } }));
     const r = make(t, []);
     if (r.status !== 0) throw new Error(r.stderr);
   });
 
-  test("one Secret per user in certs/k8s/<user>.yaml, mode 0600, decoding to the files", () => {
+  test("one Secret per user in certs/k8s/<user>.yaml, mode 0600, decoding to the files; etcd's root user and role left out, and said so", () => {
     const r = make(t, ["secrets"]);
     expect(r.status).toBe(0);
     const dir = join(t.certs, "k8s");
-    expect(readdirSync(dir).sort()).toEqual(["calico-node.yaml", "calicoctl.yaml", "root.yaml"]);
+    expect(readdirSync(dir).sort()).toEqual(["calico-node.yaml", "calicoctl.yaml"]);
     expect(mode(dir)).toBe(0o700);
-    for (const user of ["calico-node", "calicoctl", "root"]) {
+    for (const user of ["calico-node", "calicoctl"]) {
       const file = join(dir, `${user}.yaml`);
       expect(mode(file)).toBe(0o600);
       expectSecretOf(t, user, parseManifest(file), `etcd-${user}`, "kube-system");
     }
+    expect(r.stdout).toContain(`secrets: left out admin ("etcd": {"roles": ["root"]}: the etcd root role; its key can do anything in etcd); write it only if you mean to: make secrets NAME=admin`);
+    expect(r.stdout).toContain(`secrets: left out root (CN root: the etcd root user; its key can do anything in etcd); write it only if you mean to: make secrets NAME=root`);
+    expect(r.stdout).toContain(`secrets: apply with "kubectl apply -f ${dir}/"`);
     // a second run rewrites nothing
     const before = snapshot(dir);
-    expect(make(t, ["secrets"]).stdout).toMatch(/unchanged .*root\.yaml/);
+    expect(make(t, ["secrets"]).stdout).toMatch(/unchanged .*calicoctl\.yaml/);
     expect(snapshot(dir)).toEqual(before);
+  });
+
+  test("NAME=root writes root's Secret and says what it holds; then the whole-directory advice is withdrawn", () => {
+    const dir = join(t.certs, "k8s");
+    const r = make(t, ["secrets"], ["NAME=root"]);
+    expect(r.status).toBe(0);
+    expectSecretOf(t, "root", parseManifest(join(dir, "root.yaml")), "etcd-root", "kube-system");
+    expect(r.stdout).toContain(`secrets: apply with "kubectl apply -f ${join(dir, "root.yaml")}"; it holds etcd's root key (CN root: the etcd root user) (mode 0600)`);
+    const all = make(t, ["secrets"]);
+    expect(all.status).toBe(0);
+    expect(all.stdout).not.toContain("secrets: apply with");
+    expect(all.stdout).toContain(`${join(dir, "root.yaml")} (etcd's root key) is also in ${dir}/, so "kubectl apply -f ${dir}/" would upload it`);
+  });
+
+  test("NAME only in the environment: refused with one line saying how to pass it; nothing written", () => {
+    const before = snapshot(t.certs);
+    const r = runMake(["secrets"], t, [], { env: { NAME: "calico-node" } });
+    expect(r.status).toBe(2);
+    expect(r.stderr.split("\n").filter((l) => l.startsWith("secrets:"))).toEqual(["secrets: NAME came from the environment (NAME=calico-node); pass it on make's command line: make secrets NAME=calico-node; NAME= writes every user but root"]);
+    expect(snapshot(t.certs)).toEqual(before);
   });
 
   test("NAME, SECRET_NAME and SECRET_NAMESPACE: Calico's calico-etcd-secrets for calico-node", () => {
@@ -93,10 +118,10 @@ describe("make secrets", () => {
   test("bad names, an unknown user, SECRET_NAME for several users: one-line errors, nothing written", () => {
     const before = snapshot(t.certs);
     const cases: [string[], RegExp][] = [
-      [["SECRET_NAME=calico-etcd-secrets"], /SECRET_NAME: "calico-etcd-secrets" can name one Secret only, but there are 3 users \(calico-node, calicoctl, root\); select one with NAME=<user>/],
+      [["SECRET_NAME=calico-etcd-secrets"], /SECRET_NAME: "calico-etcd-secrets" can name one Secret only, but there are 2 users \(calico-node, calicoctl\); select one with NAME=<user>/],
       [["SECRET_NAMESPACE=Kube_System"], /SECRET_NAMESPACE: "Kube_System" is not a Kubernetes namespace name/],
       [["NAME=root", "SECRET_NAME=Etcd Root"], /SECRET_NAME: "Etcd Root" is not a valid Secret name/],
-      [["NAME=etcd1"], /NAME: "etcd1" is not an etcd user of .*; known: calico-node, calicoctl, root/],
+      [["NAME=etcd1"], /NAME: "etcd1" is not an etcd user of .*; known: admin, calico-node, calicoctl, root/],
     ];
     for (const [vars, msg] of cases) {
       const r = make(t, ["secrets"], vars);

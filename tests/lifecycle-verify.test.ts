@@ -1,8 +1,8 @@
 // make verify: each kind of problem is one line naming the file, with a non-zero exit; `make` repairs what it owns
 // (a swapped key, a loose key mode, a cert from another CA) and verify passes after. openssl judges the repairs.
-import { chmodSync, copyFileSync, mkdirSync, readFileSync, unlinkSync, writeFileSync } from "node:fs";
+import { chmodSync, copyFileSync, mkdirSync, readFileSync, rmSync, unlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { haveTool, mode, runScript, sh, snapshot } from "./helpers";
+import { haveTool, mode, runScript, sh, sha256File, snapshot } from "./helpers";
 import { addExpiredUser, certPath, certPubkey, editJson, keyPath, keyPubkey, make, shortTree, Tree } from "./lifecycle-fixtures";
 import { toPem } from "../scripts/lib/x509/pem";
 
@@ -98,15 +98,38 @@ describe("make verify", () => {
     expect(about("root")).toEqual([`${certPath(t, "root")}: CN is "root" but ${join(t.config, "req-root.json")} asks for "admin" (etcd would see the user "root"); run "make" to re-issue it`]);
     expect(lines).toHaveLength(7);
     expect(r.stderr).toMatch(/warning: .*req-root\.json: CN: "admin" differs from the user name "root"/);
-    // the copied pairs share keys with the originals: verify points that out
-    expect(r.stderr).toContain(`warning: ${certPath(t, "root")}: has the same key as ${keyPath(t, "etcd2")} (files copied from another certificate?); give it its own with "make renew NAME=root NEW_KEY=1"`);
-    expect(r.stderr).toContain(`warning: ${certPath(t, "proxy1")}: has the same key as ${keyPath(t, "etcd1")}`);
+    // the copied pairs share keys with the originals: verify names the copies (root's files went over etcd2's)
+    expect(r.stderr).toContain(`warning: ${certPath(t, "etcd2")}: has the same key as ${keyPath(t, "root")} and was changed outside tls-setup (files copied from another certificate?); give it its own with "make renew NAME=etcd2 NEW_KEY=1"`);
+    expect(r.stderr).toContain(`warning: ${certPath(t, "proxy1")}: has the same key as ${keyPath(t, "etcd1")} and was changed outside tls-setup`);
+    expect(r.stderr).not.toContain(`warning: ${certPath(t, "root")}: has the same key`);
     // make repairs every one of them, with new keys for the files changed outside tls-setup
     expect(make(t, []).status).toBe(0);
     const again = make(t, ["verify"]);
     expect(problemLines(t, again.stdout)).toEqual([]);
     expect(again.status).toBe(0);
     expect(again.stderr).not.toMatch(/same key/);
+  });
+
+  test("two certificates sharing a key: the warning names the one changed outside tls-setup, wherever it sorts", () => {
+    const t = made(shortTree());
+    // etcd2's files copied over etcd1's (etcd1 comes first in the tree; the copy is etcd1)
+    copyFileSync(certPath(t, "etcd2"), certPath(t, "etcd1"));
+    copyFileSync(keyPath(t, "etcd2"), keyPath(t, "etcd1"));
+    const etcd2 = [sha256File(certPath(t, "etcd2")), sha256File(keyPath(t, "etcd2"))];
+    const r = make(t, ["verify"]);
+    const shared = r.stderr.split("\n").filter((l) => l.includes("same key") || l.includes("share one key"));
+    expect(shared).toEqual([`warning: ${certPath(t, "etcd1")}: has the same key as ${keyPath(t, "etcd2")} and was changed outside tls-setup (files copied from another certificate?); give it its own with "make renew NAME=etcd1 NEW_KEY=1"`]);
+    // following the advice re-keys etcd1 and leaves etcd2 alone
+    expect(make(t, ["renew"], ["NAME=etcd1", "NEW_KEY=1"]).status).toBe(0);
+    expect([sha256File(certPath(t, "etcd2")), sha256File(keyPath(t, "etcd2"))]).toEqual(etcd2);
+    expect(make(t, ["verify"]).stderr).not.toMatch(/same key|share one key/);
+    // without stamps neither can be told to be the copy: both are named, and no member is picked
+    copyFileSync(certPath(t, "etcd2"), certPath(t, "etcd1"));
+    copyFileSync(keyPath(t, "etcd2"), keyPath(t, "etcd1"));
+    rmSync(join(t.certs, ".tls-setup", "etcd1.json"));
+    rmSync(join(t.certs, ".tls-setup", "etcd2.json"));
+    const unsure = make(t, ["verify"]).stderr.split("\n").filter((l) => l.includes("same key") || l.includes("share one key"));
+    expect(unsure).toEqual([`warning: ${certPath(t, "etcd1")}, ${certPath(t, "etcd2")}: share one key (files copied from another certificate?), and the stamps in ${join(t.certs, ".tls-setup")}/ do not tell which is the copy; give the copy its own with "make renew NAME=<the copy> NEW_KEY=1"`]);
   });
 
   test("an expired or missing certificate, a broken key, an invalid config", () => {

@@ -128,6 +128,30 @@ async function watchLatency(o: BenchOptions, t: Tree, samples: number): Promise<
   return lat;
 }
 
+/** Starts the watcher on a built tree `samples` times; each time, once it is idle, times Ctrl-C (SIGINT) to its exit. */
+async function watchExit(o: BenchOptions, t: Tree, samples: number): Promise<number[]> {
+  const out: number[] = [];
+  for (let i = 0; i < samples; i++) {
+    const proc = spawn(process.execPath, [join(o.root, "dist", "watch.js"), "--config-dir", t.config, "--certs-dir", t.certs], { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, CI: "true" } });
+    let text = "";
+    proc.stdout.on("data", (d: Buffer) => (text += d.toString()));
+    proc.stderr.on("data", (d: Buffer) => (text += d.toString()));
+    const exited = new Promise<number | null>((r) => proc.on("exit", (c) => r(c)));
+    try {
+      for (let end = Date.now() + 60_000; !text.includes("watch: watching "); await sleep(10)) if (Date.now() > end || proc.exitCode !== null) throw new Error(`the watcher did not start:\n${text}`);
+      await sleep(200);
+      const t0 = process.hrtime.bigint();
+      proc.kill("SIGINT");
+      const code = await Promise.race([exited, sleep(10_000).then(() => "timeout")]);
+      if (code !== 0) throw new Error(`the watcher did not exit 0 within 10 s of SIGINT (${code}):\n${text}`);
+      out.push(Number(process.hrtime.bigint() - t0) / 1e6);
+    } finally {
+      if (proc.exitCode === null && proc.signalCode === null) proc.kill("SIGKILL");
+    }
+  }
+  return out;
+}
+
 /** Peak RSS of one `tls-setup build` of a tree (the process make runs), read from the child itself at exit. */
 function peakMemory(o: BenchOptions, t: Tree): { mb: number; ms: number } {
   const probe = `process.on("exit",()=>require("fs").writeSync(2,"\\nmaxrss="+process.resourceUsage().maxRSS+"\\n"));require(require("path").resolve(process.argv[1]))`;
@@ -202,6 +226,10 @@ export async function runBench(o: BenchOptions): Promise<number> {
     const lat = await watchLatency(o, std, Math.max(o.rounds * 3, 9));
     o.log(`  samples (ms): ${lat.map((x) => x.toFixed(0)).join(" ")}`);
     rows.push({ what: "watch: save a new user config → its files on disk", ours: median(lat), unit: "ms", goal: { max: 100 }, samples: lat.length });
+    o.log("watch exit:");
+    const ex = await watchExit(o, std, Math.max(o.rounds, 3));
+    o.log(`  samples (ms): ${ex.map((x) => x.toFixed(0)).join(" ")}`);
+    rows.push({ what: "watch: Ctrl-C (SIGINT) to an idle watcher → exited", ours: median(ex), unit: "ms", goal: { max: 200 }, samples: ex.length });
 
     // 5. peak memory of a 1000-user build
     o.log("peak memory, 1000 users:");

@@ -44,7 +44,14 @@ export function rbacCommand(o: TreeOptions): number {
   return 0;
 }
 
+/** `make revoke NAME=x`: a name is required (without one nothing would be revoked, which must not look like success). */
 export async function revokeCommand(o: TreeOptions, name: string | undefined): Promise<number> {
+  if (name === undefined || name === "") throw new UserError(`NAME: is missing; give the certificate to revoke: make revoke NAME=calicoctl (a name in ${o.certsDir}); make crl only refreshes the CRL`);
+  return crlCommand(o, name);
+}
+
+/** `make crl` (no name): a fresh CRL listing what is revoked; with a name, revokes it first. */
+export async function crlCommand(o: TreeOptions, name?: string): Promise<number> {
   const r = await revoke(o, name);
   if (r.revoked) out(`revoke: ${r.revoked.name}: serial ${r.revoked.serial} ${r.revoked.already ? "was already revoked" : "revoked"}`);
   out(`revoke: wrote ${r.crlFile} (${r.count} revoked; next update ${r.nextUpdate.toISOString()}); members read it with --client-crl-file ${r.crlFile}`);

@@ -1,7 +1,8 @@
 // `make secrets`: one Kubernetes Secret manifest per etcd user in certs/k8s/<user>.yaml, with the keys Calico's
 // manifests read from calico-etcd-secrets (etcd-ca, etcd-cert, etcd-key), each the base64 of the file. The Secret is
 // named etcd-<user> (lower-cased, "_" as "-") in kube-system unless told otherwise. The manifests hold private keys,
-// so they are written 0600 in a 0700 directory.
+// so they are written 0600 in a 0700 directory. Users with etcd's root user or role (CN root, or "roles": ["root"])
+// hold a key that can do anything in etcd: they are left out unless named (NAME=root).
 
 import { chmodSync, existsSync, mkdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
@@ -9,7 +10,9 @@ import { parseCertPem } from "../x509/certinfo";
 import { UserError } from "../common/errors";
 import { CryptoProvider, getCrypto, importKeyPair } from "../x509/keys";
 import { bundlePaths, commitWrites, KEY_MODE } from "../tree/output";
-import { discoverTargets, TreeOptions } from "../tree/targets";
+import { TreeOptions } from "../tree/targets";
+import { loadUsers } from "../tree/plan";
+import { ROOT_USER } from "../config/etcd-access";
 
 export const SECRETS_DIR = "k8s";
 export const DEFAULT_NAMESPACE = "kube-system";
@@ -76,29 +79,54 @@ export interface SecretsOptions {
   crypto?: CryptoProvider;
 }
 
+/** Why a user's key is etcd's root key, if it is: the CN root, or the root role. */
+export function rootReason(cn: string, roles: string[] | undefined): string | undefined {
+  if (cn === ROOT_USER) return `CN ${ROOT_USER}: the etcd root user`;
+  if (roles?.includes(ROOT_USER)) return `"etcd": {"roles": ["${ROOT_USER}"]}: the etcd root role`;
+  return undefined;
+}
+
+export interface LeftOut {
+  user: string;
+  why: string;
+}
+
 export interface WrittenSecret {
   user: string;
   name: string;
   file: string;
   changed: boolean;
+  /** why this user's key is etcd's root key (written only when named) */
+  root?: string;
 }
 
-/** Writes certs/k8s/<user>.yaml for every user (or the one selected). Checks everything before writing anything. */
-export async function writeSecrets(o: TreeOptions, opts: SecretsOptions = {}): Promise<WrittenSecret[]> {
+/**
+ * Writes certs/k8s/<user>.yaml for every user but those with etcd's root user or role (or the one selected, root or
+ * not). Checks everything before writing anything.
+ */
+export async function writeSecrets(o: TreeOptions, opts: SecretsOptions = {}): Promise<{ written: WrittenSecret[]; leftOut: LeftOut[] }> {
   const namespace = opts.namespace ?? DEFAULT_NAMESPACE;
   const nsProblem = namespaceProblem(namespace);
   if (nsProblem) throw new UserError(nsProblem);
-  const { targets, problems } = discoverTargets(o);
-  if (problems.length) throw UserError.fromProblems(problems);
-  const users = targets.filter((t) => t.role === "user").map((t) => t.name);
+  const loaded = loadUsers(o);
+  if (loaded.problems.length) throw UserError.fromProblems(loaded.problems);
+  const users = loaded.users.map((u) => u.target.name);
   if (opts.user !== undefined && !users.includes(opts.user)) throw new UserError(`NAME: ${JSON.stringify(opts.user)} is not an etcd user of ${o.configDir} (one req-<user>.json each); known: ${users.join(", ") || "none"}`);
-  const selected = opts.user !== undefined ? [opts.user] : users;
-  if (!selected.length) throw new UserError(`${o.configDir}: has no req-<user>.json, so there is no user to make a Secret for; add one (see config/examples/)`);
+  if (!users.length) throw new UserError(`${o.configDir}: has no req-<user>.json, so there is no user to make a Secret for; add one (see config/examples/)`);
+  const leftOut: LeftOut[] = [];
+  const rootWhy = new Map<string, string>();
+  for (const u of loaded.users) {
+    const why = rootReason(u.request.cn, u.etcd?.roles);
+    if (why) rootWhy.set(u.target.name, why);
+    if (why && opts.user === undefined) leftOut.push({ user: u.target.name, why });
+  }
+  const selected = opts.user !== undefined ? [opts.user] : users.filter((u) => !leftOut.some((l) => l.user === u));
   if (opts.secretName !== undefined) {
     if (selected.length > 1) throw new UserError(`SECRET_NAME: ${JSON.stringify(opts.secretName)} can name one Secret only, but there are ${selected.length} users (${selected.join(", ")}); select one with NAME=<user>`);
     const p = secretNameProblem(opts.secretName);
     if (p) throw new UserError(p);
   }
+  if (!selected.length) return { written: [], leftOut };
   const caFile = bundlePaths(join(o.certsDir, "ca")).cert;
   if (!existsSync(caFile)) throw new UserError(`${caFile}: does not exist; run "make" first`);
   const ca = readFileSync(caFile);
@@ -123,7 +151,7 @@ export async function writeSecrets(o: TreeOptions, opts: SecretsOptions = {}): P
     const changed = !existsSync(w.file) || readFileSync(w.file, "utf8") !== w.data;
     if (changed) commitWrites([{ path: w.file, data: w.data, mode: KEY_MODE }]);
     else chmodSync(w.file, KEY_MODE);
-    out.push({ user: w.user, name: w.name, file: w.file, changed });
+    out.push({ user: w.user, name: w.name, file: w.file, changed, root: rootWhy.get(w.user) });
   }
-  return out;
+  return { written: out, leftOut };
 }

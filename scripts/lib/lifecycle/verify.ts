@@ -12,7 +12,8 @@ import { formatProblem, isUserError } from "../common/errors";
 import { formatIp } from "../config/hosts";
 import { CryptoProvider, getCrypto, importKeyPair } from "../x509/keys";
 import { bundlePaths } from "../tree/output";
-import { makePlan, PlanItem } from "../tree/plan";
+import { fileHashes, makePlan, PlanItem } from "../tree/plan";
+import { Stamp, stateDir } from "../tree/state";
 import { missingRoleEkus, OID_CLIENT_AUTH, OID_SERVER_AUTH, Profile, ROLE_EKU_WHY } from "../config/profile";
 import { CertRequest } from "../config/request";
 import { caFiles, memberConfig, TreeOptions } from "../tree/targets";
@@ -165,6 +166,44 @@ function configWarnings(o: TreeOptions, items: PlanItem[], ca: CertFacts | undef
   return out;
 }
 
+/** A certificate whose public key is also another's. */
+interface KeyHolder {
+  name: string;
+  cert: string;
+  key: string;
+  /** its certificate or key differs from what tls-setup wrote (its stamp), or it has no stamp */
+  outside: boolean;
+}
+
+/** Whether a certificate's files are not the ones tls-setup wrote (by the hashes in its stamp). */
+function changedOutside(certsDir: string, name: string, stamp: Stamp | undefined): boolean {
+  if (!stamp) return true;
+  const now = fileHashes(certsDir, name);
+  return now.cert !== stamp.files.cert || now.key !== stamp.files.key;
+}
+
+/**
+ * Warnings for certificates sharing one key. The stamps tell which files were changed outside tls-setup (the copy);
+ * the warning names that one, and its advice re-keys that one only. The CA is never the copy.
+ */
+function sharedKeyWarnings(groups: Iterable<KeyHolder[]>, stamps: string): string[] {
+  const out: string[] = [];
+  for (const g of groups) {
+    if (g.length < 2) continue;
+    const copies = g.filter((h) => h.outside && h.name !== "ca");
+    const originals = g.filter((h) => !copies.includes(h));
+    if (copies.length && originals.length) {
+      for (const c of copies)
+        out.push(`${c.cert}: has the same key as ${originals[0].key} and was changed outside tls-setup (files copied from another certificate?); give it its own with "make renew NAME=${c.name} NEW_KEY=1"`);
+    } else {
+      out.push(
+        `${g.map((h) => h.cert).join(", ")}: share one key (files copied from another certificate?), and the stamps in ${stamps}/ do not tell which is the copy; give the copy its own with "make renew NAME=<the copy> NEW_KEY=1"`,
+      );
+    }
+  }
+  return out;
+}
+
 /** Verifies every certificate of a tree. Never throws for what it finds: it returns one line per problem. */
 export async function verifyTree(o: TreeOptions, now: Date = new Date(), crypto: CryptoProvider = getCrypto()): Promise<VerifyResult> {
   const plan = makePlan(o);
@@ -180,20 +219,24 @@ export async function verifyTree(o: TreeOptions, now: Date = new Date(), crypto:
     if (ca.keyUsageBits && !ca.keyUsageBits.includes(5)) problems.push(`${caPaths.cert}: its key usage does not allow signing certificates (no keyCertSign)`);
     checkValidity(caPaths.cert, ca, now, 'a new CA needs "make rotate"', problems);
   }
-  const keyOwners = new Map<string, string>(ca ? [[ca.spki.toString("hex"), caPaths.key]] : []);
+  const holders = new Map<string, KeyHolder[]>();
+  const hold = (spki: Buffer, h: KeyHolder) => {
+    const k = spki.toString("hex");
+    holders.set(k, [...(holders.get(k) ?? []), h]);
+  };
+  if (ca) hold(ca.spki, { name: "ca", cert: caPaths.cert, key: caPaths.key, outside: false });
   for (const item of plan.items) {
     if (item.target.role === "ca") continue;
     const p = bundlePaths(join(o.certsDir, item.target.name));
     const f = await checkPair(p.cert, p.key, problems, crypto);
     if (!f) continue;
     checked.push(item.target.name);
-    const owner = keyOwners.get(f.spki.toString("hex"));
-    if (owner) warnings.push(`${p.cert}: has the same key as ${owner} (files copied from another certificate?); give it its own with "make renew NAME=${item.target.name} NEW_KEY=1"`);
-    else keyOwners.set(f.spki.toString("hex"), p.key);
+    hold(f.spki, { name: item.target.name, cert: p.cert, key: p.key, outside: changedOutside(o.certsDir, item.target.name, plan.stamps.get(item.target.name)) });
     if (ca && !signedBy(f, ca)) problems.push(`${p.cert}: is not signed by the CA in ${caPaths.cert}; run "make" to re-issue it`);
     checkValidity(p.cert, f, now, `renew it with "make renew NAME=${item.target.name}"`, problems);
     checkRole(item, p.cert, f, problems);
   }
+  warnings.push(...sharedKeyWarnings(holders.values(), stateDir(o.certsDir)));
   const crlFile = join(o.certsDir, "crl.pem");
   if (existsSync(crlFile)) {
     if (ca) problems.push(...(await checkCrl(crlFile, ca, now, crypto)));

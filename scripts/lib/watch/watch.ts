@@ -98,6 +98,8 @@ export interface TreeWatcher {
 }
 
 export const DEFAULT_DEBOUNCE_MS = 30;
+/** the longest a stop waits for the file watcher to close once no build is running */
+const CLOSE_WAIT_MS = 50;
 
 const inside = (child: string, parent: string) => child === parent || child.startsWith(parent + sep);
 
@@ -168,12 +170,18 @@ export function watchTree(o: TreeOptions, wo: WatchOptions = {}): TreeWatcher {
     close: () =>
       (closing ??= (async () => {
         await runner.stop();
-        await fsw.close();
+        // Closing the OS watches is quick, but chokidar may wait on its own closers (polling, fsevents): once the
+        // builds are done nothing is at stake, so stopping waits for it briefly at most.
+        await Promise.race([fsw.close(), new Promise<void>((r) => setTimeout(r, CLOSE_WAIT_MS).unref())]);
       })()),
   };
 }
 
-/** Watches until SIGINT or SIGTERM, then exits cleanly (never in the middle of writing a certificate). */
+/**
+ * Watches until SIGINT or SIGTERM, then returns 0 once the running build (if any) has finished writing. The caller
+ * exits the process then: timers the file-watching library leaves behind (its event throttles outlive close()) must
+ * not hold an idle watcher's exit back.
+ */
 export async function watchUntilSignal(o: TreeOptions, wo: WatchOptions = {}): Promise<number> {
   const w = watchTree(o, wo);
   const err = wo.err ?? ((l) => process.stderr.write(l + "\n"));
