@@ -163,7 +163,8 @@ async function finish(tbs: Der, signer: KeyPair, req: CertRequest, key: KeyPair,
 export async function issueCa(req: CertRequest, deps: IssueDeps = defaultDeps(), key?: KeyPair): Promise<Issued> {
   const k = key ?? (await generateKeyPair(req.key, deps.crypto));
   const serial = newSerial(deps);
-  const nb = new Date(roundToMinute(deps.now()).getTime() - (req.ca?.backdateMs ?? DEFAULT_BACKDATE_MS));
+  // a zero backdate is unset, as in cfssl 1.6 (whose initca goes through the same FillTemplate)
+  const nb = new Date(roundToMinute(deps.now()).getTime() - (req.ca?.backdateMs || DEFAULT_BACKDATE_MS));
   const na = new Date(nb.getTime() + (req.ca?.expiryMs ?? DEFAULT_CA_EXPIRY_MS));
   const subject = encodeSubject(req);
   const exts = [
@@ -181,7 +182,8 @@ export async function issueCa(req: CertRequest, deps: IssueDeps = defaultDeps(),
 export async function issueLeaf(req: CertRequest, profile: Profile, issuer: Issuer, deps: IssueDeps = defaultDeps(), key?: KeyPair): Promise<Issued> {
   const k = key ?? (await generateKeyPair(req.key, deps.crypto));
   const serial = newSerial(deps);
-  const nb = profile.notBefore ?? new Date(roundToMinute(deps.now()).getTime() - (profile.backdateMs ?? DEFAULT_BACKDATE_MS));
+  // cfssl treats a zero backdate as unset (5 minutes), so `"backdate": "0s"` still backdates
+  const nb = profile.notBefore ?? new Date(roundToMinute(deps.now()).getTime() - (profile.backdateMs || DEFAULT_BACKDATE_MS));
   let na = profile.notAfter ?? new Date(nb.getTime() + profile.expiryMs);
   let clampedFrom: Date | undefined;
   // Unlike cfssl, no certificate outlives its CA.
@@ -198,13 +200,14 @@ export async function issueLeaf(req: CertRequest, profile: Profile, issuer: Issu
   exts.push(isCa ? basicConstraints(true, profile.caConstraint!.maxPathLen, profile.caConstraint!.maxPathLenZero) : basicConstraints(false));
   exts.push(ext(OIDS.subjectKeyId, false, octetString(await keyIdentifier(k.spki, deps.crypto))));
   if (issuer.ski) exts.push(ext(OIDS.authorityKeyId, false, seq(implicit(0, issuer.ski))));
+  // Go's order: AIA, SAN, CRL distribution points (then policies, which we do not support)
   const aia = aiaExtension(profile);
   if (aia) exts.push(aia);
-  const crl = crlDpExtension(profile);
-  if (crl) exts.push(crl);
   const sans = isCa ? { dns: [], emails: [], ips: req.sans.ips, uris: [] } : req.sans;
   const san = sanExtension(sans, subject.length === 2);
   if (san) exts.push(san);
+  const crl = crlDpExtension(profile);
+  if (crl) exts.push(crl);
   const tbs = seq(explicit(0, integer(2)), integerFromBytes(serial), signatureAlgorithm(issuer.key.spec), issuer.subjectDer, seq(time(nb), time(na)), subject, k.spki, explicit(3, seq(...exts)));
   return finish(tbs, issuer.key, req, k, serial, nb, na, deps.crypto, clampedFrom);
 }
