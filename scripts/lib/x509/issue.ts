@@ -1,5 +1,8 @@
 // Building certificates and CSRs. The clock, the serial source and the crypto provider are injected so tests can
-// pin them. Extensions, their order and criticality follow Go's crypto/x509 as cfssl drives it.
+// pin them. Extensions, their order and criticality follow Go's crypto/x509 as cfssl drives it (checked against
+// real cfssl by tests/oracle-cfssl and tests/oracle-random, and against @peculiar/x509's generator by
+// tests/oracle-peculiar). Written with our own DER writer rather than @peculiar/x509's generator because that one
+// costs 34 ms to load per process and issues 3x slower (4.2 vs 1.4 ms per certificate and CSR); see der.ts.
 
 import { bitString, bool, explicit, implicit, integer, integerFromBytes, octetString, oid, seq, time, tlv, TAG, Der } from "./der";
 import { CertRequest } from "../config/request";
