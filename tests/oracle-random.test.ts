@@ -44,6 +44,7 @@ const because = (d: Difference) => void DELIBERATE_DIFFERENCES[d];
 const SEED = process.env.ORACLE_SEED ? Number(process.env.ORACLE_SEED) >>> 0 : (Date.now() ^ (process.pid << 16)) >>> 0;
 const CASES = Number(process.env.ORACLE_CASES ?? 48);
 const CA_CASES = 6;
+const CA_KEYS = [{ algo: "ecdsa", size: 384 }, { algo: "rsa", size: 2048 }, { algo: "ecdsa", size: 256 }, { algo: "ecdsa", size: 521 }];
 const PARALLEL = 3;
 
 // ---- seeded PRNG (sfc32 from a splitmix32 seed expansion) ----
@@ -222,13 +223,13 @@ interface LeafCase {
 
 function leafCase(r: Rng, n: number): LeafCase {
   const csr = leafCsr(r);
-  if (r.chance(0.1)) return { n, csr, ca: r.int(0, 1) }; // no -config: cfssl's built-in default
+  if (r.chance(0.1)) return { n, csr, ca: r.int(0, CA_KEYS.length - 1) }; // no -config: cfssl's built-in default
   const profiles: Record<string, unknown> = {};
   for (const name of r.subset(["client", "server", "peer", "default", "intermediate"])) profiles[name] = profile(r, false);
   const config = { signing: { default: profile(r, true), ...(Object.keys(profiles).length || r.chance(0.5) ? { profiles } : {}) } };
   because("unknownProfile");
   const choice = r.pick(["(none)", "default", ...Object.keys(profiles), ...Object.keys(profiles)]);
-  return { n, csr, config, profile: choice === "(none)" ? undefined : choice, ca: r.int(0, 1) };
+  return { n, csr, config, profile: choice === "(none)" ? undefined : choice, ca: r.int(0, CA_KEYS.length - 1) };
 }
 
 // ---- running both ----
@@ -355,8 +356,8 @@ suite(`randomized differential test against cfssl 1.2.0 (seed ${SEED}; repeat wi
   beforeAll(async () => {
     dir = mkdtempSync(join(tmpdir(), "tls-setup-oracle-random-"));
     const deps = defaultDeps();
-    // two CAs made by us: one ECDSA, one RSA (the leaf's signature algorithm follows the CA's key)
-    for (const [i, key] of [{ algo: "ecdsa", size: 384 }, { algo: "rsa", size: 2048 }].entries()) {
+    // CAs made by us, one per signature algorithm family (the leaf's signature algorithm follows the CA's key)
+    for (const [i, key] of CA_KEYS.entries()) {
       const req = parseRequest({ CN: `Oracle CA ${i}`, names: [{ O: "tls-setup tests", OU: "différentiel" }], key }, "ca.json", { allowCa: true }).value!;
       const issued = await issueCa(req, deps);
       const cert = join(dir, `ca${i}.pem`);
