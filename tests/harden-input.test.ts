@@ -108,6 +108,9 @@ cfgCase("usages a string", { usages: "client auth", expiry: "1h" }, [['signing.d
 cfgCase("negative expiry", { usages: ["client auth"], expiry: "-1h" }, [['signing.default.expiry: "-1h" is not a positive duration']]);
 cfgCase("zero expiry", { usages: ["client auth"], expiry: "0s" }, [['signing.default.expiry: "0s" is not a positive duration']]);
 cfgCase("day unit", { usages: ["client auth"], expiry: "365d" }, [['signing.default.expiry: "365d"', "days and years are not Go duration units"]]);
+// issue 9 #15: cfssl refuses these too ("no key usage available"); nothing is written
+cfgCase("default profile without usages", { expiry: "1h" }, [["signing.default.usages: is missing; the default profile needs at least one usage", '(cfssl: "no key usage available")']]);
+cfgCase("default profile with usages []", { usages: [], expiry: "1h" }, [["signing.default.usages: is empty; the default profile needs at least one usage"]]);
 cfgCase("garbage expiry", { usages: ["client auth"], expiry: "soon" }, [['signing.default.expiry: "soon" is not a Go duration']]);
 reqCase("config without signing", () => (good(), put("cfg.json", "{}")), () => reqTree("u.json", ["-config", rel("cfg.json")]), [["in/cfg.json: signing: is missing"]]);
 reqCase("unknown profile", good, () => reqTree("u.json", ["-config", "config/ca-config.json", "-profile", "nope"]), [['config/ca-config.json: signing.profiles: has no profile "nope"; available: "default", "user"']]);

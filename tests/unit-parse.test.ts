@@ -52,6 +52,19 @@ describe("CSR JSON", () => {
     expect(r.problems.map((p) => p.path)).toEqual(["CN", "hosts[0]", "hosts[2]", "key.size"]);
   });
 
+  test("issue 9 #16: lengths count characters (code points), not UTF-16 code units", () => {
+    const emoji = "\u{1F600}";
+    expect(emoji.length).toBe(2);
+    expect(parse({ CN: emoji.repeat(64), names: [{ O: emoji.repeat(128) }] }).problems).toEqual([]);
+    const m = messages(parse({ CN: emoji.repeat(65) }));
+    expect(m).toEqual([`config/req-x.json: CN: "${emoji.repeat(65)}" is 65 characters; a common name may have at most 64`]);
+    // a long value is cut in the message by characters, never inside a surrogate pair
+    const cut = messages(parse({ CN: "a" + emoji.repeat(99) }))[0];
+    expect(cut).toBe(`config/req-x.json: CN: "a${emoji.repeat(75)}... is 100 characters; a common name may have at most 64`);
+    expect(cut).not.toMatch(/[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/);
+    expect(messages(parse({ names: [{ OU: emoji.repeat(129) }] }))[0]).toContain("names[0].OU:");
+  });
+
   test("a user certificate needs a CN", () => {
     expect(messages(parse({}, { requireCn: true }))).toEqual(["config/req-x.json: CN: is missing or empty; a user certificate's CN is the etcd user name"]);
   });
@@ -152,7 +165,12 @@ describe("ca-config.json", () => {
     [{ signing: { default: { usages: ["signing"], expiry: "365d" } } }, 'signing.default.expiry: "365d" is not a Go duration'],
     [{ signing: { default: { usages: ["signing"], expiry: "-8760h" } } }, 'signing.default.expiry: "-8760h" is not a positive duration'],
     [{ signing: { default: { usages: ["signing"], expiry: 8760 } } }, "signing.default.expiry: 8760 is a number"],
-    [{ signing: { profiles: { p: { expiry: "1h" } } } }, "signing.profiles.p.usages: is empty; a profile needs at least one usage"],
+    [{ signing: { profiles: { p: { expiry: "1h" } } } }, "signing.profiles.p.usages: is missing; a profile needs at least one usage"],
+    [{ signing: { profiles: { p: { usages: [], expiry: "1h" } } } }, "signing.profiles.p.usages: is empty; a profile needs at least one usage"],
+    // issue 9 #15: cfssl refuses to sign with a default profile without usages ("no key usage available")
+    [{ signing: { default: { expiry: "1h" } } }, 'signing.default.usages: is missing; the default profile needs at least one usage, e.g. ["signing", "key encipherment", "client auth"] (cfssl: "no key usage available")'],
+    [{ signing: { default: { usages: [], expiry: "1h" } } }, "signing.default.usages: is empty; the default profile needs at least one usage"],
+    [{ signing: { default: { usages: null, expiry: "1h" } } }, "signing.default.usages: is missing; the default profile needs at least one usage"],
     [{ signing: { profiles: { p: { usages: "signing", expiry: "1h" } } } }, 'signing.profiles.p.usages: "signing" is a string; an array of usage strings is expected'],
     [{ signing: [] }, "signing: [] is an array"],
     [{}, "signing: is missing"],
@@ -173,6 +191,23 @@ describe("ca-config.json", () => {
     const cfg = parseCaConfig({ signing: { default: { usages: ["signing"], expiry: "1h" }, profiles: { peer: { usages: ["server auth"], expiry: "1h" } } } }, C).value!;
     expect(selectProfile(cfg, "peer", C).value?.name).toBe("peer");
     expect(selectProfile(cfg, "nope", C).problems.map(formatProblem)).toEqual(['config/ca-config.json: signing.profiles: has no profile "nope"; available: "default", "peer"']);
+  });
+
+  test("issue 9 #12: named profiles inherit the default's issuer_urls, ocsp_url, crl_url unless they set them (an explicit [] means none, as Go's non-nil empty slice)", () => {
+    const urls = { ocsp_url: "http://ocsp.example", crl_url: "http://crl.example/crl", issuer_urls: ["http://ca.example/ca.crt"] };
+    const cfg = parseCaConfig({ signing: { default: { usages: ["signing"], expiry: "1h", ...urls }, profiles: { a: { usages: ["client auth"], expiry: "1h" }, b: { usages: ["client auth"], expiry: "1h", issuer_urls: null }, none: { usages: ["client auth"], expiry: "1h", issuer_urls: [] }, own: { usages: ["client auth"], expiry: "1h", issuer_urls: ["http://own.example/ca"], ocsp_url: "http://own.example/ocsp" } } } }, C).value!;
+    for (const n of ["a", "b"]) expect(cfg.profiles[n]).toMatchObject({ ocspUrl: urls.ocsp_url, crlUrl: urls.crl_url, issuerUrls: urls.issuer_urls });
+    expect(cfg.profiles.none).toMatchObject({ ocspUrl: urls.ocsp_url, crlUrl: urls.crl_url, issuerUrls: [] });
+    expect(cfg.profiles.own).toMatchObject({ ocspUrl: "http://own.example/ocsp", crlUrl: urls.crl_url, issuerUrls: ["http://own.example/ca"] });
+  });
+
+  test('issue 9 #13: -profile default picks a profile named "default" under profiles when there is one, as cfssl does', () => {
+    const withIt = parseCaConfig({ signing: { default: { usages: ["signing"], expiry: "1h" }, profiles: { default: { usages: ["client auth"], expiry: "2h" } } } }, C).value!;
+    expect(selectProfile(withIt, "default", C).value?.expiryMs).toBe(2 * 3600e3);
+    expect(selectProfile(withIt, undefined, C).value?.expiryMs).toBe(3600e3);
+    expect(selectProfile(withIt, "", C).value?.expiryMs).toBe(3600e3);
+    const without = parseCaConfig({ signing: { default: { usages: ["signing"], expiry: "1h" } } }, C).value!;
+    expect(selectProfile(without, "default", C).value?.expiryMs).toBe(3600e3);
   });
 
   test('"cert sign" is refused on a profile that does not make a CA, accepted with ca_constraint.is_ca', () => {

@@ -35,7 +35,9 @@ export function show(v: unknown): string {
   } catch {
     s = String(v);
   }
-  return s.length > 80 ? s.slice(0, 77) + "..." : s;
+  // cut by characters (code points), never inside a surrogate pair
+  const chars = [...s];
+  return chars.length > 80 ? chars.slice(0, 77).join("") + "..." : s;
 }
 
 /**

@@ -122,14 +122,19 @@ function parseProfile(v: unknown, name: string, path: string, file: string, name
           if (!p.keyUsageBits.includes(KEY_USAGE_BITS[u])) p.keyUsageBits.push(KEY_USAGE_BITS[u]);
         } else if (Object.hasOwn(EXT_KEY_USAGE_OIDS, u)) {
           p.usages.push(u);
-          if (!p.extKeyUsages.includes(EXT_KEY_USAGE_OIDS[u])) p.extKeyUsages.push(EXT_KEY_USAGE_OIDS[u]);
+          // kept even when repeated ("email protection" and "s/mime"): Go writes every one, and so do we
+          p.extKeyUsages.push(EXT_KEY_USAGE_OIDS[u]);
         } else {
           problems.push({ file, path: joinPath(usagesPath, i), message: `${show(u)} is not a known usage; accepted: ${ALL_USAGES.map((x) => `"${x}"`).join(", ")}` });
         }
       });
   }
-  if (named && p.usages.length === 0 && problems.length === before)
-    problems.push({ file, path: usagesPath, message: 'is empty; a profile needs at least one usage, e.g. ["signing", "key encipherment", "client auth"]' });
+  // cfssl refuses a named profile without usages when it loads the config, and the default one when it signs with it
+  // ("no key usage available"); we refuse both when the config is loaded, before anything is written.
+  if (p.usages.length === 0 && problems.length === before) {
+    const what = usagesV === undefined || usagesV === null ? "is missing" : "is empty";
+    problems.push({ file, path: usagesPath, message: `${what}; ${named ? "a" : "the default"} profile needs at least one usage, e.g. ["signing", "key encipherment", "client auth"] (cfssl: "no key usage available")` });
+  }
 
   const dur = (key: string, required: boolean): number | undefined => {
     const d = field(v, key);
@@ -219,9 +224,12 @@ export function parseCaConfig(obj: JsonObject, file: string): Parsed<SigningConf
       for (const [name, pv] of Object.entries(profV)) {
         const p = parseProfile(pv, name, joinPath(ppath, name), file, true, problems);
         if (p) {
-          // cfssl: a profile without URLs takes the default's
+          // cfssl's FillTemplate: a profile without URLs takes the default's. issuer_urls is inherited only when
+          // missing or null (Go's nil slice); an explicit [] means none.
           if (def && !p.ocspUrl) p.ocspUrl = def.ocspUrl;
           if (def && !p.crlUrl) p.crlUrl = def.crlUrl;
+          const iu = isObject(pv) ? field(pv, "issuer_urls") : undefined;
+          if (def && (iu === undefined || iu === null)) p.issuerUrls = [...def.issuerUrls];
           profiles[name] = p;
         }
       }
@@ -230,11 +238,15 @@ export function parseCaConfig(obj: JsonObject, file: string): Parsed<SigningConf
   return { value: { default: def!, profiles }, problems };
 }
 
-/** Picks a profile by name; an unknown name is an error (cfssl silently falls back to the default). */
+/**
+ * Picks a profile by name; an unknown name is an error (cfssl silently falls back to the default). As in cfssl, a
+ * profile named "default" under `profiles` wins over `signing.default` when asked for by name.
+ */
 export function selectProfile(cfg: SigningConfig, name: string | undefined, file: string): Parsed<Profile> {
-  if (name === undefined || name === "" || name === "default") return { value: cfg.default, problems: [] };
+  if (name === undefined || name === "") return { value: cfg.default, problems: [] };
   const p = Object.hasOwn(cfg.profiles, name) ? cfg.profiles[name] : undefined;
   if (p) return { value: p, problems: [] };
+  if (name === "default") return { value: cfg.default, problems: [] };
   const known = ["default", ...Object.keys(cfg.profiles)].map((n) => `"${n}"`).join(", ");
   return { problems: [{ file, path: "signing.profiles", message: `has no profile ${JSON.stringify(name)}; available: ${known}` }] };
 }

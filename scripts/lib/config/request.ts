@@ -42,6 +42,9 @@ export const RSA_MAX = 8192;
 /** RFC 5280 upper bound for commonName (ub-common-name). */
 export const CN_MAX = 64;
 
+/** Length in characters (Unicode code points), as RFC 5280's upper bounds count them; not UTF-16 code units. */
+export const chars = (s: string): number => [...s].length;
+
 export interface RequestOptions {
   /** Making a CA: the `ca` block is allowed (cfssl: "ca section only permitted in initca") and a subject required. */
   allowCa?: boolean;
@@ -134,7 +137,7 @@ function parseCa(v: unknown, file: string, problems: Problem[]): CaOptions {
 export function parseRequest(obj: JsonObject, file: string, opts: RequestOptions = {}): Parsed<CertRequest> {
   const problems: Problem[] = [];
   const cn = stringField(obj, "CN", "", file, problems);
-  if (cn.length > CN_MAX) problems.push({ file, path: fieldKey(obj, "CN"), message: `${show(cn)} is ${cn.length} characters; a common name may have at most ${CN_MAX}` });
+  if (chars(cn) > CN_MAX) problems.push({ file, path: fieldKey(obj, "CN"), message: `${show(cn)} is ${chars(cn)} characters; a common name may have at most ${CN_MAX}` });
   if (opts.requireCn && cn === "" && !problems.some((p) => p.path === fieldKey(obj, "CN")))
     problems.push({ file, path: "CN", message: "is missing or empty; a user certificate's CN is the etcd user name" });
 
@@ -153,7 +156,7 @@ export function parseRequest(obj: JsonObject, file: string, opts: RequestOptions
         const n: NameEntry = {};
         for (const f of NAME_FIELDS) {
           const s = stringField(entry, f, path, file, problems);
-          if (s.length > CN_MAX * 2) problems.push({ file, path: joinPath(path, f), message: `${show(s)} is longer than ${CN_MAX * 2} characters` });
+          if (chars(s) > CN_MAX * 2) problems.push({ file, path: joinPath(path, f), message: `${show(s)} is longer than ${CN_MAX * 2} characters` });
           if (s !== "") n[f] = s;
         }
         names.push(n);
