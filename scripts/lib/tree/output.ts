@@ -3,7 +3,7 @@
 // the old certificate is removed first, so a crash can leave a cert missing (which the planner remakes) but never a
 // certificate beside a key it does not belong to.
 
-import { chmodSync, closeSync, fsyncSync, openSync, readdirSync, renameSync, statSync, unlinkSync, writeSync, existsSync, readFileSync } from "node:fs";
+import { chmodSync, closeSync, fsyncSync, openSync, readdirSync, renameSync, statSync, unlinkSync, writeFileSync, existsSync, readFileSync } from "node:fs";
 import { basename, dirname, join } from "node:path";
 import { randomBytes } from "node:crypto";
 import { UserError } from "../common/errors";
@@ -21,7 +21,8 @@ export interface Bundle {
 
 export interface PlannedWrite {
   path: string;
-  data: string;
+  /** text, or bytes for a binary file (certs/crl.der) */
+  data: string | Buffer;
   mode: number;
 }
 
@@ -47,7 +48,7 @@ function writeTemp(w: PlannedWrite, fsync: boolean): string {
   const tmp = tempName(w.path);
   const fd = openSync(tmp, "wx", w.mode);
   try {
-    writeSync(fd, w.data);
+    writeFileSync(fd, w.data);
     if (fsync) fsyncSync(fd);
   } finally {
     closeSync(fd);
