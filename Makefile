@@ -80,7 +80,7 @@ test: $(BUILT)
 	npx jest --ci
 
 # lifecycle (day 2): expiry report, verification, renewal, inspection, Kubernetes Secrets. See README "Day 2".
-#   make check-expiration [WARN_DAYS=30] [FORMAT=json]   make verify   make renew [WARN_DAYS=30] [NAME=x] [NEW_KEY=1]
+#   make check-expiration [WARN_DAYS=30] [FORMAT=json|prometheus] [METRICS_FILE=x.prom]   make verify   make renew [WARN_DAYS=30] [NAME=x] [NEW_KEY=1]
 #   make inspect NAME=x [FORMAT=json]   make secrets [NAME=user] [SECRET_NAMESPACE=kube-system] [SECRET_NAME=name]
 .PHONY: check-expiration verify renew inspect secrets
 LIFECYCLE      = $(NODE) dist/lifecycle.js
@@ -89,7 +89,7 @@ lifecycle_opt  = $(if $($(1)),--$(2) $(call q,$($(1))))
 lifecycle_name = $(if $(filter-out environment undefined,$(origin NAME)),$(call lifecycle_opt,NAME,name))
 
 check-expiration: $(BUILT)
-	@$(LIFECYCLE) check-expiration $(TREE) $(call lifecycle_opt,WARN_DAYS,warn-days) $(call lifecycle_opt,FORMAT,format)
+	@$(LIFECYCLE) check-expiration $(TREE) $(call lifecycle_opt,WARN_DAYS,warn-days) $(call lifecycle_opt,FORMAT,format) $(call lifecycle_opt,METRICS_FILE,metrics-file)
 
 verify: $(BUILT)
 	@$(LIFECYCLE) verify $(TREE)

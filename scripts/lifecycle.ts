@@ -5,7 +5,7 @@ import { runMain } from "./lib/common/errors";
 import { failAsUserError } from "./lib/cli/cli";
 import { treeOptions, toTree } from "./lib/cli/tree-args";
 import { parseWarnDays } from "./lib/lifecycle/expiry";
-import { checkExpirationCommand, inspectCommand, parseFormat, renewCommand, secretsCommand, verifyCommand } from "./lib/lifecycle/commands";
+import { checkExpirationCommand, inspectCommand, parseExpiryFormat, parseFormat, renewCommand, secretsCommand, verifyCommand } from "./lib/lifecycle/commands";
 
 // a reader that stops early (| head) is not an error
 process.stdout.on("error", (e: NodeJS.ErrnoException) => {
@@ -20,9 +20,14 @@ runMain("tls-setup", async () => {
     .command(
       "check-expiration",
       "list every certificate with its end of validity; exit 1 when any ends within --warn-days",
-      (y) => y.option("warn-days", { type: "string", describe: "days of warning (default 30)" }).option("format", { type: "string", describe: "text or json" }),
+      (y) =>
+        y
+          .option("warn-days", { type: "string", describe: "days of warning (default 30)" })
+          .option("format", { type: "string", describe: "text, json or prometheus (node_exporter's textfile format)" })
+          .option("metrics-file", { type: "string", describe: "write the prometheus format to this file, atomically (e.g. a *.prom in node_exporter's textfile directory)" }),
       (a) => {
-        code = checkExpirationCommand(toTree(a), { warnDays: parseWarnDays(a["warn-days"]), format: parseFormat(a.format) });
+        const metricsFile = a["metrics-file"] === "" ? undefined : a["metrics-file"];
+        code = checkExpirationCommand(toTree(a), { warnDays: parseWarnDays(a["warn-days"]), format: parseExpiryFormat(a.format, metricsFile), metricsFile });
       },
     )
     .command("verify", "check every certificate, key and the CRL against the CA and the configs; exit 1 on any problem", (y) => y, async (a) => {

@@ -5,6 +5,7 @@ import { existsSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { UserError } from "../common/errors";
 import { expiryFailures, expiryReport, formatExpiryTable } from "./expiry";
+import { formatPrometheus, writeMetricsFile } from "./metrics";
 import { verifyTree } from "./verify";
 import { renewTree } from "./renew";
 import { describeCert, formatDescription } from "./inspect";
@@ -24,9 +25,27 @@ export function parseFormat(v: unknown): Format {
   throw new UserError(`FORMAT: ${JSON.stringify(String(v))} is not an output format; accepted: text, json`);
 }
 
-export function checkExpirationCommand(o: TreeOptions, opts: { warnDays: number; format: Format }): number {
+export type ExpiryFormat = Format | "prometheus";
+
+/** check-expiration's FORMAT: text, json or prometheus; METRICS_FILE alone means prometheus. */
+export function parseExpiryFormat(v: unknown, metricsFile?: string): ExpiryFormat {
+  const f: ExpiryFormat = v === "prometheus" ? "prometheus" : v === undefined || v === "" ? (metricsFile ? "prometheus" : "text") : parseFormatFor(v, "text, json, prometheus");
+  if (metricsFile && f !== "prometheus") throw new UserError(`METRICS_FILE: is written in the prometheus format only; drop FORMAT=${String(v)} or give FORMAT=prometheus`);
+  return f;
+}
+
+function parseFormatFor(v: unknown, accepted: string): Format {
+  if (v === "text" || v === "json") return v;
+  throw new UserError(`FORMAT: ${JSON.stringify(String(v))} is not an output format; accepted: ${accepted}`);
+}
+
+export function checkExpirationCommand(o: TreeOptions, opts: { warnDays: number; format: ExpiryFormat; metricsFile?: string }): number {
   const r = expiryReport(o.certsDir, new Date(), opts.warnDays);
-  if (opts.format === "json") out(JSON.stringify(r, null, 2));
+  if (opts.format === "prometheus" && opts.metricsFile) {
+    writeMetricsFile(opts.metricsFile, formatPrometheus(r));
+    out(`check-expiration: wrote the metrics of ${r.certificates.length} certificates to ${opts.metricsFile}`);
+  } else if (opts.format === "prometheus") process.stdout.write(formatPrometheus(r));
+  else if (opts.format === "json") out(JSON.stringify(r, null, 2));
   else for (const l of formatExpiryTable(r)) out(l);
   const failures = expiryFailures(r);
   for (const f of failures) err(f);

@@ -24,6 +24,8 @@ export interface PlannedWrite {
   /** text, or bytes for a binary file (certs/crl.der) */
   data: string | Buffer;
   mode: number;
+  /** appended to the temp file's name, so that a reader globbing the directory (node_exporter's *.prom) skips it */
+  tempSuffix?: string;
 }
 
 export function bundlePaths(prefix: string): { cert: string; key: string; csr: string } {
@@ -40,12 +42,12 @@ export function planBundle(prefix: string, b: Bundle): PlannedWrite[] {
   return out;
 }
 
-function tempName(path: string): string {
-  return join(dirname(path), `${TEMP_PREFIX}${process.pid}-${randomBytes(4).toString("hex")}-${basename(path)}`);
+function tempName(path: string, suffix = ""): string {
+  return join(dirname(path), `${TEMP_PREFIX}${process.pid}-${randomBytes(4).toString("hex")}-${basename(path)}${suffix}`);
 }
 
 function writeTemp(w: PlannedWrite, fsync: boolean): string {
-  const tmp = tempName(w.path);
+  const tmp = tempName(w.path, w.tempSuffix);
   const fd = openSync(tmp, "wx", w.mode);
   try {
     writeFileSync(fd, w.data);
@@ -147,7 +149,7 @@ export function repairKeyMode(path: string): boolean {
 }
 
 async function writeTempAsync(w: PlannedWrite, fsync: boolean): Promise<string> {
-  const tmp = tempName(w.path);
+  const tmp = tempName(w.path, w.tempSuffix);
   const fh = await openAsync(tmp, "wx", w.mode);
   try {
     await fh.writeFile(w.data);
