@@ -80,7 +80,7 @@ test: $(BUILT)
 	npx jest --ci
 
 # lifecycle (day 2): expiry report, verification, renewal, inspection, Kubernetes Secrets. See README "Day 2".
-#   make check-expiration [WARN_DAYS=30] [FORMAT=json|prometheus] [METRICS_FILE=x.prom]   make verify   make renew [WARN_DAYS=30] [NAME=x] [NEW_KEY=1]
+#   make check-expiration [WARN_DAYS=30] [FORMAT=json|prometheus] [METRICS_FILE=x.prom]   make verify   make renew [WARN_DAYS=30] [NAME=x] [NEW_KEY=1] [RENEW_HOOK='cmd']
 #   make inspect NAME=x [FORMAT=json]   make secrets [NAME=user] [SECRET_NAMESPACE=kube-system] [SECRET_NAME=name]
 .PHONY: check-expiration verify renew inspect secrets
 LIFECYCLE      = $(NODE) dist/lifecycle.js
@@ -94,8 +94,9 @@ check-expiration: $(BUILT)
 verify: $(BUILT)
 	@$(LIFECYCLE) verify $(TREE)
 
+# RENEW_HOOK is taken as written ($(value)): a $VAR in it reaches the shell, not make
 renew: $(BUILT)
-	$(LIFECYCLE) renew $(TREE) $(call lifecycle_opt,WARN_DAYS,warn-days) $(lifecycle_name) $(if $(filter-out 0 no false,$(NEW_KEY)),--new-key)
+	$(LIFECYCLE) renew $(TREE) $(call lifecycle_opt,WARN_DAYS,warn-days) $(lifecycle_name) $(if $(filter-out 0 no false,$(NEW_KEY)),--new-key) $(if $(value RENEW_HOOK),--hook $(call q,$(value RENEW_HOOK)))
 
 inspect: $(BUILT)
 	@$(LIFECYCLE) inspect $(TREE) $(lifecycle_name) $(call lifecycle_opt,FORMAT,format)

@@ -40,9 +40,10 @@ runMain("tls-setup", async () => {
         y
           .option("warn-days", { type: "string", describe: "renew what ends within this many days (default 30)" })
           .option("name", { type: "string", describe: "renew this certificate whatever its expiry" })
-          .option("new-key", { type: "boolean", describe: "new private keys for what is renewed" }),
+          .option("new-key", { type: "boolean", describe: "new private keys for what is renewed" })
+          .option("hook", { type: "string", describe: "a shell command run (sh -c) after something was renewed; TLS_SETUP_RENEWED holds the names (default: $RENEW_HOOK)" }),
       async (a) => {
-        code = await renewCommand(toTree(a), { warnDays: parseWarnDays(a["warn-days"]), name: a.name, newKey: a["new-key"] });
+        code = await renewCommand(toTree(a), { warnDays: parseWarnDays(a["warn-days"]), name: a.name, newKey: a["new-key"], hook: (a.hook ?? process.env.RENEW_HOOK) || undefined });
       },
     )
     .command(

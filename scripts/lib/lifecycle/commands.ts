@@ -2,6 +2,7 @@
 // return exit codes (1 when something needs attention).
 
 import { existsSync } from "node:fs";
+import { spawnSync } from "node:child_process";
 import { dirname, join, resolve } from "node:path";
 import { UserError } from "../common/errors";
 import { expiryFailures, expiryReport, formatExpiryTable } from "./expiry";
@@ -62,16 +63,33 @@ export async function verifyCommand(o: TreeOptions): Promise<number> {
   return r.problems.length ? 1 : 0;
 }
 
-export async function renewCommand(o: TreeOptions, opts: { warnDays: number; name?: string; newKey?: boolean }): Promise<number> {
+export async function renewCommand(o: TreeOptions, opts: { warnDays: number; name?: string; newKey?: boolean; hook?: string }): Promise<number> {
   const r = await renewTree(o, { ...opts, log: out });
   for (const w of r.warnings) err(`warning: ${w}`);
   if (!r.renewed.length) {
-    out(`renew: nothing ends within ${opts.warnDays} days; nothing renewed (NAME=<name> renews one certificate anyway)`);
+    out(`renew: nothing ends within ${opts.warnDays} days; nothing renewed (NAME=<name> renews one certificate anyway)${opts.hook ? "; RENEW_HOOK not run" : ""}`);
     return 0;
   }
   for (const x of r.renewed) out(`renewed ${x.file}: ends ${x.notAfter}${x.oldNotAfter ? ` (was ${x.oldNotAfter})` : ""}${opts.newKey ? ", new key" : ""}`);
   out("renew: the CA is unchanged; etcd re-reads its certificate files for each new connection, so etcd needs no restart; clients that read their files once at start pick the new ones up when restarted; re-run \"make secrets\" for Kubernetes Secrets");
+  if (opts.hook) {
+    const names = r.renewed.map((x) => x.name).join(" ");
+    out(`renew: running RENEW_HOOK for ${names}`);
+    const h = runRenewHook(opts.hook, { TLS_SETUP_RENEWED: names, TLS_SETUP_RENEWED_FILES: r.renewed.map((x) => x.file).join(" "), TLS_SETUP_CERTS_DIR: o.certsDir });
+    if (h) {
+      err(`renew: RENEW_HOOK ${h}; the certificates of ${names} are renewed (the hook is not run again until something is renewed)`);
+      return 1;
+    }
+  }
   return 0;
+}
+
+/** Runs RENEW_HOOK with sh -c, output passed through; undefined when it exits 0, else what went wrong. */
+function runRenewHook(hook: string, env: Record<string, string>): string | undefined {
+  const h = spawnSync("/bin/sh", ["-c", hook], { stdio: ["ignore", "inherit", "inherit"], env: { ...process.env, ...env } });
+  if (h.error) return `could not be started: ${h.error.message}`;
+  if (h.signal) return `was killed by ${h.signal}`;
+  return h.status === 0 ? undefined : `failed with exit code ${h.status}`;
 }
 
 export function inspectCommand(o: TreeOptions, opts: { name?: string; format: Format }): number {
