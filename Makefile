@@ -105,11 +105,13 @@ help:
 
 # lifecycle (day 2): expiry report, verification, renewal, inspection, Kubernetes Secrets. See README "Day 2".
 #> Day 2 (README "Day 2"):
-#>   make check-expiration  what ends within WARN_DAYS (30) days; FORMAT=json
+#>   make check-expiration  what ends within WARN_DAYS (30); FORMAT=json|prometheus
 #>   make verify          check every certificate, key and the CRL
-#>   make renew           re-issue what ends soon (or NAME=x); NEW_KEY=1
+#>   make renew           re-issue what ends soon (or NAME=x); NEW_KEY=1 RENEW_HOOK=
 #>   make inspect NAME=x  one certificate, readably; FORMAT=json
 #>   make secrets         a Kubernetes Secret per etcd user (root: NAME=root)
+#   make check-expiration [WARN_DAYS=30] [FORMAT=json|prometheus] [METRICS_FILE=x.prom]   make verify   make renew [WARN_DAYS=30] [NAME=x] [NEW_KEY=1] [RENEW_HOOK='cmd']
+#   make inspect NAME=x [FORMAT=json]   make secrets [NAME=user] [SECRET_NAMESPACE=kube-system] [SECRET_NAME=name]
 .PHONY: check-expiration verify renew inspect secrets
 LIFECYCLE      = $(NODE) dist/lifecycle.js
 lifecycle_opt  = $(if $($(1)),--$(2) $(call q,$($(1))))
@@ -122,14 +124,15 @@ lifecycle_name = $(if $(name_env),,$(call lifecycle_opt,NAME,name))
 refuse_env_name = $(if $(name_env),@echo $(call q,$(1): NAME came from the environment (NAME=$(NAME)); pass it on make's command line: make $(1) NAME=$(NAME)$(if $(2),; $(2))) >&2; exit 1)
 
 check-expiration: $(BUILT)
-	@$(LIFECYCLE) check-expiration $(TREE) $(call lifecycle_opt,WARN_DAYS,warn-days) $(call lifecycle_opt,FORMAT,format)
+	@$(LIFECYCLE) check-expiration $(TREE) $(call lifecycle_opt,WARN_DAYS,warn-days) $(call lifecycle_opt,FORMAT,format) $(call lifecycle_opt,METRICS_FILE,metrics-file)
 
 verify: $(BUILT)
 	@$(LIFECYCLE) verify $(TREE)
 
+# RENEW_HOOK is taken as written ($(value)): a $VAR in it reaches the shell, not make
 renew: $(BUILT)
 	$(call refuse_env_name,renew,NAME= renews by expiry)
-	$(LIFECYCLE) renew $(TREE) $(call lifecycle_opt,WARN_DAYS,warn-days) $(lifecycle_name) $(if $(filter-out 0 no false,$(NEW_KEY)),--new-key)
+	$(LIFECYCLE) renew $(TREE) $(call lifecycle_opt,WARN_DAYS,warn-days) $(lifecycle_name) $(if $(filter-out 0 no false,$(NEW_KEY)),--new-key) $(if $(value RENEW_HOOK),--hook $(call q,$(value RENEW_HOOK)))
 
 inspect: $(BUILT)
 	@$(if $(name_env),echo $(call q,inspect: NAME=$(NAME) from the environment) >&2;) $(LIFECYCLE) inspect $(TREE) $(call lifecycle_opt,NAME,name) $(call lifecycle_opt,FORMAT,format)

@@ -5,7 +5,7 @@ import { runMain } from "./lib/common/errors";
 import { failAsUserError } from "./lib/cli/cli";
 import { treeOptions, toTree } from "./lib/cli/tree-args";
 import { parseWarnDays } from "./lib/lifecycle/expiry";
-import { checkExpirationCommand, inspectCommand, parseFormat, renewCommand, secretsCommand, verifyCommand } from "./lib/lifecycle/commands";
+import { checkExpirationCommand, inspectCommand, parseExpiryFormat, parseFormat, renewCommand, secretsCommand, verifyCommand } from "./lib/lifecycle/commands";
 
 // a reader that stops early (| head) is not an error
 process.stdout.on("error", (e: NodeJS.ErrnoException) => {
@@ -20,9 +20,14 @@ runMain("tls-setup", async () => {
     .command(
       "check-expiration",
       "list every certificate with its end of validity; exit 1 when any ends within --warn-days",
-      (y) => y.option("warn-days", { type: "string", describe: "days of warning (default 30)" }).option("format", { type: "string", describe: "text or json" }),
+      (y) =>
+        y
+          .option("warn-days", { type: "string", describe: "days of warning (default 30)" })
+          .option("format", { type: "string", describe: "text, json or prometheus (node_exporter's textfile format)" })
+          .option("metrics-file", { type: "string", describe: "write the prometheus format to this file, atomically (e.g. a *.prom in node_exporter's textfile directory)" }),
       (a) => {
-        code = checkExpirationCommand(toTree(a), { warnDays: parseWarnDays(a["warn-days"]), format: parseFormat(a.format) });
+        const metricsFile = a["metrics-file"] === "" ? undefined : a["metrics-file"];
+        code = checkExpirationCommand(toTree(a), { warnDays: parseWarnDays(a["warn-days"]), format: parseExpiryFormat(a.format, metricsFile), metricsFile });
       },
     )
     .command("verify", "check every certificate, key and the CRL against the CA and the configs; exit 1 on any problem", (y) => y, async (a) => {
@@ -35,9 +40,10 @@ runMain("tls-setup", async () => {
         y
           .option("warn-days", { type: "string", describe: "renew what ends within this many days (default 30)" })
           .option("name", { type: "string", describe: "renew this certificate whatever its expiry" })
-          .option("new-key", { type: "boolean", describe: "new private keys for what is renewed" }),
+          .option("new-key", { type: "boolean", describe: "new private keys for what is renewed" })
+          .option("hook", { type: "string", describe: "a shell command run (sh -c) after something was renewed; TLS_SETUP_RENEWED holds the names (default: $RENEW_HOOK)" }),
       async (a) => {
-        code = await renewCommand(toTree(a), { warnDays: parseWarnDays(a["warn-days"]), name: a.name, newKey: a["new-key"] });
+        code = await renewCommand(toTree(a), { warnDays: parseWarnDays(a["warn-days"]), name: a.name, newKey: a["new-key"], hook: (a.hook ?? process.env.RENEW_HOOK) || undefined });
       },
     )
     .command(

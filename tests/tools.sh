@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Makes sure the judges the tests use are installed: cfssl/cfssljson (Debian golang-cfssl), openssl, and etcd 3.4
-# (etcd-server, etcd-client). Installs what is missing with apt-get when running as root. Under CI=true a tool that
+# Makes sure the judges the tests use are installed: cfssl/cfssljson (Debian golang-cfssl), openssl, etcd 3.4
+# (etcd-server, etcd-client), Go (golang-go: the CRL is parsed by Go's crypto/x509) and promtool (prometheus: the
+# metrics format). Installs what is missing with apt-get when running as root. Under CI=true a tool that
 # is still missing fails the run; elsewhere the tests that need it say so and fail too.
 set -euo pipefail
 
@@ -9,13 +10,15 @@ command -v cfssl >/dev/null && command -v cfssljson >/dev/null || need+=(golang-
 command -v openssl >/dev/null || need+=(openssl)
 command -v etcd >/dev/null || need+=(etcd-server)
 command -v etcdctl >/dev/null || need+=(etcd-client)
+command -v go >/dev/null || need+=(golang-go)
+command -v promtool >/dev/null || need+=(prometheus)
 
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
     echo "tools: installing ${need[*]}"
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq >/dev/null
-    # policy-rc.d keeps the etcd package from starting a system etcd
+    # policy-rc.d keeps the etcd and prometheus packages from starting their services
     printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d.tls-setup && chmod +x /usr/sbin/policy-rc.d.tls-setup
     if [ ! -e /usr/sbin/policy-rc.d ]; then cp /usr/sbin/policy-rc.d.tls-setup /usr/sbin/policy-rc.d; added_policy=1; fi
     apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
@@ -27,7 +30,7 @@ if [ ${#need[@]} -gt 0 ]; then
 fi
 
 missing=()
-for t in cfssl cfssljson openssl etcd etcdctl; do command -v "$t" >/dev/null || missing+=("$t"); done
+for t in cfssl cfssljson openssl etcd etcdctl go promtool; do command -v "$t" >/dev/null || missing+=("$t"); done
 if [ ${#missing[@]} -gt 0 ]; then
   echo "tools: still missing: ${missing[*]}" >&2
   [ "${CI:-}" = true ] && exit 1

@@ -54,6 +54,6 @@ export async function revokeCommand(o: TreeOptions, name: string | undefined): P
 export async function crlCommand(o: TreeOptions, name?: string): Promise<number> {
   const r = await revoke(o, name);
   if (r.revoked) out(`revoke: ${r.revoked.name}: serial ${r.revoked.serial} ${r.revoked.already ? "was already revoked" : "revoked"}`);
-  out(`revoke: wrote ${r.crlFile} (${r.count} revoked; next update ${r.nextUpdate.toISOString()}); members read it with --client-crl-file ${r.crlFile}`);
+  out(`revoke: wrote ${r.crlFile} and ${r.crlDerFile} (${r.count} revoked; next update ${r.nextUpdate.toISOString()}); members read it with --client-crl-file ${r.crlDerFile} (etcd 3.4/3.5 also take ${r.crlFile})`);
   return 0;
 }

@@ -1,7 +1,8 @@
 // Revocation without a full PKI: `make revoke NAME=x` records certs/x.pem's serial in an index beside the CA
-// (certs/ca-revoked.json) and re-writes certs/crl.pem, a CRL signed by the CA. The index is keyed by the CA (its
+// (certs/ca-revoked.json) and re-writes certs/crl.pem and certs/crl.der, a CRL signed by the CA. The index is keyed by the CA (its
 // subject and public key), so the serials stay revoked while that CA lives, across re-issued certificates, and a
-// new CA (make rotate) starts an empty list. etcd reads the CRL with --client-crl-file / --peer-crl-file.
+// new CA (make rotate) starts an empty list. etcd reads the CRL with --client-crl-file / --peer-crl-file: the same
+// CRL is written as certs/crl.pem (PEM) and certs/crl.der (DER, the only form etcd 3.6 reads).
 
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
@@ -40,7 +41,8 @@ export interface RevocationIndex {
   cas: Record<string, CaRevocations>;
 }
 
-export const revocationFiles = (certsDir: string) => ({ index: join(certsDir, "ca-revoked.json"), crl: join(certsDir, "crl.pem") });
+/** The index, and the CRL twice: PEM (etcd 3.4/3.5 read either) and DER (etcd 3.6's x509.ParseRevocationList reads DER only). */
+export const revocationFiles = (certsDir: string) => ({ index: join(certsDir, "ca-revoked.json"), crl: join(certsDir, "crl.pem"), crlDer: join(certsDir, "crl.der") });
 
 /** A CA's identity for the index: SHA-256 of its subject and public key (a CA re-signed with the same key keeps its list). */
 export const caKeyId = (subjectDer: Buffer, spki: Buffer): string => sha256(Buffer.concat([subjectDer, spki]));
@@ -61,6 +63,8 @@ export interface RevokeResult {
   /** undefined when only the CRL was refreshed */
   revoked?: { name: string; serial: string; already: boolean };
   crlFile: string;
+  /** the same CRL in DER */
+  crlDerFile: string;
   count: number;
   nextUpdate: Date;
 }
@@ -112,8 +116,12 @@ export async function revoke(o: TreeOptions, name: string | undefined, opts: { n
     );
     // the index first: a crash in between leaves a CRL that the next `make revoke` brings up to date
     commitWrites([{ path: files.index, data: JSON.stringify(index, null, 2) + "\n", mode: 0o644 }]);
-    commitWrites([{ path: files.crl, data: crlPem(der), mode: 0o644 }]);
-    return { revoked, crlFile: files.crl, count: mine.revoked.length, nextUpdate };
+    // both forms in one commit: each file is replaced atomically, and a failure writes neither
+    commitWrites([
+      { path: files.crlDer, data: der, mode: 0o644 },
+      { path: files.crl, data: crlPem(der), mode: 0o644 },
+    ]);
+    return { revoked, crlFile: files.crl, crlDerFile: files.crlDer, count: mine.revoked.length, nextUpdate };
   } finally {
     lock.release();
   }

@@ -2,9 +2,11 @@
 // return exit codes (1 when something needs attention).
 
 import { existsSync } from "node:fs";
+import { spawnSync } from "node:child_process";
 import { dirname, join, resolve } from "node:path";
 import { UserError } from "../common/errors";
 import { expiryFailures, expiryReport, formatExpiryTable } from "./expiry";
+import { formatPrometheus, writeMetricsFile } from "./metrics";
 import { verifyTree } from "./verify";
 import { renewTree } from "./renew";
 import { describeCert, formatDescription } from "./inspect";
@@ -24,9 +26,27 @@ export function parseFormat(v: unknown): Format {
   throw new UserError(`FORMAT: ${JSON.stringify(String(v))} is not an output format; accepted: text, json`);
 }
 
-export function checkExpirationCommand(o: TreeOptions, opts: { warnDays: number; format: Format }): number {
+export type ExpiryFormat = Format | "prometheus";
+
+/** check-expiration's FORMAT: text, json or prometheus; METRICS_FILE alone means prometheus. */
+export function parseExpiryFormat(v: unknown, metricsFile?: string): ExpiryFormat {
+  const f: ExpiryFormat = v === "prometheus" ? "prometheus" : v === undefined || v === "" ? (metricsFile ? "prometheus" : "text") : parseFormatFor(v, "text, json, prometheus");
+  if (metricsFile && f !== "prometheus") throw new UserError(`METRICS_FILE: is written in the prometheus format only; drop FORMAT=${String(v)} or give FORMAT=prometheus`);
+  return f;
+}
+
+function parseFormatFor(v: unknown, accepted: string): Format {
+  if (v === "text" || v === "json") return v;
+  throw new UserError(`FORMAT: ${JSON.stringify(String(v))} is not an output format; accepted: ${accepted}`);
+}
+
+export function checkExpirationCommand(o: TreeOptions, opts: { warnDays: number; format: ExpiryFormat; metricsFile?: string }): number {
   const r = expiryReport(o.certsDir, new Date(), opts.warnDays);
-  if (opts.format === "json") out(JSON.stringify(r, null, 2));
+  if (opts.format === "prometheus" && opts.metricsFile) {
+    writeMetricsFile(opts.metricsFile, formatPrometheus(r));
+    out(`check-expiration: wrote the metrics of ${r.certificates.length} certificates to ${opts.metricsFile}`);
+  } else if (opts.format === "prometheus") process.stdout.write(formatPrometheus(r));
+  else if (opts.format === "json") out(JSON.stringify(r, null, 2));
   else for (const l of formatExpiryTable(r)) out(l);
   const failures = expiryFailures(r);
   for (const f of failures) err(f);
@@ -43,16 +63,33 @@ export async function verifyCommand(o: TreeOptions): Promise<number> {
   return r.problems.length ? 1 : 0;
 }
 
-export async function renewCommand(o: TreeOptions, opts: { warnDays: number; name?: string; newKey?: boolean }): Promise<number> {
+export async function renewCommand(o: TreeOptions, opts: { warnDays: number; name?: string; newKey?: boolean; hook?: string }): Promise<number> {
   const r = await renewTree(o, { ...opts, log: out });
   for (const w of r.warnings) err(`warning: ${w}`);
   if (!r.renewed.length) {
-    out(`renew: nothing ends within ${opts.warnDays} days; nothing renewed (NAME=<name> renews one certificate anyway)`);
+    out(`renew: nothing ends within ${opts.warnDays} days; nothing renewed (NAME=<name> renews one certificate anyway)${opts.hook ? "; RENEW_HOOK not run" : ""}`);
     return 0;
   }
   for (const x of r.renewed) out(`renewed ${x.file}: ends ${x.notAfter}${x.oldNotAfter ? ` (was ${x.oldNotAfter})` : ""}${opts.newKey ? ", new key" : ""}`);
   out("renew: the CA is unchanged; etcd re-reads its certificate files for each new connection, so etcd needs no restart; clients that read their files once at start pick the new ones up when restarted; re-run \"make secrets\" for Kubernetes Secrets");
+  if (opts.hook) {
+    const names = r.renewed.map((x) => x.name).join(" ");
+    out(`renew: running RENEW_HOOK for ${names}`);
+    const h = runRenewHook(opts.hook, { TLS_SETUP_RENEWED: names, TLS_SETUP_RENEWED_FILES: r.renewed.map((x) => x.file).join(" "), TLS_SETUP_CERTS_DIR: o.certsDir });
+    if (h) {
+      err(`renew: RENEW_HOOK ${h}; the certificates of ${names} are renewed (the hook is not run again until something is renewed)`);
+      return 1;
+    }
+  }
   return 0;
+}
+
+/** Runs RENEW_HOOK with sh -c, output passed through; undefined when it exits 0, else what went wrong. */
+function runRenewHook(hook: string, env: Record<string, string>): string | undefined {
+  const h = spawnSync("/bin/sh", ["-c", hook], { stdio: ["ignore", "inherit", "inherit"], env: { ...process.env, ...env } });
+  if (h.error) return `could not be started: ${h.error.message}`;
+  if (h.signal) return `was killed by ${h.signal}`;
+  return h.status === 0 ? undefined : `failed with exit code ${h.status}`;
 }
 
 export function inspectCommand(o: TreeOptions, opts: { name?: string; format: Format }): number {

@@ -25,6 +25,10 @@ export interface ExpiryEntry {
   daysLeft: number;
   /** the name of the CA certificate it chains to, "self-signed" for a root, "none" when no CA in the directory signed it */
   ca: string;
+  /** the issuer's CN, as the certificate names it */
+  issuer: string;
+  /** the serial number, lower-case hex (as openssl x509 -serial prints it) */
+  serial: string;
   status: ExpiryStatus;
 }
 
@@ -65,6 +69,8 @@ export function expiryEntry(c: CertFile, cas: CertFile[], role: string, now: Dat
     notAfter: isoSeconds(c.facts.notAfter),
     daysLeft: daysLeft(c.facts.notAfter, now),
     ca: !issuer ? "none" : issuer.name === c.name ? "self-signed" : issuer.name,
+    issuer: commonName(c.facts.issuerDer),
+    serial: c.facts.serialHex,
     status: expiryStatus(c.facts.notAfter, now, warnDays),
   };
 }

@@ -3,7 +3,7 @@
 // the old certificate is removed first, so a crash can leave a cert missing (which the planner remakes) but never a
 // certificate beside a key it does not belong to.
 
-import { chmodSync, closeSync, fsyncSync, openSync, readdirSync, renameSync, statSync, unlinkSync, writeSync, existsSync, readFileSync } from "node:fs";
+import { chmodSync, closeSync, fsyncSync, openSync, readdirSync, renameSync, statSync, unlinkSync, writeFileSync, existsSync, readFileSync } from "node:fs";
 import { basename, dirname, join } from "node:path";
 import { randomBytes } from "node:crypto";
 import { UserError } from "../common/errors";
@@ -21,8 +21,11 @@ export interface Bundle {
 
 export interface PlannedWrite {
   path: string;
-  data: string;
+  /** text, or bytes for a binary file (certs/crl.der) */
+  data: string | Buffer;
   mode: number;
+  /** appended to the temp file's name, so that a reader globbing the directory (node_exporter's *.prom) skips it */
+  tempSuffix?: string;
 }
 
 export function bundlePaths(prefix: string): { cert: string; key: string; csr: string } {
@@ -39,15 +42,15 @@ export function planBundle(prefix: string, b: Bundle): PlannedWrite[] {
   return out;
 }
 
-function tempName(path: string): string {
-  return join(dirname(path), `${TEMP_PREFIX}${process.pid}-${randomBytes(4).toString("hex")}-${basename(path)}`);
+function tempName(path: string, suffix = ""): string {
+  return join(dirname(path), `${TEMP_PREFIX}${process.pid}-${randomBytes(4).toString("hex")}-${basename(path)}${suffix}`);
 }
 
 function writeTemp(w: PlannedWrite, fsync: boolean): string {
-  const tmp = tempName(w.path);
+  const tmp = tempName(w.path, w.tempSuffix);
   const fd = openSync(tmp, "wx", w.mode);
   try {
-    writeSync(fd, w.data);
+    writeFileSync(fd, w.data);
     if (fsync) fsyncSync(fd);
   } finally {
     closeSync(fd);
@@ -146,7 +149,7 @@ export function repairKeyMode(path: string): boolean {
 }
 
 async function writeTempAsync(w: PlannedWrite, fsync: boolean): Promise<string> {
-  const tmp = tempName(w.path);
+  const tmp = tempName(w.path, w.tempSuffix);
   const fh = await openAsync(tmp, "wx", w.mode);
   try {
     await fh.writeFile(w.data);
