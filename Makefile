@@ -107,7 +107,7 @@ help:
 #> Day 2 (README "Day 2"):
 #>   make check-expiration  what ends within WARN_DAYS (30); FORMAT=json|prometheus
 #>   make verify          check every certificate, key and the CRL
-#>   make renew           re-issue what ends soon (or NAME=x); NEW_KEY=1 RENEW_HOOK=
+#>   make renew           re-issue what ends soon (or NAME=x); NEW_KEY=1
 #>   make inspect NAME=x  one certificate, readably; FORMAT=json
 #>   make secrets         a Kubernetes Secret per etcd user (root: NAME=root)
 #   make check-expiration [WARN_DAYS=30] [FORMAT=json|prometheus] [METRICS_FILE=x.prom]   make verify   make renew [WARN_DAYS=30] [NAME=x] [NEW_KEY=1] [RENEW_HOOK='cmd']
