@@ -9,7 +9,7 @@ import { UserError } from "../common/errors";
 import { commonName, parseCertPem } from "../x509/certinfo";
 import { loadIssuer, readText } from "../x509/ca-load";
 import { buildCrlDer, crlPem } from "../x509/crl";
-import { commitWrites } from "../tree/output";
+import { caPaths, certPaths, CA_NAME, commitWrites } from "../tree/output";
 import { acquireLock } from "../tree/lock";
 import { sha256 } from "../tree/state";
 import { discoverTargets, nameProblem, TreeOptions } from "../tree/targets";
@@ -69,10 +69,10 @@ export interface RevokeResult {
 function certFileFor(o: TreeOptions, name: string): string {
   const why = nameProblem(name);
   if (why) throw new UserError(`NAME: ${why}`);
-  if (name === "ca") throw new UserError(`NAME: "ca" is the CA itself; a CA is not revoked by its own CRL (make a new one with "make rotate")`);
-  const file = join(o.certsDir, `${name}.pem`);
+  if (name === CA_NAME) throw new UserError(`NAME: "ca" is the CA itself; a CA is not revoked by its own CRL (make a new one with "make rotate")`);
+  const file = certPaths(o.certsDir, name).cert;
   if (existsSync(file)) return file;
-  const known = discoverTargets(o).targets.map((t) => t.name).filter((n) => n !== "ca");
+  const known = discoverTargets(o).targets.map((t) => t.name).filter((n) => n !== CA_NAME);
   if (known.includes(name)) throw new UserError(`${file}: does not exist; there is no certificate of ${JSON.stringify(name)} to revoke`);
   throw new UserError(`NAME: ${JSON.stringify(name)} is not a certificate of this tree; known: ${known.join(", ")}`);
 }
@@ -80,8 +80,7 @@ function certFileFor(o: TreeOptions, name: string): string {
 export async function revoke(o: TreeOptions, name: string | undefined, opts: { now?: () => Date; crypto?: CryptoProvider } = {}): Promise<RevokeResult> {
   const now = (opts.now ?? (() => new Date()))();
   const crypto = opts.crypto ?? getCrypto();
-  const caCert = join(o.certsDir, "ca.pem");
-  const caKey = join(o.certsDir, "ca-key.pem");
+  const { cert: caCert, key: caKey } = caPaths(o.certsDir);
   const certFile = name === undefined ? undefined : certFileFor(o, name);
   if (!existsSync(caCert)) throw new UserError(`${caCert}: does not exist; make the CA first (make)`);
   const lock = await acquireLock(o.certsDir, { onWait: (pid) => process.stderr.write(`revoke: waiting for another tls-setup run (pid ${pid})\n`) });
@@ -111,8 +110,8 @@ export async function revoke(o: TreeOptions, name: string | undefined, opts: { n
       crypto,
     );
     // the index first: a crash in between leaves a CRL that the next `make revoke` brings up to date
-    commitWrites([{ path: files.index, data: JSON.stringify(index, null, 2) + "\n", mode: 0o644 }]);
-    commitWrites([{ path: files.crl, data: crlPem(der), mode: 0o644 }]);
+    await commitWrites([{ path: files.index, data: JSON.stringify(index, null, 2) + "\n", mode: 0o644 }]);
+    await commitWrites([{ path: files.crl, data: crlPem(der), mode: 0o644 }]);
     return { revoked, crlFile: files.crl, count: mine.revoked.length, nextUpdate };
   } finally {
     lock.release();

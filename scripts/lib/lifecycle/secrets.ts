@@ -8,7 +8,7 @@ import { join } from "node:path";
 import { parseCertPem } from "../x509/certinfo";
 import { UserError } from "../common/errors";
 import { CryptoProvider, getCrypto, importKeyPair } from "../x509/keys";
-import { bundlePaths, commitWrites, KEY_MODE } from "../tree/output";
+import { caPaths, certPaths, commitWrites, KEY_MODE } from "../tree/output";
 import { discoverTargets, TreeOptions } from "../tree/targets";
 
 export const SECRETS_DIR = "k8s";
@@ -99,13 +99,13 @@ export async function writeSecrets(o: TreeOptions, opts: SecretsOptions = {}): P
     const p = secretNameProblem(opts.secretName);
     if (p) throw new UserError(p);
   }
-  const caFile = bundlePaths(join(o.certsDir, "ca")).cert;
+  const caFile = caPaths(o.certsDir).cert;
   if (!existsSync(caFile)) throw new UserError(`${caFile}: does not exist; run "make" first`);
   const ca = readFileSync(caFile);
   const crypto = opts.crypto ?? getCrypto();
   const planned: { user: string; name: string; file: string; data: string }[] = [];
   for (const user of selected) {
-    const p = bundlePaths(join(o.certsDir, user));
+    const p = certPaths(o.certsDir, user);
     for (const f of [p.cert, p.key]) if (!existsSync(f)) throw new UserError(`${f}: does not exist; run "make" first`);
     const cert = readFileSync(p.cert);
     const key = readFileSync(p.key);
@@ -121,7 +121,7 @@ export async function writeSecrets(o: TreeOptions, opts: SecretsOptions = {}): P
   const out: WrittenSecret[] = [];
   for (const w of planned) {
     const changed = !existsSync(w.file) || readFileSync(w.file, "utf8") !== w.data;
-    if (changed) commitWrites([{ path: w.file, data: w.data, mode: KEY_MODE }]);
+    if (changed) await commitWrites([{ path: w.file, data: w.data, mode: KEY_MODE }]);
     else chmodSync(w.file, KEY_MODE);
     out.push({ user: w.user, name: w.name, file: w.file, changed });
   }

@@ -11,9 +11,9 @@ import { signedBy } from "../x509/chain";
 import { formatProblem, isUserError } from "../common/errors";
 import { formatIp } from "../config/hosts";
 import { CryptoProvider, getCrypto, importKeyPair } from "../x509/keys";
-import { bundlePaths } from "../tree/output";
+import { caPaths as caPathsIn, certPaths } from "../tree/output";
 import { makePlan, PlanItem } from "../tree/plan";
-import { missingRoleEkus, OID_CLIENT_AUTH, OID_SERVER_AUTH, Profile, ROLE_EKU_WHY } from "../config/profile";
+import { ekuOpensslName, missingRoleEkus, Profile, ROLE_EKU_WHY } from "../config/profile";
 import { CertRequest } from "../config/request";
 import { caFiles, memberConfig, TreeOptions } from "../tree/targets";
 import { children, readNode, TAG } from "../x509/der";
@@ -81,8 +81,7 @@ function checkValidity(file: string, f: CertFacts, now: Date, fix: string, probl
 function checkRole(item: PlanItem, file: string, f: CertFacts, problems: string[]): void {
   const { role, configFile } = item.target;
   const cn = commonName(f.subjectDer);
-  const names: Record<string, string> = { [OID_SERVER_AUTH]: "serverAuth", [OID_CLIENT_AUTH]: "clientAuth" };
-  const missing = role === "ca" ? [] : missingRoleEkus(role, f.extKeyUsages).map((o) => names[o]);
+  const missing = role === "ca" ? [] : missingRoleEkus(role, f.extKeyUsages).map(ekuOpensslName);
   if (missing.length && role !== "ca") {
     problems.push(`${file}: lacks the extended key usage ${missing.join(" and ")}, needed by a ${role} certificate (${ROLE_EKU_WHY[role]}); fix the profile in ca-config.json and run "make"`);
   }
@@ -171,7 +170,7 @@ export async function verifyTree(o: TreeOptions, now: Date = new Date(), crypto:
   const problems = plan.problems.map(formatProblem);
   const warnings = [...plan.warnings];
   const checked: string[] = [];
-  const caPaths = bundlePaths(join(o.certsDir, "ca"));
+  const caPaths = caPathsIn(o.certsDir);
   const ca = await checkPair(caPaths.cert, caPaths.key, problems, crypto);
   if (ca) {
     checked.push("ca");
@@ -183,7 +182,7 @@ export async function verifyTree(o: TreeOptions, now: Date = new Date(), crypto:
   const keyOwners = new Map<string, string>(ca ? [[ca.spki.toString("hex"), caPaths.key]] : []);
   for (const item of plan.items) {
     if (item.target.role === "ca") continue;
-    const p = bundlePaths(join(o.certsDir, item.target.name));
+    const p = certPaths(o.certsDir, item.target.name);
     const f = await checkPair(p.cert, p.key, problems, crypto);
     if (!f) continue;
     checked.push(item.target.name);

@@ -7,10 +7,10 @@ import { Problem } from "../common/errors";
 import { field, fieldKey } from "../config/gojson";
 import { readJsonObjectFile } from "../config/config-files";
 import { CertRequest, parseRequest } from "../config/request";
-import { missingRoleEkus, OID_CLIENT_AUTH, OID_SERVER_AUTH, parseCaConfig, Profile, ROLE_EKU_WHY, selectProfile, SigningConfig } from "../config/profile";
+import { ekuName, missingRoleEkus, parseCaConfig, Profile, ROLE_EKU_WHY, selectProfile, SigningConfig } from "../config/profile";
 import { caFiles, discoverTargets, memberConfig, Role, Target, TreeOptions } from "./targets";
 import { hashValue, Inputs, readAllStamps, sha256, Stamp } from "./state";
-import { bundlePaths } from "./output";
+import { bundlePaths, caPaths as caPathsIn } from "./output";
 import { EtcdAccess, parseUserAccess } from "../config/etcd-access";
 
 export type Action = "make" | "adopt" | "keep";
@@ -97,8 +97,7 @@ function roleProblems(role: Role, profile: Profile, file: string): Problem[] {
   if (role === "ca") return [];
   const missing = missingRoleEkus(role, profile.extKeyUsages);
   if (!missing.length) return [];
-  const names: Record<string, string> = { [OID_SERVER_AUTH]: "server auth", [OID_CLIENT_AUTH]: "client auth" };
-  return [{ file, path: `signing.profiles.${profile.name}.usages`, message: `lacks ${missing.map((m) => `"${names[m]}"`).join(" and ")}, needed by ${role} certificates (${ROLE_EKU_WHY[role]})` }];
+  return [{ file, path: `signing.profiles.${profile.name}.usages`, message: `lacks ${missing.map((m) => `"${ekuName(m)}"`).join(" and ")}, needed by ${role} certificates (${ROLE_EKU_WHY[role]})` }];
 }
 
 interface Loaded {
@@ -201,7 +200,7 @@ export function makePlan(o: TreeOptions, po: PlanOptions = {}): Plan {
   const items: PlanItem[] = [];
   const caTarget = targets[0];
   const caLoaded = load(caTarget);
-  const caPaths = bundlePaths(join(o.certsDir, "ca"));
+  const caPaths = caPathsIn(o.certsDir);
   const caStamp = stamps.get("ca");
   let caItem: PlanItem | undefined;
   let caFingerprint: string | undefined;

@@ -2,11 +2,10 @@
 // was written (file hashes). Content decides staleness, never mtimes.
 
 import { createHash } from "node:crypto";
-import { mkdirSync, readdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
+import { mkdirSync, readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import { rename as renameAsync, writeFile as writeFileAsync } from "node:fs/promises";
 import { Role } from "./targets";
-import { TEMP_PREFIX } from "./output";
+import { commitWrites, CommitOptions, TEMP_PREFIX } from "./output";
 
 export const STATE_DIR = ".tls-setup";
 export const STAMP_VERSION = 1;
@@ -79,19 +78,8 @@ export function readAllStamps(certsDir: string): Map<string, Stamp> {
   return out;
 }
 
-export function writeStamp(certsDir: string, stamp: Stamp): void {
+/** Writes a stamp through the one commit (atomic, flushed unless fsync is false), 0600 in a 0700 directory. */
+export async function writeStamp(certsDir: string, stamp: Stamp, opts: CommitOptions = {}): Promise<void> {
   mkdirSync(stateDir(certsDir), { recursive: true, mode: 0o700 });
-  const p = stampPath(certsDir, stamp.name);
-  const tmp = join(stateDir(certsDir), `${TEMP_PREFIX}${process.pid}-${stamp.name}.json`);
-  writeFileSync(tmp, JSON.stringify(stamp, null, 2) + "\n", { mode: 0o600 });
-  renameSync(tmp, p);
-}
-
-/** writeStamp off the event loop (file creation can wait on the filesystem's journal while builds flush their files). */
-export async function writeStampAsync(certsDir: string, stamp: Stamp): Promise<void> {
-  mkdirSync(stateDir(certsDir), { recursive: true, mode: 0o700 });
-  const p = stampPath(certsDir, stamp.name);
-  const tmp = join(stateDir(certsDir), `${TEMP_PREFIX}${process.pid}-${stamp.name}.json`);
-  await writeFileAsync(tmp, JSON.stringify(stamp, null, 2) + "\n", { mode: 0o600 });
-  await renameAsync(tmp, p);
+  await commitWrites([{ path: stampPath(certsDir, stamp.name), data: JSON.stringify(stamp, null, 2) + "\n", mode: 0o600 }], opts);
 }
