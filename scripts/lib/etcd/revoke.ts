@@ -13,7 +13,7 @@ import { caPaths, certPaths, CA_NAME, commitWrites } from "../tree/output";
 import { acquireLock } from "../tree/lock";
 import { sha256 } from "../tree/state";
 import { discoverTargets, nameProblem, TreeOptions } from "../tree/targets";
-import { CryptoProvider, getCrypto } from "../x509/keys";
+import { defaultDeps, IssueDeps } from "../x509/issue";
 
 /** How long a CRL is valid: consumers that check nextUpdate (not etcd) want a fresh one before then. */
 export const CRL_VALIDITY_MS = 7 * 24 * 3_600_000;
@@ -77,9 +77,9 @@ function certFileFor(o: TreeOptions, name: string): string {
   throw new UserError(`NAME: ${JSON.stringify(name)} is not a certificate of this tree; known: ${known.join(", ")}`);
 }
 
-export async function revoke(o: TreeOptions, name: string | undefined, opts: { now?: () => Date; crypto?: CryptoProvider } = {}): Promise<RevokeResult> {
-  const now = (opts.now ?? (() => new Date()))();
-  const crypto = opts.crypto ?? getCrypto();
+export async function revoke(o: TreeOptions, name: string | undefined, opts: { deps?: IssueDeps } = {}): Promise<RevokeResult> {
+  const deps = opts.deps ?? defaultDeps();
+  const [now, crypto] = [deps.now(), deps.crypto];
   const { cert: caCert, key: caKey } = caPaths(o.certsDir);
   const certFile = name === undefined ? undefined : certFileFor(o, name);
   if (!existsSync(caCert)) throw new UserError(`${caCert}: does not exist; make the CA first (make)`);

@@ -7,7 +7,8 @@ import { chmodSync, existsSync, mkdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { parseCertPem } from "../x509/certinfo";
 import { UserError } from "../common/errors";
-import { CryptoProvider, getCrypto, importKeyPair } from "../x509/keys";
+import { importKeyPair } from "../x509/keys";
+import { defaultDeps, IssueDeps } from "../x509/issue";
 import { caPaths, certPaths, commitWrites, KEY_MODE } from "../tree/output";
 import { discoverTargets, TreeOptions } from "../tree/targets";
 
@@ -73,7 +74,7 @@ export interface SecretsOptions {
   namespace?: string;
   /** the Secret's name; only when one user is selected */
   secretName?: string;
-  crypto?: CryptoProvider;
+  deps?: IssueDeps;
 }
 
 export interface WrittenSecret {
@@ -102,7 +103,7 @@ export async function writeSecrets(o: TreeOptions, opts: SecretsOptions = {}): P
   const caFile = caPaths(o.certsDir).cert;
   if (!existsSync(caFile)) throw new UserError(`${caFile}: does not exist; run "make" first`);
   const ca = readFileSync(caFile);
-  const crypto = opts.crypto ?? getCrypto();
+  const { crypto } = opts.deps ?? defaultDeps();
   const planned: { user: string; name: string; file: string; data: string }[] = [];
   for (const user of selected) {
     const p = certPaths(o.certsDir, user);

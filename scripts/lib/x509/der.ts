@@ -1,6 +1,6 @@
 // A minimal DER writer and reader. We build TBSCertificate, CSR and key structures by hand so that every byte
 // (RDN order, string types, time types, extension order and criticality) matches what Go's crypto/x509 writes for
-// cfssl; @peculiar/x509 is used to read certificates back.
+// cfssl. certinfo reads certificates back with the reader half.
 
 export type Der = Buffer;
 
