@@ -8,7 +8,7 @@ import { defaultDeps, IssueDeps, Issued, Issuer, issueCa, issueLeaf, serialFrom 
 import { importKeyPair, KeyPair } from "../x509/keys";
 import { bundlePaths, CA_NAME, caPaths as caPathsIn, cleanTemps, commitWrites, planBundle, repairKeyMode } from "./output";
 import { fileHashes, makePlan, Plan, PlanItem, PlanOptions } from "./plan";
-import { sha256, Stamp, stateDir, writeStamp } from "./state";
+import { sha256, Stamp, stampWrite, stateDir, writeStamp } from "./state";
 import { TreeOptions } from "./targets";
 import { acquireLock } from "./lock";
 import { parseCertPem } from "../x509/certinfo";
@@ -133,8 +133,8 @@ async function execute(plan: Plan, bo: BuildOptions, t0: number): Promise<BuildR
     const t = Date.now();
     const key = bo.rotate || bo.newKey ? undefined : await reusableKey(caPaths.key, caItem.request.key, deps);
     const issued = await issueCa(caItem.request, uniqueDeps, key);
-    await commitWrites(planBundle(join(o.certsDir, CA_NAME), { cert: issued.certPem, key: key ? undefined : issued.keyPem, csr: issued.csrPem }), { fsync });
-    await writeStamp(o.certsDir, stampFor(caItem, o.certsDir, issued), { fsync });
+    const bundle = planBundle(join(o.certsDir, CA_NAME), { cert: issued.certPem, key: key ? undefined : issued.keyPem, csr: issued.csrPem });
+    await commitWrites([...bundle, stampWrite(o.certsDir, stampFor(caItem, o.certsDir, issued))], { fsync });
     caFingerprint = sha256(issued.certPem);
     result.made.push("ca");
     log(`made ${caPaths.cert} (CA${key ? ", key kept" : ""}): ${caItem.reason} [${Date.now() - t} ms]`);
@@ -189,8 +189,9 @@ async function makeLeaf(item: PlanItem, issuer: Issuer, caFingerprint: string, o
   const paths = bundlePaths(prefix);
   const key = bo.rotate || bo.newKey || !item.stamp ? undefined : await reusableKey(paths.key, item.request.key, deps, item.stamp.files.key);
   const issued = await issueLeaf(item.request, item.profile!, issuer, deps, key);
-  await commitWrites(planBundle(prefix, { cert: issued.certPem, key: key ? undefined : issued.keyPem, csr: issued.csrPem }), { fsync });
-  await writeStamp(o.certsDir, stampFor(item, o.certsDir, issued, { ...item.inputs, ca: caFingerprint }), { fsync });
+  // the stamp last in the same commit: flushed alongside the files, renamed after them
+  const bundle = planBundle(prefix, { cert: issued.certPem, key: key ? undefined : issued.keyPem, csr: issued.csrPem });
+  await commitWrites([...bundle, stampWrite(o.certsDir, stampFor(item, o.certsDir, issued, { ...item.inputs, ca: caFingerprint }))], { fsync });
   const clamp = issued.clampedFrom ? `; cut to the CA's end ${issued.notAfter.toISOString().slice(0, 10)}` : "";
   log(`made ${paths.cert} (${item.target.role}${key ? ", key kept" : ""}): ${item.reason}${clamp} [${Date.now() - t} ms]`);
 }

@@ -143,7 +143,7 @@ async function commitWritesUnchecked(writes: PlannedWrite[], opts: CommitOptions
     if (fsync) await fsyncDir(dirname(oldCert));
   }
   for (let i = 0; i < writes.length; i++) await renameAsync(temps[i], writes[i].path);
-  if (fsync) for (const dir of new Set(writes.map((w) => dirname(w.path)))) await fsyncDir(dir);
+  if (fsync) await Promise.all([...new Set(writes.map((w) => dirname(w.path)))].map(fsyncDir));
 }
 
 export function tryUnlink(path: string): void {

@@ -5,7 +5,7 @@ import { createHash } from "node:crypto";
 import { mkdirSync, readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { Role } from "./targets";
-import { commitWrites, CommitOptions, TEMP_PREFIX } from "./output";
+import { commitWrites, CommitOptions, PlannedWrite, TEMP_PREFIX } from "./output";
 
 export const STATE_DIR = ".tls-setup";
 export const STAMP_VERSION = 1;
@@ -78,8 +78,13 @@ export function readAllStamps(certsDir: string): Map<string, Stamp> {
   return out;
 }
 
-/** Writes a stamp through the one commit (atomic, flushed unless fsync is false), 0600 in a 0700 directory. */
-export async function writeStamp(certsDir: string, stamp: Stamp, opts: CommitOptions = {}): Promise<void> {
+/** A stamp as a planned write (0600, in the 0700 state directory, made here), for the one commit; put it last, after the files it describes. */
+export function stampWrite(certsDir: string, stamp: Stamp): PlannedWrite {
   mkdirSync(stateDir(certsDir), { recursive: true, mode: 0o700 });
-  await commitWrites([{ path: stampPath(certsDir, stamp.name), data: JSON.stringify(stamp, null, 2) + "\n", mode: 0o600 }], opts);
+  return { path: stampPath(certsDir, stamp.name), data: JSON.stringify(stamp, null, 2) + "\n", mode: 0o600 };
+}
+
+/** Writes a stamp alone through the one commit (atomic, flushed unless fsync is false). */
+export async function writeStamp(certsDir: string, stamp: Stamp, opts: CommitOptions = {}): Promise<void> {
+  await commitWrites([stampWrite(certsDir, stamp)], opts);
 }
