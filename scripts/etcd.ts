@@ -10,8 +10,8 @@ runMain("tls-setup etcd", async () => {
   let code = 0;
   await treeOptions(yargs(process.argv.slice(2)))
     .scriptName("tls-setup-etcd")
-    .command("rbac", "write CERTS_DIR/etcd-rbac.sh: etcd users, roles and grants from the configs' \"etcd\" blocks", (y) => y, (a) => {
-      code = rbacCommand(toTree(a));
+    .command("rbac", "write CERTS_DIR/etcd-rbac.sh: etcd users, roles and grants from the configs' \"etcd\" blocks", (y) => y, async (a) => {
+      code = await rbacCommand(toTree(a));
     })
     .command(
       "revoke [name]",

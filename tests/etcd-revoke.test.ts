@@ -8,6 +8,7 @@ import { X509Crl } from "@peculiar/x509";
 import { runMake, sh, snapshot, tempTree } from "./helpers";
 import { parseCertPem } from "../scripts/lib/x509/certinfo";
 import { revoke } from "../scripts/lib/etcd/revoke";
+import { defaultDeps } from "../scripts/lib/x509/issue";
 import { DEFAULT_MEMBERS, DEFAULT_PROXIES } from "../scripts/lib/tree/targets";
 
 const t = tempTree({ examples: ["calicoctl", "calico-node"] });
@@ -128,7 +129,7 @@ test("a re-issued certificate has a new serial; the old one stays revoked", () =
 test("the CRL never outlives the CA", async () => {
   const ca = parseCertPem(readFileSync(c("ca.pem"), "utf8"), "ca.pem");
   const now = new Date(ca.notAfter.getTime() - 24 * 3600_000);
-  const r = await revoke({ configDir: t.config, certsDir: t.certs, members: DEFAULT_MEMBERS, proxies: DEFAULT_PROXIES }, undefined, { now: () => now });
+  const r = await revoke({ configDir: t.config, certsDir: t.certs, members: DEFAULT_MEMBERS, proxies: DEFAULT_PROXIES }, undefined, { deps: { ...defaultDeps(), now: () => now } });
   expect(r.nextUpdate).toEqual(ca.notAfter);
   expect(crl().nextUpdate).toEqual(ca.notAfter);
 });

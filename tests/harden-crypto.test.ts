@@ -2,6 +2,7 @@
 // no SHA-1 anywhere; RSA keys of 2048 bits or more; keys 0600 from the moment they are created, under umask 000
 // too; no leaf outlives its CA; ca/req refuse to print a key to a terminal unless --force.
 import fs, { readdirSync, readFileSync, rmSync, statSync, writeFileSync, fstatSync } from "node:fs";
+import fsp from "node:fs/promises";
 import { spawnSync } from "node:child_process";
 import { join } from "node:path";
 import { DIST, haveTool, mode, ROOT, runScript, sh, tempTree } from "./helpers";
@@ -149,19 +150,19 @@ test("a repeated serial from the random source is never used twice under one CA"
   expect(after).not.toEqual(serials);
 });
 
-test("keys are 0600 from creation, even under umask 000 (the temp file is opened 0600)", () => {
+test("keys are 0600 from creation, even under umask 000 (the temp file is opened 0600)", async () => {
   const t = newTree();
   const old = process.umask(0);
   const opened: string[] = [];
-  const real = fs.openSync;
-  const spy = jest.spyOn(fs, "openSync").mockImplementation(((p: fs.PathLike, flags?: fs.OpenMode, m?: fs.Mode) => {
-    const fd = real(p, flags as fs.OpenMode, m);
-    if (String(p).includes(TEMP_PREFIX)) opened.push(`${String(p).replace(/.*-/, "")} ${(fstatSync(fd).mode & 0o777).toString(8)}`);
-    return fd;
-  }) as typeof fs.openSync);
+  const real = fsp.open;
+  const spy = jest.spyOn(fsp, "open").mockImplementation((async (p: fs.PathLike, flags?: string | number, m?: fs.Mode) => {
+    const fh = await real(p, flags, m);
+    if (String(p).includes(TEMP_PREFIX)) opened.push(`${String(p).replace(/.*-/, "")} ${(fstatSync(fh.fd).mode & 0o777).toString(8)}`);
+    return fh;
+  }) as typeof fsp.open);
   try {
     fs.mkdirSync(t.certs);
-    commitWrites(planBundle(join(t.certs, "x"), { key: "-----BEGIN EC PRIVATE KEY-----\n-----END EC PRIVATE KEY-----\n", cert: "c", csr: "r" }));
+    await commitWrites(planBundle(join(t.certs, "x"), { key: "-----BEGIN EC PRIVATE KEY-----\n-----END EC PRIVATE KEY-----\n", cert: "c", csr: "r" }));
   } finally {
     spy.mockRestore();
     process.umask(old);

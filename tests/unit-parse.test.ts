@@ -109,11 +109,12 @@ describe("Go-style JSON reading", () => {
   ])("%j → %s", (text, message) => {
     const j = parseJsonObject(text, "f.json");
     expect(j.value).toBeUndefined();
-    expect(formatProblem(j.problem!)).toContain(message);
+    expect(j.problems).toHaveLength(1);
+    expect(formatProblem(j.problems[0])).toContain(message);
   });
   test("non-UTF-8 bytes are refused", () => {
     const j = parseJsonObject(Buffer.from([0x7b, 0x22, 0xff, 0x22, 0x3a, 0x31, 0x7d]), "f.json");
-    expect(formatProblem(j.problem!)).toBe("f.json: is not valid UTF-8 text; a JSON object is expected");
+    expect(j.problems.map(formatProblem)).toEqual(["f.json: is not valid UTF-8 text; a JSON object is expected"]);
   });
   test("a UTF-8 byte order mark is tolerated", () => {
     expect(parseJsonObject("\ufeff{\"CN\":\"x\"}", "f.json").value).toEqual({ CN: "x" });

@@ -58,7 +58,7 @@ export async function gencert(o: GencertOptions, log: Log, deps: IssueDeps = def
 export async function bare(prefix: string, input: string, source: string): Promise<string[]> {
   if (input.trim() === "") throw new UserError(`${source}: is empty; expected cfssl's JSON {"cert","csr","key"} (did the command before the pipe fail?)`);
   const j = parseJsonObject(input, source);
-  if (!j.value) throw new UserError(`${j.problem!.file}: ${j.problem!.message}`);
+  if (!j.value) throw UserError.fromProblems(j.problems);
   const b: Bundle = {};
   for (const k of ["cert", "key", "csr"] as const) {
     const v = j.value[k];
@@ -83,6 +83,6 @@ export async function bare(prefix: string, input: string, source: string): Promi
   }
   if (b.csr && !/-----BEGIN (NEW )?CERTIFICATE REQUEST-----/.test(b.csr)) throw new UserError(`${source}: csr: is not a PEM "CERTIFICATE REQUEST"`);
   const writes = planBundle(prefix, b);
-  commitWrites(writes);
+  await commitWrites(writes);
   return writes.map((w) => w.path);
 }

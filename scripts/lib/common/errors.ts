@@ -8,6 +8,15 @@ export interface Problem {
   message: string;
 }
 
+/** The one result shape of reading or parsing: the value, or the problems that kept it from being one. */
+export interface Parsed<T> {
+  value?: T;
+  problems: Problem[];
+}
+
+/** A parse that failed for one reason. */
+export const failed = <T>(problem: Problem): Parsed<T> => ({ problems: [problem] });
+
 export function formatProblem(p: Problem): string {
   return [p.file, p.path, p.message].filter((s) => s !== "").join(": ");
 }

@@ -1,31 +1,25 @@
 // Reading config files from disk into validated values; every problem of a file is reported at once.
 
-import { UserError, Problem } from "../common/errors";
+import { failed, Parsed, UserError } from "../common/errors";
 import { parseJsonObject, JsonObject } from "./gojson";
 import { CertRequest, parseRequest, RequestOptions } from "./request";
 import { parseCaConfig, SigningConfig } from "./profile";
 import { readFileSync } from "node:fs";
+import { readFailure } from "../common/fs-errors";
 
-/** Why a file could not be read, in words: "does not exist", "is a directory", ... */
-export function readFailure(e: unknown): string {
-  const code = (e as NodeJS.ErrnoException).code;
-  return code === "ENOENT" ? "does not exist" : code === "EACCES" ? "is not readable (permission denied)" : code === "EISDIR" ? "is a directory" : `cannot be read (${code})`;
-}
 
-export function readBytes(file: string): { bytes?: Buffer; problem?: Problem } {
+export function readBytes(file: string): Parsed<Buffer> {
   try {
-    return { bytes: readFileSync(file) };
+    return { value: readFileSync(file), problems: [] };
   } catch (e) {
     const why = readFailure(e);
-    return { problem: { file, path: "", message: why === "is a directory" ? "is a directory, not a JSON file" : why } };
+    return failed({ file, path: "", message: why === "is a directory" ? "is a directory, not a JSON file" : why });
   }
 }
 
-export function readJsonObjectFile(file: string): { value?: JsonObject; problems: Problem[] } {
+export function readJsonObjectFile(file: string): Parsed<JsonObject> {
   const r = readBytes(file);
-  if (r.problem) return { problems: [r.problem] };
-  const j = parseJsonObject(r.bytes!, file);
-  return j.problem ? { problems: [j.problem] } : { value: j.value, problems: [] };
+  return r.value ? parseJsonObject(r.value, file) : { problems: r.problems };
 }
 
 export function loadRequest(file: string, opts: RequestOptions = {}): CertRequest {

@@ -2,9 +2,8 @@
 // read and write, and which existing roles it gets. cfssl ignores the block, so the file stays cfssl-compatible.
 // Parsing is pure and returns every problem with its JSON path.
 
-import { Problem, show } from "../common/errors";
+import { Parsed, Problem, show } from "../common/errors";
 import { fieldKey, isObject, joinPath, typeName, field } from "./gojson";
-import { Parsed } from "./request";
 
 export interface EtcdAccess {
   /** key prefixes the user may read and write */

@@ -1,7 +1,7 @@
 // JSON reading with the semantics of Go's encoding/json as cfssl uses it: object keys match case-insensitively,
 // the last duplicate wins, unknown keys are ignored. Parse errors become Problems that name the file and position.
 
-import { Problem } from "../common/errors";
+import { failed, Parsed } from "../common/errors";
 
 export type JsonObject = { [key: string]: unknown };
 
@@ -24,18 +24,18 @@ function lineCol(text: string, pos: number): string {
 }
 
 /** Parses bytes as a JSON object. Returns the object, or a problem describing why it is not one. */
-export function parseJsonObject(bytes: Buffer | string, file: string): { value?: JsonObject; problem?: Problem } {
+export function parseJsonObject(bytes: Buffer | string, file: string): Parsed<JsonObject> {
   let text: string;
   if (typeof bytes === "string") text = bytes;
   else {
     try {
       text = new TextDecoder("utf-8", { fatal: true }).decode(bytes);
     } catch {
-      return { problem: { file, path: "", message: "is not valid UTF-8 text; a JSON object is expected" } };
+      return failed({ file, path: "", message: "is not valid UTF-8 text; a JSON object is expected" });
     }
   }
   if (text.charCodeAt(0) === 0xfeff) text = text.slice(1);
-  if (text.trim() === "") return { problem: { file, path: "", message: "is empty; a JSON object is expected" } };
+  if (text.trim() === "") return failed({ file, path: "", message: "is empty; a JSON object is expected" });
   let value: unknown;
   try {
     value = JSON.parse(text);
@@ -44,14 +44,14 @@ export function parseJsonObject(bytes: Buffer | string, file: string): { value?:
     const m = /position (\d+)/.exec(msg);
     const where = m ? ` at ${lineCol(text, Number(m[1]))}` : "";
     const reason = msg.replace(/ in JSON at position \d+.*$/s, "").replace(/^Unexpected token .*?(, ".*")? is not valid JSON$/s, "unexpected character");
-    return { problem: { file, path: "", message: `is not valid JSON${where}: ${reason}` } };
+    return failed({ file, path: "", message: `is not valid JSON${where}: ${reason}` });
   }
   if (!isObject(value)) {
     const kind = Array.isArray(value) ? "an array" : value === null ? "null" : `a ${typeof value}`;
-    return { problem: { file, path: "", message: `is ${kind}; a JSON object is expected` } };
+    return failed({ file, path: "", message: `is ${kind}; a JSON object is expected` });
   }
-  if (depth(value) > MAX_DEPTH) return { problem: { file, path: "", message: `is nested deeper than ${MAX_DEPTH} levels` } };
-  return { value };
+  if (depth(value) > MAX_DEPTH) return failed({ file, path: "", message: `is nested deeper than ${MAX_DEPTH} levels` });
+  return { value, problems: [] };
 }
 
 /** Looks a field up the way Go does: exact or case-insensitive key match, the last matching key winning. */

@@ -1,10 +1,9 @@
 // ca-config.json (cfssl's config.Config): signing profiles with usages, expiry, backdate and CA constraints.
 // Unlike cfssl, unknown usage strings and unknown profile names are errors instead of being silently ignored.
 
-import { Problem, show } from "../common/errors";
+import { Parsed, Problem, show } from "../common/errors";
 import { field, fieldKey, isObject, joinPath, JsonObject, typeName } from "./gojson";
 import { DURATION_HELP, parseGoDuration } from "./duration";
-import { Parsed } from "./request";
 
 /** KeyUsage bit numbers (RFC 5280 §4.2.1.3). */
 export const KEY_USAGE_BITS: Record<string, number> = {
@@ -21,21 +20,31 @@ export const KEY_USAGE_BITS: Record<string, number> = {
   "decipher only": 8,
 };
 
-export const EXT_KEY_USAGE_OIDS: Record<string, string> = {
-  any: "2.5.29.37.0",
-  "server auth": "1.3.6.1.5.5.7.3.1",
-  "client auth": "1.3.6.1.5.5.7.3.2",
-  "code signing": "1.3.6.1.5.5.7.3.3",
-  "email protection": "1.3.6.1.5.5.7.3.4",
-  "s/mime": "1.3.6.1.5.5.7.3.4",
-  "ipsec end system": "1.3.6.1.5.5.7.3.5",
-  "ipsec tunnel": "1.3.6.1.5.5.7.3.6",
-  "ipsec user": "1.3.6.1.5.5.7.3.7",
-  timestamping: "1.3.6.1.5.5.7.3.8",
-  "ocsp signing": "1.3.6.1.5.5.7.3.9",
-  "microsoft sgc": "1.3.6.1.4.1.311.10.3.3",
-  "netscape sgc": "2.16.840.1.113730.4.1",
-};
+/** The one table of extended key usages: cfssl's usage name (configs, inspect), the OID, OpenSSL's short name (verify). */
+const EKU_TABLE: [cfssl: string, oid: string, openssl: string][] = [
+  ["any", "2.5.29.37.0", "anyExtendedKeyUsage"],
+  ["server auth", "1.3.6.1.5.5.7.3.1", "serverAuth"],
+  ["client auth", "1.3.6.1.5.5.7.3.2", "clientAuth"],
+  ["code signing", "1.3.6.1.5.5.7.3.3", "codeSigning"],
+  ["email protection", "1.3.6.1.5.5.7.3.4", "emailProtection"],
+  ["s/mime", "1.3.6.1.5.5.7.3.4", "emailProtection"],
+  ["ipsec end system", "1.3.6.1.5.5.7.3.5", "ipsecEndSystem"],
+  ["ipsec tunnel", "1.3.6.1.5.5.7.3.6", "ipsecTunnel"],
+  ["ipsec user", "1.3.6.1.5.5.7.3.7", "ipsecUser"],
+  ["timestamping", "1.3.6.1.5.5.7.3.8", "timeStamping"],
+  ["ocsp signing", "1.3.6.1.5.5.7.3.9", "OCSPSigning"],
+  ["microsoft sgc", "1.3.6.1.4.1.311.10.3.3", "msSGC"],
+  ["netscape sgc", "2.16.840.1.113730.4.1", "nsSGC"],
+];
+
+/** cfssl usage name → OID */
+export const EXT_KEY_USAGE_OIDS: Record<string, string> = Object.fromEntries(EKU_TABLE.map(([name, oid]) => [name, oid]));
+
+/** An EKU OID as cfssl names it ("server auth"; the first name when two share the OID), else the OID. */
+export const ekuName = (oid: string): string => EKU_TABLE.find((e) => e[1] === oid)?.[0] ?? oid;
+
+/** An EKU OID as OpenSSL names it ("serverAuth"), else the OID. */
+export const ekuOpensslName = (oid: string): string => EKU_TABLE.find((e) => e[1] === oid)?.[2] ?? oid;
 
 export const OID_SERVER_AUTH = EXT_KEY_USAGE_OIDS["server auth"];
 export const OID_CLIENT_AUTH = EXT_KEY_USAGE_OIDS["client auth"];

@@ -1,7 +1,7 @@
 // The CSR JSON (cfssl's csr.CertificateRequest): parsed and validated purely, returning every problem with its
 // JSON path. Defaults: key {algo: "ecdsa", size: 384} (cfssl: 256), RSA size 2048 when only algo is given.
 
-import { Problem, show } from "../common/errors";
+import { Parsed, Problem, show } from "../common/errors";
 import { field, fieldKey, isObject, joinPath, JsonObject, typeName } from "./gojson";
 import { classifyHost, SanSet } from "./hosts";
 import { parseGoDuration } from "./duration";
@@ -50,11 +50,6 @@ export interface RequestOptions {
   allowCa?: boolean;
   /** A user certificate: the CN is the etcd user name, so it must be present. */
   requireCn?: boolean;
-}
-
-export interface Parsed<T> {
-  value?: T;
-  problems: Problem[];
 }
 
 function stringField(obj: JsonObject, name: string, path: string, file: string, problems: Problem[]): string {

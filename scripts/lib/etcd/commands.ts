@@ -32,13 +32,13 @@ export function etcdUsers(o: TreeOptions): { users: EtcdUser[]; skipped: string[
   return { users, skipped };
 }
 
-export function rbacCommand(o: TreeOptions): number {
+export async function rbacCommand(o: TreeOptions): Promise<number> {
   const { users, skipped } = etcdUsers(o);
   const file = rbacScriptFile(o.certsDir);
   const text = rbacScript(users, { source: join(o.configDir, "req-*.json") });
   const same = existsSync(file) && readFileSync(file, "utf8") === text;
   if (!same) mkdirSync(o.certsDir, { recursive: true });
-  if (!same) commitWrites([{ path: file, data: text, mode: 0o755 }]);
+  if (!same) await commitWrites([{ path: file, data: text, mode: 0o755 }]);
   for (const f of skipped) err(`rbac: ${f} has no "etcd" block: its user is not created in etcd`);
   out(`rbac: ${same ? "unchanged" : "wrote"} ${file} (${users.length} users); run it with the root user's certificate: make rbac-apply ENDPOINTS=https://HOST:2379`);
   return 0;

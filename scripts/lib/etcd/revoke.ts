@@ -10,11 +10,11 @@ import { UserError } from "../common/errors";
 import { commonName, parseCertPem } from "../x509/certinfo";
 import { loadIssuer, readText } from "../x509/ca-load";
 import { buildCrlDer, crlPem } from "../x509/crl";
-import { commitWrites } from "../tree/output";
+import { caPaths, certPaths, CA_NAME, commitWrites } from "../tree/output";
 import { acquireLock } from "../tree/lock";
 import { sha256 } from "../tree/state";
 import { discoverTargets, nameProblem, TreeOptions } from "../tree/targets";
-import { CryptoProvider, getCrypto } from "../x509/keys";
+import { defaultDeps, IssueDeps } from "../x509/issue";
 
 /** How long a CRL is valid: consumers that check nextUpdate (not etcd) want a fresh one before then. */
 export const CRL_VALIDITY_MS = 7 * 24 * 3_600_000;
@@ -73,19 +73,18 @@ export interface RevokeResult {
 function certFileFor(o: TreeOptions, name: string): string {
   const why = nameProblem(name);
   if (why) throw new UserError(`NAME: ${why}`);
-  if (name === "ca") throw new UserError(`NAME: "ca" is the CA itself; a CA is not revoked by its own CRL (make a new one with "make rotate")`);
-  const file = join(o.certsDir, `${name}.pem`);
+  if (name === CA_NAME) throw new UserError(`NAME: "ca" is the CA itself; a CA is not revoked by its own CRL (make a new one with "make rotate")`);
+  const file = certPaths(o.certsDir, name).cert;
   if (existsSync(file)) return file;
-  const known = discoverTargets(o).targets.map((t) => t.name).filter((n) => n !== "ca");
+  const known = discoverTargets(o).targets.map((t) => t.name).filter((n) => n !== CA_NAME);
   if (known.includes(name)) throw new UserError(`${file}: does not exist; there is no certificate of ${JSON.stringify(name)} to revoke`);
   throw new UserError(`NAME: ${JSON.stringify(name)} is not a certificate of this tree; known: ${known.join(", ")}`);
 }
 
-export async function revoke(o: TreeOptions, name: string | undefined, opts: { now?: () => Date; crypto?: CryptoProvider } = {}): Promise<RevokeResult> {
-  const now = (opts.now ?? (() => new Date()))();
-  const crypto = opts.crypto ?? getCrypto();
-  const caCert = join(o.certsDir, "ca.pem");
-  const caKey = join(o.certsDir, "ca-key.pem");
+export async function revoke(o: TreeOptions, name: string | undefined, opts: { deps?: IssueDeps } = {}): Promise<RevokeResult> {
+  const deps = opts.deps ?? defaultDeps();
+  const [now, crypto] = [deps.now(), deps.crypto];
+  const { cert: caCert, key: caKey } = caPaths(o.certsDir);
   const certFile = name === undefined ? undefined : certFileFor(o, name);
   if (!existsSync(caCert)) throw new UserError(`${caCert}: does not exist; make the CA first (make)`);
   const lock = await acquireLock(o.certsDir, { onWait: (pid) => process.stderr.write(`revoke: waiting for another tls-setup run (pid ${pid})\n`) });
@@ -115,9 +114,9 @@ export async function revoke(o: TreeOptions, name: string | undefined, opts: { n
       crypto,
     );
     // the index first: a crash in between leaves a CRL that the next `make revoke` brings up to date
-    commitWrites([{ path: files.index, data: JSON.stringify(index, null, 2) + "\n", mode: 0o644 }]);
+    await commitWrites([{ path: files.index, data: JSON.stringify(index, null, 2) + "\n", mode: 0o644 }]);
     // both forms in one commit: each file is replaced atomically, and a failure writes neither
-    commitWrites([
+    await commitWrites([
       { path: files.crlDer, data: der, mode: 0o644 },
       { path: files.crl, data: crlPem(der), mode: 0o644 },
     ]);

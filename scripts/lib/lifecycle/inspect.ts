@@ -5,7 +5,7 @@
 import { createHash, createPublicKey } from "node:crypto";
 import { CertFacts, subjectAltNames, isoSeconds } from "../x509/certinfo";
 import { children, content, decodeOid, readNode } from "../x509/der";
-import { EXT_KEY_USAGE_OIDS } from "../config/profile";
+import { ekuName } from "../config/profile";
 import { DAY_MS } from "./expiry";
 
 const ATTR_NAMES: Record<string, string> = {
@@ -79,8 +79,6 @@ export function cfsslName(nameDer: Buffer): Record<string, string | string[]> {
 
 export const KEY_USAGE_NAMES = ["digital signature", "content commitment", "key encipherment", "data encipherment", "key agreement", "cert sign", "crl sign", "encipher only", "decipher only"];
 
-const EKU_NAMES: Record<string, string> = {};
-for (const [name, oid] of Object.entries(EXT_KEY_USAGE_OIDS)) EKU_NAMES[oid] ??= name;
 
 const SIG_ALGS: Record<string, string> = {
   "1.2.840.10045.4.3.2": "ECDSAWithSHA256",
@@ -176,7 +174,7 @@ export function describeCert(f: CertFacts, at: { name: string; file: string; rol
     days_left: Math.floor((f.notAfter.getTime() - at.now.getTime()) / DAY_MS),
     is_ca: f.isCa,
     key_usages: (f.keyUsageBits ?? []).map((b) => KEY_USAGE_NAMES[b] ?? `bit ${b}`),
-    ext_key_usages: f.extKeyUsages.map((o) => EKU_NAMES[o] ?? o),
+    ext_key_usages: f.extKeyUsages.map(ekuName),
     key_algorithm: key.algorithm,
     key_size: key.size,
     sigalg: signatureAlgorithm(f),

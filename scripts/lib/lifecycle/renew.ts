@@ -3,12 +3,11 @@
 // are; each private key is kept unless a new one is asked for.
 
 import { isoSeconds } from "../x509/certinfo";
-import { join } from "node:path";
 import { build, BuildResult } from "../tree/build";
 import { listCertFiles, readCertFile } from "../x509/chain";
 import { UserError } from "../common/errors";
 import { daysLeft, expiryStatus } from "./expiry";
-import { bundlePaths } from "../tree/output";
+import { caPaths, certPaths } from "../tree/output";
 import { makePlan } from "../tree/plan";
 import { caFiles, TreeOptions } from "../tree/targets";
 
@@ -44,16 +43,16 @@ export function selectRenewals(o: TreeOptions, opts: RenewOptions): { names: str
   if (!ca || ca.action === "make") throw new UserError(`${caFiles(o).config}: the CA has to be made first (${ca?.reason ?? "no CA"}); "make renew" never makes a CA: run "make"`);
   const leaves = plan.items.filter((i) => i.target.role !== "ca").map((i) => i.target.name);
   const warnings: string[] = [];
-  const caFacts = readCertFile(bundlePaths(join(o.certsDir, "ca")).cert);
+  const caFacts = readCertFile(caPaths(o.certsDir).cert);
   if (caFacts && expiryStatus(caFacts.notAfter, now, opts.warnDays) !== "ok")
-    warnings.push(`${bundlePaths(join(o.certsDir, "ca")).cert}: the CA ends ${isoSeconds(caFacts.notAfter)} (${daysLeft(caFacts.notAfter, now)} days left); renewed certificates cannot outlive it: a new CA needs "make rotate" and restarts`);
+    warnings.push(`${caPaths(o.certsDir).cert}: the CA ends ${isoSeconds(caFacts.notAfter)} (${daysLeft(caFacts.notAfter, now)} days left); renewed certificates cannot outlive it: a new CA needs "make rotate" and restarts`);
   if (opts.name !== undefined) {
     if (opts.name === "ca") throw new UserError(`NAME: "ca" is the CA; "make renew" re-issues leaves only; a new CA is "make rotate" (every certificate is re-issued and everything that trusts the CA restarts)`);
     if (!leaves.includes(opts.name)) throw new UserError(`NAME: ${JSON.stringify(opts.name)} is not a certificate of this tree; known: ${leaves.join(", ")}`);
-    return { names: [opts.name], warnings, notAfter: new Map([[opts.name, readCertFile(bundlePaths(join(o.certsDir, opts.name)).cert)?.notAfter]]) };
+    return { names: [opts.name], warnings, notAfter: new Map([[opts.name, readCertFile(certPaths(o.certsDir, opts.name).cert)?.notAfter]]) };
   }
   // each leaf's certificate is read once: its end decides, and renewTree reports it
-  const notAfter = new Map(leaves.map((n) => [n, readCertFile(bundlePaths(join(o.certsDir, n)).cert)?.notAfter]));
+  const notAfter = new Map(leaves.map((n) => [n, readCertFile(certPaths(o.certsDir, n).cert)?.notAfter]));
   const names = leaves.filter((n) => {
     const end = notAfter.get(n);
     return end !== undefined && expiryStatus(end, now, opts.warnDays) !== "ok";
@@ -71,7 +70,7 @@ export async function renewTree(o: TreeOptions, opts: RenewOptions): Promise<Ren
   const now = opts.now ?? new Date();
   const renewed: Renewed[] = [];
   for (const n of names) {
-    const file = bundlePaths(join(o.certsDir, n)).cert;
+    const file = certPaths(o.certsDir, n).cert;
     const f = readCertFile(file);
     if (!f) continue;
     const old = before.get(n);

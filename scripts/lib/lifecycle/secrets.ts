@@ -8,8 +8,9 @@ import { chmodSync, existsSync, mkdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { parseCertPem } from "../x509/certinfo";
 import { UserError } from "../common/errors";
-import { CryptoProvider, getCrypto, importKeyPair } from "../x509/keys";
-import { bundlePaths, commitWrites, KEY_MODE } from "../tree/output";
+import { importKeyPair } from "../x509/keys";
+import { defaultDeps, IssueDeps } from "../x509/issue";
+import { caPaths, certPaths, commitWrites, KEY_MODE } from "../tree/output";
 import { TreeOptions } from "../tree/targets";
 import { loadUsers } from "../tree/plan";
 import { ROOT_USER } from "../config/etcd-access";
@@ -76,7 +77,7 @@ export interface SecretsOptions {
   namespace?: string;
   /** the Secret's name; only when one user is selected */
   secretName?: string;
-  crypto?: CryptoProvider;
+  deps?: IssueDeps;
 }
 
 /** Why a user's key is etcd's root key, if it is: the CN root, or the root role. */
@@ -127,13 +128,13 @@ export async function writeSecrets(o: TreeOptions, opts: SecretsOptions = {}): P
     if (p) throw new UserError(p);
   }
   if (!selected.length) return { written: [], leftOut };
-  const caFile = bundlePaths(join(o.certsDir, "ca")).cert;
+  const caFile = caPaths(o.certsDir).cert;
   if (!existsSync(caFile)) throw new UserError(`${caFile}: does not exist; run "make" first`);
   const ca = readFileSync(caFile);
-  const crypto = opts.crypto ?? getCrypto();
+  const { crypto } = opts.deps ?? defaultDeps();
   const planned: { user: string; name: string; file: string; data: string }[] = [];
   for (const user of selected) {
-    const p = bundlePaths(join(o.certsDir, user));
+    const p = certPaths(o.certsDir, user);
     for (const f of [p.cert, p.key]) if (!existsSync(f)) throw new UserError(`${f}: does not exist; run "make" first`);
     const cert = readFileSync(p.cert);
     const key = readFileSync(p.key);
@@ -149,7 +150,7 @@ export async function writeSecrets(o: TreeOptions, opts: SecretsOptions = {}): P
   const out: WrittenSecret[] = [];
   for (const w of planned) {
     const changed = !existsSync(w.file) || readFileSync(w.file, "utf8") !== w.data;
-    if (changed) commitWrites([{ path: w.file, data: w.data, mode: KEY_MODE }]);
+    if (changed) await commitWrites([{ path: w.file, data: w.data, mode: KEY_MODE }]);
     else chmodSync(w.file, KEY_MODE);
     out.push({ user: w.user, name: w.name, file: w.file, changed, root: rootWhy.get(w.user) });
   }

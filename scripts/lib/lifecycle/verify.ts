@@ -6,18 +6,20 @@
 
 import { existsSync, readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
-import { CertFacts, commonName, parseCertPem, subjectAltNames, isoSeconds } from "../x509/certinfo";
+import { CertFacts, commonName, parseCertPem, subjectAltNames, isoSeconds, verifySignature } from "../x509/certinfo";
+import { CrlFacts, parseCrlDer } from "../x509/crl";
+import { nameString } from "./inspect";
 import { signedBy } from "../x509/chain";
 import { formatProblem, isUserError } from "../common/errors";
 import { formatIp } from "../config/hosts";
-import { CryptoProvider, getCrypto, importKeyPair } from "../x509/keys";
-import { bundlePaths } from "../tree/output";
+import { CryptoProvider, importKeyPair } from "../x509/keys";
+import { defaultDeps, IssueDeps } from "../x509/issue";
+import { caPaths as caPathsIn, certPaths } from "../tree/output";
 import { fileHashes, makePlan, PlanItem } from "../tree/plan";
 import { Stamp, stateDir } from "../tree/state";
-import { missingRoleEkus, OID_CLIENT_AUTH, OID_SERVER_AUTH, Profile, ROLE_EKU_WHY } from "../config/profile";
+import { ekuOpensslName, missingRoleEkus, Profile, ROLE_EKU_WHY } from "../config/profile";
 import { CertRequest } from "../config/request";
 import { caFiles, memberConfig, TreeOptions } from "../tree/targets";
-import { children, readNode, TAG } from "../x509/der";
 import { parsePemBlocks } from "../x509/pem";
 import { DAY_MS } from "./expiry";
 
@@ -82,8 +84,7 @@ function checkValidity(file: string, f: CertFacts, now: Date, fix: string, probl
 function checkRole(item: PlanItem, file: string, f: CertFacts, problems: string[]): void {
   const { role, configFile } = item.target;
   const cn = commonName(f.subjectDer);
-  const names: Record<string, string> = { [OID_SERVER_AUTH]: "serverAuth", [OID_CLIENT_AUTH]: "clientAuth" };
-  const missing = role === "ca" ? [] : missingRoleEkus(role, f.extKeyUsages).map((o) => names[o]);
+  const missing = role === "ca" ? [] : missingRoleEkus(role, f.extKeyUsages).map(ekuOpensslName);
   if (missing.length && role !== "ca") {
     problems.push(`${file}: lacks the extended key usage ${missing.join(" and ")}, needed by a ${role} certificate (${ROLE_EKU_WHY[role]}); fix the profile in ca-config.json and run "make"`);
   }
@@ -98,16 +99,8 @@ function checkRole(item: PlanItem, file: string, f: CertFacts, problems: string[
   }
 }
 
-/** A CRL's issuer Name DER (tbsCertList: [version,] signature, issuer, ...). */
-function crlIssuerDer(der: Buffer): Buffer {
-  const [tbs] = children(der, readNode(der));
-  const items = children(der, tbs);
-  const i = items[0].tag === TAG.INTEGER ? 2 : 1;
-  return Buffer.from(der.subarray(items[i].start, items[i].end));
-}
-
 /** certs/crl.pem: a PEM (or DER) X.509 CRL, signed by the CA, issued in the past and not past its nextUpdate. */
-export async function checkCrl(file: string, ca: CertFacts, now: Date, crypto: CryptoProvider): Promise<string[]> {
+export async function checkCrl(file: string, ca: CertFacts, now: Date): Promise<string[]> {
   const bytes = readFileSync(file);
   const text = bytes.toString("latin1");
   let der: Buffer = bytes;
@@ -116,18 +109,15 @@ export async function checkCrl(file: string, ca: CertFacts, now: Date, crypto: C
     if (!block) return [`${file}: holds no "X509 CRL" PEM block; expected the CRL etcd reads with --client-crl-file`];
     der = block.der;
   }
-  await import("reflect-metadata");
-  const x509 = await import("@peculiar/x509");
-  let crl: InstanceType<typeof x509.X509Crl>;
+  let crl: CrlFacts;
   try {
-    crl = new x509.X509Crl(new Uint8Array(der));
+    crl = parseCrlDer(der);
   } catch (e) {
     return [`${file}: is not a valid X.509 CRL (${e instanceof Error ? e.message : e})`];
   }
   const problems: string[] = [];
-  const caCert = new x509.X509Certificate(new Uint8Array(ca.der));
-  if (!crlIssuerDer(der).equals(ca.subjectDer)) problems.push(`${file}: is issued by "${crl.issuer}", not by the CA ("${caCert.subject}")`);
-  else if (!(await crl.verify({ publicKey: caCert }, crypto))) problems.push(`${file}: its signature does not verify with the CA's key; re-make the CRL with the current CA`);
+  if (!crl.issuerDer.equals(ca.subjectDer)) problems.push(`${file}: is issued by "${nameString(crl.issuerDer)}", not by the CA ("${nameString(ca.subjectDer)}")`);
+  else if (!verifySignature(crl, ca.spki)) problems.push(`${file}: its signature does not verify with the CA's key; re-make the CRL with the current CA`);
   if (crl.thisUpdate > now) problems.push(`${file}: its thisUpdate ${isoSeconds(crl.thisUpdate)} is in the future; check the clock`);
   if (crl.nextUpdate && crl.nextUpdate < now) problems.push(`${file}: is out of date: its nextUpdate was ${isoSeconds(crl.nextUpdate)}; re-make the CRL`);
   return problems;
@@ -205,12 +195,14 @@ function sharedKeyWarnings(groups: Iterable<KeyHolder[]>, stamps: string): strin
 }
 
 /** Verifies every certificate of a tree. Never throws for what it finds: it returns one line per problem. */
-export async function verifyTree(o: TreeOptions, now: Date = new Date(), crypto: CryptoProvider = getCrypto()): Promise<VerifyResult> {
+export async function verifyTree(o: TreeOptions, opts: { deps?: IssueDeps } = {}): Promise<VerifyResult> {
+  const deps = opts.deps ?? defaultDeps();
+  const [now, crypto] = [deps.now(), deps.crypto];
   const plan = makePlan(o);
   const problems = plan.problems.map(formatProblem);
   const warnings = [...plan.warnings];
   const checked: string[] = [];
-  const caPaths = bundlePaths(join(o.certsDir, "ca"));
+  const caPaths = caPathsIn(o.certsDir);
   const ca = await checkPair(caPaths.cert, caPaths.key, problems, crypto);
   if (ca) {
     checked.push("ca");
@@ -227,7 +219,7 @@ export async function verifyTree(o: TreeOptions, now: Date = new Date(), crypto:
   if (ca) hold(ca.spki, { name: "ca", cert: caPaths.cert, key: caPaths.key, outside: false });
   for (const item of plan.items) {
     if (item.target.role === "ca") continue;
-    const p = bundlePaths(join(o.certsDir, item.target.name));
+    const p = certPaths(o.certsDir, item.target.name);
     const f = await checkPair(p.cert, p.key, problems, crypto);
     if (!f) continue;
     checked.push(item.target.name);
@@ -239,7 +231,7 @@ export async function verifyTree(o: TreeOptions, now: Date = new Date(), crypto:
   warnings.push(...sharedKeyWarnings(holders.values(), stateDir(o.certsDir)));
   const crlFile = join(o.certsDir, "crl.pem");
   if (existsSync(crlFile)) {
-    if (ca) problems.push(...(await checkCrl(crlFile, ca, now, crypto)));
+    if (ca) problems.push(...(await checkCrl(crlFile, ca, now)));
     checked.push("crl");
   }
   warnings.push(...configWarnings(o, plan.items, ca, now));

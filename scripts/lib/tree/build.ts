@@ -6,9 +6,9 @@ import { join } from "node:path";
 import { UserError } from "../common/errors";
 import { defaultDeps, IssueDeps, Issued, Issuer, issueCa, issueLeaf, serialFrom } from "../x509/issue";
 import { importKeyPair, KeyPair } from "../x509/keys";
-import { bundlePaths, cleanTemps, commitWritesAsync, planBundle, repairKeyMode } from "./output";
+import { bundlePaths, CA_NAME, caPaths as caPathsIn, cleanTemps, commitWrites, planBundle, repairKeyMode } from "./output";
 import { makePlan, Orphan, Plan, PlanItem, PlanOptions } from "./plan";
-import { sha256, Stamp, stateDir, writeStamp, writeStampAsync } from "./state";
+import { sha256, Stamp, stampWrite, stateDir, writeStamp } from "./state";
 import { TreeOptions } from "./targets";
 import { acquireLock } from "./lock";
 import { parseCertPem } from "../x509/certinfo";
@@ -126,15 +126,15 @@ async function execute(plan: Plan, bo: BuildOptions, t0: number): Promise<BuildR
       }
     },
   };
-  const caPaths = bundlePaths(join(o.certsDir, "ca"));
+  const caPaths = caPathsIn(o.certsDir);
   let caFingerprint = plan.caFingerprint;
   const caItem = plan.items.find((i) => i.target.role === "ca");
   if (caItem?.action === "make") {
     const t = Date.now();
     const key = bo.rotate || bo.newKey ? undefined : await reusableKey(caPaths.key, caItem.request.key, deps);
     const issued = await issueCa(caItem.request, uniqueDeps, key);
-    await commitWritesAsync(planBundle(join(o.certsDir, "ca"), { cert: issued.certPem, key: key ? undefined : issued.keyPem, csr: issued.csrPem }), { fsync });
-    writeStamp(o.certsDir, stampFor(caItem, issued));
+    const bundle = planBundle(join(o.certsDir, CA_NAME), { cert: issued.certPem, key: key ? undefined : issued.keyPem, csr: issued.csrPem });
+    await commitWrites([...bundle, stampWrite(o.certsDir, stampFor(caItem, issued))], { fsync });
     caFingerprint = sha256(issued.certPem);
     result.made.push("ca");
     log(`made ${caPaths.cert} (CA${key ? ", key kept" : ""}): ${caItem.reason} [${Date.now() - t} ms]`);
@@ -142,7 +142,7 @@ async function execute(plan: Plan, bo: BuildOptions, t0: number): Promise<BuildR
     // the files must form a usable CA before we trust them
     const { loadIssuer } = await import("../x509/ca-load");
     await loadIssuer(caPaths.cert, caPaths.key, deps.now(), deps.crypto);
-    writeStamp(o.certsDir, stampFor(caItem, undefined));
+    await writeStamp(o.certsDir, stampFor(caItem, undefined), { fsync });
     result.adopted.push("ca");
     log(`kept ${caPaths.cert}: ${caItem.reason}`);
   } else if (caItem) result.unchanged.push("ca");
@@ -152,7 +152,7 @@ async function execute(plan: Plan, bo: BuildOptions, t0: number): Promise<BuildR
   result.unchanged.push(...leaves.filter((i) => i.action === "keep").map((i) => i.target.name));
   // certificates made outside tls-setup that satisfy their config (the planner checked them): stamped, not re-issued
   for (const item of leaves.filter((i) => i.action === "adopt")) {
-    await writeStampAsync(o.certsDir, stampFor(item, undefined));
+    await writeStamp(o.certsDir, stampFor(item, undefined), { fsync });
     result.adopted.push(item.target.name);
     log(`kept ${bundlePaths(join(o.certsDir, item.target.name)).cert}: ${item.reason}`);
   }
@@ -195,8 +195,9 @@ async function makeLeaf(item: PlanItem, issuer: Issuer, caFingerprint: string, o
   const paths = bundlePaths(prefix);
   const key = bo.rotate || bo.newKey || !item.stamp ? undefined : await reusableKey(paths.key, item.request.key, deps, item.stamp.files.key);
   const issued = await issueLeaf(item.request, item.profile!, issuer, deps, key);
-  await commitWritesAsync(planBundle(prefix, { cert: issued.certPem, key: key ? undefined : issued.keyPem, csr: issued.csrPem }), { fsync });
-  await writeStampAsync(o.certsDir, stampFor(item, issued, { ...item.inputs, ca: caFingerprint }));
+  // the stamp last in the same commit: flushed alongside the files, renamed after them
+  const bundle = planBundle(prefix, { cert: issued.certPem, key: key ? undefined : issued.keyPem, csr: issued.csrPem });
+  await commitWrites([...bundle, stampWrite(o.certsDir, stampFor(item, issued, { ...item.inputs, ca: caFingerprint }))], { fsync });
   const clamp = issued.clampedFrom ? `; cut to the CA's end ${issued.notAfter.toISOString().slice(0, 10)}` : "";
   log(`made ${paths.cert} (${item.target.role}${key ? ", key kept" : ""}): ${item.reason}${clamp} [${Date.now() - t} ms]`);
 }

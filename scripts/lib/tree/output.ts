@@ -3,10 +3,11 @@
 // the old certificate is removed first, so a crash can leave a cert missing (which the planner remakes) but never a
 // certificate beside a key it does not belong to.
 
-import { chmodSync, closeSync, fsyncSync, openSync, readdirSync, renameSync, statSync, unlinkSync, writeFileSync, existsSync, readFileSync } from "node:fs";
+import { chmodSync, readdirSync, statSync, unlinkSync, existsSync, readFileSync } from "node:fs";
 import { basename, dirname, join } from "node:path";
 import { randomBytes } from "node:crypto";
 import { UserError } from "../common/errors";
+import { writeFailure } from "../common/fs-errors";
 import { open as openAsync, rename as renameAsync, unlink as unlinkAsync } from "node:fs/promises";
 
 export const TEMP_PREFIX = ".tls-setup-tmp-";
@@ -32,6 +33,14 @@ export function bundlePaths(prefix: string): { cert: string; key: string; csr: s
   return { cert: `${prefix}.pem`, key: `${prefix}-key.pem`, csr: `${prefix}.csr` };
 }
 
+/** The files of certificate NAME in a certs directory: NAME.pem, NAME-key.pem, NAME.csr. */
+export const certPaths = (certsDir: string, name: string) => bundlePaths(join(certsDir, name));
+
+export const CA_NAME = "ca";
+
+/** The CA's files: certs/ca.pem, certs/ca-key.pem, certs/ca.csr (the one place the CA's paths are made). */
+export const caPaths = (certsDir: string) => certPaths(certsDir, CA_NAME);
+
 /** The writes for a bundle, in commit order: key first, then the certificate that commits it, then the CSR. */
 export function planBundle(prefix: string, b: Bundle): PlannedWrite[] {
   const p = bundlePaths(prefix);
@@ -44,31 +53,6 @@ export function planBundle(prefix: string, b: Bundle): PlannedWrite[] {
 
 function tempName(path: string, suffix = ""): string {
   return join(dirname(path), `${TEMP_PREFIX}${process.pid}-${randomBytes(4).toString("hex")}-${basename(path)}${suffix}`);
-}
-
-function writeTemp(w: PlannedWrite, fsync: boolean): string {
-  const tmp = tempName(w.path, w.tempSuffix);
-  const fd = openSync(tmp, "wx", w.mode);
-  try {
-    writeFileSync(fd, w.data);
-    if (fsync) fsyncSync(fd);
-  } finally {
-    closeSync(fd);
-  }
-  return tmp;
-}
-
-function fsyncDir(dir: string): void {
-  try {
-    const fd = openSync(dir, "r");
-    try {
-      fsyncSync(fd);
-    } finally {
-      closeSync(fd);
-    }
-  } catch {
-    // some filesystems refuse fsync on directories; the renames are still atomic
-  }
 }
 
 export interface CommitOptions {
@@ -87,53 +71,15 @@ function certToRemoveFirst(writes: PlannedWrite[]): string | undefined {
   return old !== keyWrite.data && existsSync(certPath) ? certPath : undefined;
 }
 
-const FS_REASONS: Record<string, string> = {
-  EISDIR: "a directory is in the way",
-  ENOTDIR: "a file is in the way of its directory",
-  EACCES: "permission denied",
-  EPERM: "operation not permitted",
-  EROFS: "the file system is read-only",
-  ENOSPC: "no space left on the device",
-  EDQUOT: "the disk quota is exceeded",
-  ENOENT: "its directory does not exist",
-};
-
 /** A file-system refusal (a directory in the way, permissions, a full disk) as one line naming the file. */
 function asUserError(e: unknown): unknown {
   const err = e as NodeJS.ErrnoException & { dest?: string };
-  const reason = err?.code ? FS_REASONS[err.code] : undefined;
+  const reason = writeFailure(err);
   if (!reason) return e;
   const file = err.dest ?? err.path ?? "";
   // a temp file could not be made: the directory itself is the problem
   if (file.includes(TEMP_PREFIX)) return new UserError(`${dirname(file)}: cannot write there: ${err.code === "ENOENT" ? "the directory does not exist" : reason}`);
   return new UserError(`${file}: cannot be written: ${reason}`);
-}
-
-/** Performs planned writes atomically (see the file comment for the ordering guarantee). */
-export function commitWrites(writes: PlannedWrite[], opts: CommitOptions = {}): void {
-  try {
-    commitWritesUnchecked(writes, opts);
-  } catch (e) {
-    throw asUserError(e);
-  }
-}
-
-function commitWritesUnchecked(writes: PlannedWrite[], opts: CommitOptions): void {
-  const fsync = opts.fsync ?? true;
-  const temps: string[] = [];
-  try {
-    for (const w of writes) temps.push(writeTemp(w, fsync));
-  } catch (e) {
-    for (const t of temps) tryUnlink(t);
-    throw e;
-  }
-  const oldCert = certToRemoveFirst(writes);
-  if (oldCert) {
-    unlinkSync(oldCert);
-    if (fsync) fsyncDir(dirname(oldCert));
-  }
-  writes.forEach((w, i) => renameSync(temps[i], w.path));
-  if (fsync && writes.length) fsyncDir(dirname(writes[0].path));
 }
 
 /** Takes group and other permissions off a private key file (e.g. after a copy or a chmod); true when it did. */
@@ -148,7 +94,7 @@ export function repairKeyMode(path: string): boolean {
   }
 }
 
-async function writeTempAsync(w: PlannedWrite, fsync: boolean): Promise<string> {
+async function writeTemp(w: PlannedWrite, fsync: boolean): Promise<string> {
   const tmp = tempName(w.path, w.tempSuffix);
   const fh = await openAsync(tmp, "wx", w.mode);
   try {
@@ -160,7 +106,7 @@ async function writeTempAsync(w: PlannedWrite, fsync: boolean): Promise<string> 
   return tmp;
 }
 
-async function fsyncDirAsync(dir: string): Promise<void> {
+async function fsyncDir(dir: string): Promise<void> {
   try {
     const fh = await openAsync(dir, "r");
     try {
@@ -169,24 +115,25 @@ async function fsyncDirAsync(dir: string): Promise<void> {
       await fh.close();
     }
   } catch {
-    // as fsyncDir
+    // some filesystems refuse fsync on directories; the renames are still atomic
   }
 }
 
 /**
- * commitWrites with the same order and guarantee, off the event loop: the temp files are written and flushed in
- * parallel on libuv's thread pool, so many bundles committed at once share the filesystem's journal commits and the
- * signing goes on meanwhile.
+ * The one way files are written (bundles, stamps, the CRL and its index, Secrets, the RBAC script): atomically, in the
+ * order of the file comment, off the event loop. The temp files are written and flushed in parallel on libuv's
+ * thread pool, so many bundles committed at once share the filesystem's journal commits and the signing goes on
+ * meanwhile. File-system refusals become one-line UserErrors naming the file.
  */
-export async function commitWritesAsync(writes: PlannedWrite[], opts: CommitOptions = {}): Promise<void> {
-  await commitWritesAsyncUnchecked(writes, opts).catch((e) => {
+export async function commitWrites(writes: PlannedWrite[], opts: CommitOptions = {}): Promise<void> {
+  await commitWritesUnchecked(writes, opts).catch((e) => {
     throw asUserError(e);
   });
 }
 
-async function commitWritesAsyncUnchecked(writes: PlannedWrite[], opts: CommitOptions): Promise<void> {
+async function commitWritesUnchecked(writes: PlannedWrite[], opts: CommitOptions): Promise<void> {
   const fsync = opts.fsync ?? true;
-  const made = await Promise.allSettled(writes.map((w) => writeTempAsync(w, fsync)));
+  const made = await Promise.allSettled(writes.map((w) => writeTemp(w, fsync)));
   const temps = made.map((r) => (r.status === "fulfilled" ? r.value : ""));
   const failed = made.find((r): r is PromiseRejectedResult => r.status === "rejected");
   if (failed) {
@@ -196,10 +143,10 @@ async function commitWritesAsyncUnchecked(writes: PlannedWrite[], opts: CommitOp
   const oldCert = certToRemoveFirst(writes);
   if (oldCert) {
     await unlinkAsync(oldCert);
-    if (fsync) await fsyncDirAsync(dirname(oldCert));
+    if (fsync) await fsyncDir(dirname(oldCert));
   }
   for (let i = 0; i < writes.length; i++) await renameAsync(temps[i], writes[i].path);
-  if (fsync && writes.length) await fsyncDirAsync(dirname(writes[0].path));
+  if (fsync) await Promise.all([...new Set(writes.map((w) => dirname(w.path)))].map(fsyncDir));
 }
 
 export function tryUnlink(path: string): void {

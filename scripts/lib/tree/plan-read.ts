@@ -2,7 +2,7 @@
 // the files in certs/, the CA's facts, and the facts of files that differ from their stamp). The decisions in
 // plan.ts take this record and read nothing.
 
-import { createPrivateKey, createPublicKey } from "node:crypto";
+import { createPublicKey } from "node:crypto";
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { Problem } from "../common/errors";
@@ -133,7 +133,7 @@ function readCert(file: string): CertFacts | undefined {
 function readKey(file: string): Found["key"] {
   try {
     const k = parsePrivateKeyPem(readFileSync(file, "utf8"), file);
-    const spki = createPublicKey(createPrivateKey({ key: k.pkcs8, format: "der", type: "pkcs8" })).export({ format: "der", type: "spki" });
+    const spki = createPublicKey(k.key).export({ format: "der", type: "spki" });
     return { spki, spec: k.spec };
   } catch {
     return undefined;

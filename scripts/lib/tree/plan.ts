@@ -6,7 +6,7 @@ import { basename, join } from "node:path";
 import { Problem } from "../common/errors";
 import { CertRequest, KeySpec } from "../config/request";
 import { formatIp } from "../config/hosts";
-import { missingRoleEkus, OID_CLIENT_AUTH, OID_SERVER_AUTH, Profile, ROLE_EKU_WHY, selectProfile, SigningConfig } from "../config/profile";
+import { ekuName, ekuOpensslName, missingRoleEkus, Profile, ROLE_EKU_WHY, selectProfile, SigningConfig } from "../config/profile";
 import { CertFacts, subjectAltNames } from "../x509/certinfo";
 import { signedBy } from "../x509/chain";
 import { encodeSubject } from "../x509/subject";
@@ -98,8 +98,7 @@ function roleProblems(role: Role, profile: Profile, file: string): Problem[] {
   if (role === "ca") return [];
   const missing = missingRoleEkus(role, profile.extKeyUsages);
   if (!missing.length) return [];
-  const names: Record<string, string> = { [OID_SERVER_AUTH]: "server auth", [OID_CLIENT_AUTH]: "client auth" };
-  return [{ file, path: `signing.profiles.${profile.name}.usages`, message: `lacks ${missing.map((m) => `"${names[m]}"`).join(" and ")}, needed by ${role} certificates (${ROLE_EKU_WHY[role]})` }];
+  return [{ file, path: `signing.profiles.${profile.name}.usages`, message: `lacks ${missing.map((m) => `"${ekuName(m)}"`).join(" and ")}, needed by ${role} certificates (${ROLE_EKU_WHY[role]})` }];
 }
 
 function pickProfile(cfg: SigningConfig, t: Target, explicit: string | undefined, signingFile: string, problems: Problem[]): Profile | undefined {
@@ -197,8 +196,6 @@ function requestSans(r: CertRequest): string[] {
   return [...r.sans.dns.map((d) => `DNS:${d.toLowerCase()}`), ...r.sans.ips.map((ip) => `IP:${formatIp(ip)}`), ...r.sans.emails.map((e) => `email:${e}`), ...r.sans.uris.map((u) => `URI:${u}`)];
 }
 
-const EKU_NAMES: Record<string, string> = { [OID_SERVER_AUTH]: "serverAuth", [OID_CLIENT_AUTH]: "clientAuth" };
-
 /**
  * Why a certificate found in certs/ (made outside tls-setup) cannot be adopted, or undefined when it can: it must come
  * with its key and CSR, be signed by the CA and within its validity, carry the config's subject and exactly its SANs,
@@ -220,7 +217,7 @@ export function adoptionRefusal(l: LeafFacts, c: LeafContext): string | undefine
   if ([...want].sort().join("\n") !== [...have].sort().join("\n")) return `its SANs (${have.join(", ") || "none"}) are not the hosts of ${l.target.configFile} (${want.join(", ") || "none"})`;
   if (l.target.role !== "ca") {
     const missing = missingRoleEkus(l.target.role, f.cert.extKeyUsages);
-    if (missing.length) return `it lacks the extended key usage ${missing.map((m) => EKU_NAMES[m]).join(" and ")}, needed by a ${l.target.role} certificate`;
+    if (missing.length) return `it lacks the extended key usage ${missing.map((m) => ekuOpensslName(m)).join(" and ")}, needed by a ${l.target.role} certificate`;
   }
   if (f.key.spec.algo !== l.request.key.algo || f.key.spec.size !== l.request.key.size) return `its key is ${specText(f.key.spec)}, ${l.target.configFile} asks for ${specText(l.request.key)}`;
   if (!f.key.spki.equals(f.cert.spki)) return `${p.key} does not belong to ${p.cert}`;

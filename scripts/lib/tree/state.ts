@@ -2,11 +2,10 @@
 // was written (file hashes). Content decides staleness, never mtimes.
 
 import { createHash } from "node:crypto";
-import { mkdirSync, readdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
+import { mkdirSync, readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import { rename as renameAsync, writeFile as writeFileAsync } from "node:fs/promises";
 import { Role } from "./targets";
-import { TEMP_PREFIX } from "./output";
+import { commitWrites, CommitOptions, PlannedWrite, TEMP_PREFIX } from "./output";
 
 export const STATE_DIR = ".tls-setup";
 export const STAMP_VERSION = 1;
@@ -79,19 +78,13 @@ export function readAllStamps(certsDir: string): Map<string, Stamp> {
   return out;
 }
 
-export function writeStamp(certsDir: string, stamp: Stamp): void {
+/** A stamp as a planned write (0600, in the 0700 state directory, made here), for the one commit; put it last, after the files it describes. */
+export function stampWrite(certsDir: string, stamp: Stamp): PlannedWrite {
   mkdirSync(stateDir(certsDir), { recursive: true, mode: 0o700 });
-  const p = stampPath(certsDir, stamp.name);
-  const tmp = join(stateDir(certsDir), `${TEMP_PREFIX}${process.pid}-${stamp.name}.json`);
-  writeFileSync(tmp, JSON.stringify(stamp, null, 2) + "\n", { mode: 0o600 });
-  renameSync(tmp, p);
+  return { path: stampPath(certsDir, stamp.name), data: JSON.stringify(stamp, null, 2) + "\n", mode: 0o600 };
 }
 
-/** writeStamp off the event loop (file creation can wait on the filesystem's journal while builds flush their files). */
-export async function writeStampAsync(certsDir: string, stamp: Stamp): Promise<void> {
-  mkdirSync(stateDir(certsDir), { recursive: true, mode: 0o700 });
-  const p = stampPath(certsDir, stamp.name);
-  const tmp = join(stateDir(certsDir), `${TEMP_PREFIX}${process.pid}-${stamp.name}.json`);
-  await writeFileAsync(tmp, JSON.stringify(stamp, null, 2) + "\n", { mode: 0o600 });
-  await renameAsync(tmp, p);
+/** Writes a stamp alone through the one commit (atomic, flushed unless fsync is false). */
+export async function writeStamp(certsDir: string, stamp: Stamp, opts: CommitOptions = {}): Promise<void> {
+  await commitWrites([stampWrite(certsDir, stamp)], opts);
 }

@@ -4,6 +4,7 @@
 import { readdirSync } from "node:fs";
 import { join } from "node:path";
 import { Problem } from "../common/errors";
+import { errnoCode, readFailure } from "../common/fs-errors";
 
 export type Role = "ca" | "member" | "proxy" | "user";
 
@@ -56,7 +57,7 @@ export function discoverTargets(o: TreeOptions): { targets: Target[]; problems: 
   try {
     files = readdirSync(o.configDir).sort();
   } catch (e) {
-    problems.push({ file: o.configDir, path: "", message: (e as NodeJS.ErrnoException).code === "ENOENT" ? "does not exist; expected the config directory" : `cannot be read (${(e as NodeJS.ErrnoException).code})` });
+    problems.push({ file: o.configDir, path: "", message: errnoCode(e) === "ENOENT" ? `${readFailure(e)}; expected the config directory` : readFailure(e) });
   }
   for (const f of files) {
     const m = /^req-(.*)\.json$/s.exec(f);

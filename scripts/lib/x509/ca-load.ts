@@ -3,7 +3,7 @@
 
 import { readFileSync } from "node:fs";
 import { UserError } from "../common/errors";
-import { readFailure } from "../config/config-files";
+import { readFailure } from "../common/fs-errors";
 import { CertFacts, parseCertPem } from "./certinfo";
 import { CryptoProvider, getCrypto, importKeyPair } from "./keys";
 import { Issuer } from "./issue";

@@ -1,16 +1,24 @@
-// Reading the few certificate facts issuing and planning need, straight from DER (fast, no x509 stack):
-// subject bytes, public key, validity, serial, basic constraints, key usage, SANs.
+// The one certificate reader: the facts issuing, planning, verifying and reporting need, straight from DER (fast, no
+// x509 stack): subject bytes, public key, validity, serial, basic constraints, key usage, SANs, and the signed part
+// with its signature. Signatures (of certificates and CRLs) are checked by OpenSSL through node:crypto's verify.
 
+import { createPublicKey, KeyObject, verify as verifyBytes } from "node:crypto";
 import { children, content, decodeOid, readNode, raw, TAG } from "./der";
 import { parsePemBlocks } from "./pem";
 import { UserError } from "../common/errors";
 import { formatIp } from "../config/hosts";
 
-export interface CertFacts {
+/** Signed DER (a certificate or a CRL): the to-be-signed bytes, the signature algorithm's OID and the signature. */
+export interface Signed {
+  tbsDer: Buffer;
+  /** the OID of the issuer's signature algorithm */
+  signatureOid: string;
+  signature: Buffer;
+}
+
+export interface CertFacts extends Signed {
   der: Buffer;
   serialHex: string;
-  /** the OID of the CA's signature algorithm over this certificate */
-  signatureOid: string;
   subjectDer: Buffer;
   issuerDer: Buffer;
   spki: Buffer;
@@ -24,7 +32,7 @@ export interface CertFacts {
   extensions: Map<string, { critical: boolean; value: Buffer }>;
 }
 
-function parseTime(buf: Buffer, tag: number): Date {
+export function parseTime(buf: Buffer, tag: number): Date {
   const s = buf.toString("ascii");
   const m = tag === TAG.UTC_TIME ? /^(\d\d)(\d\d)(\d\d)(\d\d)(\d\d)(\d\d)?Z$/.exec(s) : /^(\d{4})(\d\d)(\d\d)(\d\d)(\d\d)(\d\d)?(?:\.\d+)?Z$/.exec(s);
   if (!m) throw new Error(`bad time ${s}`);
@@ -36,7 +44,7 @@ function parseTime(buf: Buffer, tag: number): Date {
 export function parseCertDer(der: Buffer): CertFacts {
   const top = readNode(der);
   if (top.tag !== TAG.SEQUENCE || top.end !== der.length) throw new Error("not a DER certificate");
-  const [tbsNode, sigAlg] = children(der, top);
+  const [tbsNode, sigAlg, sigBits] = children(der, top);
   const tbs = children(der, tbsNode);
   const off = tbs[0].tag === 0xa0 ? 1 : 0;
   const serial = content(der, tbs[off]);
@@ -76,7 +84,9 @@ export function parseCertDer(der: Buffer): CertFacts {
   return {
     der,
     serialHex: Buffer.from(serial).toString("hex").replace(/^00(?=[89a-f])/, ""),
+    tbsDer: Buffer.from(raw(der, tbsNode)),
     signatureOid: decodeOid(content(der, children(der, sigAlg)[0])),
+    signature: Buffer.from(content(der, sigBits).subarray(1)),
     subjectDer: Buffer.from(raw(der, subject)),
     issuerDer: Buffer.from(raw(der, issuer)),
     spki: Buffer.from(raw(der, spki)),
@@ -134,4 +144,35 @@ export function subjectAltNames(facts: CertFacts): string[] {
     }
   }
   return out;
+}
+
+/** The hash of each signature algorithm we check (null: the algorithm hashes itself, as Ed25519). */
+const SIGNATURE_HASHES: Record<string, string | null> = {
+  "1.2.840.113549.1.1.4": "md5",
+  "1.2.840.113549.1.1.5": "sha1",
+  "1.2.840.113549.1.1.14": "sha224",
+  "1.2.840.113549.1.1.11": "sha256",
+  "1.2.840.113549.1.1.12": "sha384",
+  "1.2.840.113549.1.1.13": "sha512",
+  "1.2.840.10045.4.1": "sha1",
+  "1.2.840.10045.4.3.1": "sha224",
+  "1.2.840.10045.4.3.2": "sha256",
+  "1.2.840.10045.4.3.3": "sha384",
+  "1.2.840.10045.4.3.4": "sha512",
+  "1.3.101.112": null,
+};
+
+const publicKeys = new WeakMap<Buffer, KeyObject>();
+
+/** Whether `signed` carries a valid signature by the key `spki` (SubjectPublicKeyInfo DER); false for algorithms we do not know. */
+export function verifySignature(signed: Signed, spki: Buffer): boolean {
+  const hash = SIGNATURE_HASHES[signed.signatureOid];
+  if (hash === undefined) return false;
+  try {
+    let key = publicKeys.get(spki);
+    if (!key) publicKeys.set(spki, (key = createPublicKey({ key: spki, format: "der", type: "spki" })));
+    return verifyBytes(hash, signed.tbsDer, key, signed.signature);
+  } catch {
+    return false;
+  }
 }

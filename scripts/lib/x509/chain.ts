@@ -1,11 +1,10 @@
 // The certificates found in a certs directory and which CA each one chains to: the issuer name must equal a CA's
 // subject and the signature must verify with that CA's public key (OpenSSL, through node:crypto, is the judge).
+// Certificates are read by certinfo's reader, as everywhere.
 
-import { X509Certificate } from "node:crypto";
 import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import { CertFacts, parseCertDer } from "./certinfo";
-import { parsePemBlocks } from "./pem";
+import { CertFacts, parseCertPem, verifySignature } from "./certinfo";
 
 export interface CertFile {
   /** file name without ".pem" (the certificate's name in the tree) */
@@ -22,10 +21,8 @@ export function readCertFile(file: string): CertFacts | undefined {
   } catch {
     return undefined;
   }
-  const block = parsePemBlocks(text).find((b) => b.label === "CERTIFICATE");
-  if (!block) return undefined;
   try {
-    return parseCertDer(block.der);
+    return parseCertPem(text, file);
   } catch {
     return undefined;
   }
@@ -49,21 +46,9 @@ export function listCertFiles(certsDir: string): CertFile[] {
   return out;
 }
 
-const x509Cache = new WeakMap<Buffer, X509Certificate>();
-function x509(facts: CertFacts): X509Certificate {
-  let c = x509Cache.get(facts.der);
-  if (!c) x509Cache.set(facts.der, (c = new X509Certificate(facts.der)));
-  return c;
-}
-
 /** Whether `cert` names `ca` as its issuer and carries a signature made with the CA's key. */
 export function signedBy(cert: CertFacts, ca: CertFacts): boolean {
-  if (!cert.issuerDer.equals(ca.subjectDer)) return false;
-  try {
-    return x509(cert).verify(x509(ca).publicKey);
-  } catch {
-    return false;
-  }
+  return cert.issuerDer.equals(ca.subjectDer) && verifySignature(cert, ca.spki);
 }
 
 

@@ -1,7 +1,8 @@
 // Building an X.509 v2 CRL (RFC 5280 §5) signed by the CA: issuer, thisUpdate/nextUpdate, the revoked serials,
 // and the AuthorityKeyIdentifier and CRLNumber extensions. The clock and crypto come from the caller.
 
-import { bitString, explicit, implicit, integer, integerFromBytes, octetString, oid, seq, time, Der } from "./der";
+import { bitString, children, content, decodeOid, explicit, implicit, integer, integerFromBytes, octetString, oid, raw, readNode, seq, time, Der, TAG } from "./der";
+import { parseTime, Signed } from "./certinfo";
 import { CryptoProvider, getCrypto, signatureAlgorithm, signDer } from "./keys";
 import { Issuer } from "./issue";
 import { toPem } from "./pem";
@@ -38,3 +39,30 @@ export async function buildCrlDer(issuer: Issuer, p: CrlParams, crypto: CryptoPr
 }
 
 export const crlPem = (der: Der): string => toPem("X509 CRL", der);
+
+export interface CrlFacts extends Signed {
+  issuerDer: Buffer;
+  thisUpdate: Date;
+  nextUpdate?: Date;
+}
+
+/** Reads a CRL's DER with the certificate reader's primitives: CertificateList → tbsCertList ([version,] signature, issuer, thisUpdate, [nextUpdate], ...). */
+export function parseCrlDer(der: Buffer): CrlFacts {
+  const top = readNode(der);
+  if (top.tag !== TAG.SEQUENCE || top.end !== der.length) throw new Error("not a DER CRL");
+  const [tbsNode, sigAlg, sigBits] = children(der, top);
+  if (!tbsNode || !sigAlg || !sigBits || sigBits.tag !== TAG.BIT_STRING) throw new Error("not a DER CRL");
+  const items = children(der, tbsNode);
+  const i = items[0].tag === TAG.INTEGER ? 2 : 1;
+  const [issuer, thisUpdate, next] = items.slice(i, i + 3);
+  const isTime = (n: typeof next | undefined) => n !== undefined && (n.tag === TAG.UTC_TIME || n.tag === TAG.GENERALIZED_TIME);
+  if (!issuer || !isTime(thisUpdate)) throw new Error("not a DER CRL");
+  return {
+    tbsDer: Buffer.from(raw(der, tbsNode)),
+    signatureOid: decodeOid(content(der, children(der, sigAlg)[0])),
+    signature: Buffer.from(content(der, sigBits).subarray(1)),
+    issuerDer: Buffer.from(raw(der, issuer)),
+    thisUpdate: parseTime(content(der, thisUpdate), thisUpdate.tag),
+    nextUpdate: isTime(next) ? parseTime(content(der, next), next.tag) : undefined,
+  };
+}

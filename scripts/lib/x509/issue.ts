@@ -15,6 +15,10 @@ import { toPem } from "./pem";
 export const DEFAULT_BACKDATE_MS = 5 * 60_000;
 export const DEFAULT_CA_EXPIRY_MS = 43800 * 3_600_000;
 
+/**
+ * The one deps object (clock, serial randomness, crypto provider), passed the same way, as `deps` in the options, to
+ * build, verify, revoke and secrets, and to the issuing functions; tests swap in a fixed clock or a repeating serial.
+ */
 export interface IssueDeps {
   now: () => Date;
   /** 20 random bytes; the top bit is cleared by the caller */

@@ -1,9 +1,11 @@
-// Keys through WebCrypto. Node's native WebCrypto is the default provider; @peculiar/webcrypto plugs in behind the
-// same interface (TLS_SETUP_CRYPTO=peculiar). Private keys are written as cfssl does: SEC1 "EC PRIVATE KEY" or
-// PKCS#1 "RSA PRIVATE KEY"; PKCS#1, SEC1 and PKCS#8 are read.
+// Keys: generated and used for signing through WebCrypto (Node's native WebCrypto by default; @peculiar/webcrypto
+// plugs in behind the same interface with TLS_SETUP_CRYPTO=peculiar). Converted through node:crypto's KeyObject
+// (OpenSSL): private keys are written as cfssl does, SEC1 "EC PRIVATE KEY" or PKCS#1 "RSA PRIVATE KEY"; PKCS#1, SEC1
+// and PKCS#8 are read; sizes and curves come from asymmetricKeyDetails.
 
-import { bitString, children, content, decodeOid, explicit, integer, integerFromBytes, nullValue, octetString, oid, readNode, seq, TAG, Der } from "./der";
-import { parsePemBlocks, toPem } from "./pem";
+import { createPrivateKey, createPublicKey, KeyObject } from "node:crypto";
+import { children, content, integerFromBytes, nullValue, oid, readNode, seq, Der } from "./der";
+import { parsePemBlocks } from "./pem";
 import { KeySpec } from "../config/request";
 import { UserError } from "../common/errors";
 
@@ -37,9 +39,6 @@ export const OID = {
   sha384WithRSA: "1.2.840.113549.1.1.12",
   sha512WithRSA: "1.2.840.113549.1.1.13",
 };
-
-const CURVE_OIDS: Record<number, string> = { 256: "1.2.840.10045.3.1.7", 384: "1.3.132.0.34", 521: "1.3.132.0.35" };
-const CURVE_BY_OID: Record<string, number> = Object.fromEntries(Object.entries(CURVE_OIDS).map(([k, v]) => [v, Number(k)]));
 
 /** The hash Go's crypto/x509 picks for a signing key (cfssl's signer.DefaultSigAlgo). */
 export function hashFor(spec: KeySpec): "SHA-256" | "SHA-384" | "SHA-512" {
@@ -75,25 +74,12 @@ export async function generateKeyPair(spec: KeySpec, crypto: CryptoProvider = ge
   const kp = (await crypto.subtle.generateKey(params, true, ["sign", "verify"])) as CryptoKeyPair;
   const spki = Buffer.from(await crypto.subtle.exportKey("spki", kp.publicKey));
   const pkcs8 = Buffer.from(await crypto.subtle.exportKey("pkcs8", kp.privateKey));
-  return { spec, privateKey: kp.privateKey, spki, pem: privateKeyPem(spec, pkcs8, spki) };
+  return { spec, privateKey: kp.privateKey, spki, pem: privateKeyPem(spec, pkcs8) };
 }
 
-/** SEC1 / PKCS#1 PEM from PKCS#8 DER. */
-function privateKeyPem(spec: KeySpec, pkcs8: Buffer, spki: Buffer): string {
-  const inner = pkcs8Inner(pkcs8);
-  if (spec.algo === "rsa") return toPem("RSA PRIVATE KEY", inner);
-  // Rebuild ECPrivateKey with the curve and public key, as Go's MarshalECPrivateKey does.
-  const ec = readNode(inner);
-  const [, d] = children(inner, ec);
-  const point = subjectPublicKeyBits(spki);
-  const sec1 = seq(integer(1), octetString(Buffer.from(content(inner, d))), explicit(0, oid(CURVE_OIDS[spec.size])), explicit(1, bitString(point)));
-  return toPem("EC PRIVATE KEY", sec1);
-}
-
-function pkcs8Inner(pkcs8: Buffer): Buffer {
-  const top = readNode(pkcs8);
-  const [, , pk] = children(pkcs8, top);
-  return Buffer.from(content(pkcs8, pk));
+/** The private key as cfssl writes it: SEC1 "EC PRIVATE KEY" (named curve and public key, as Go's MarshalECPrivateKey) or PKCS#1 "RSA PRIVATE KEY", converted by OpenSSL through a KeyObject. */
+export function privateKeyPem(spec: KeySpec, pkcs8: Buffer): string {
+  return createPrivateKey({ key: pkcs8, format: "der", type: "pkcs8" }).export({ type: spec.algo === "rsa" ? "pkcs1" : "sec1", format: "pem" }) as string;
 }
 
 /** The subjectPublicKey BIT STRING contents (without the unused-bits byte). */
@@ -108,68 +94,47 @@ export async function keyIdentifier(spki: Buffer, crypto: CryptoProvider = getCr
   return Buffer.from(await crypto.subtle.digest("SHA-1", bytes(subjectPublicKeyBits(spki))));
 }
 
-function specFromPkcs8(pkcs8: Buffer): { spec: KeySpec; pkcs8: Buffer } {
-  const top = readNode(pkcs8);
-  const [, alg] = children(pkcs8, top);
-  const [algOid, params] = children(pkcs8, alg);
-  const a = decodeOid(content(pkcs8, algOid));
-  if (a === OID.rsaEncryption) {
-    const inner = pkcs8Inner(pkcs8);
-    const [, n] = children(inner, readNode(inner));
-    const nb = content(inner, n);
-    let bits = nb.length * 8;
-    for (let i = 0; i < nb.length && nb[i] === 0; i++) bits -= 8;
-    const first = nb.find((x) => x !== 0) ?? 0;
-    bits -= Math.clz32(first) - 24;
-    return { spec: { algo: "rsa", size: bits }, pkcs8 };
-  }
-  if (a === OID.ecPublicKey && params && params.tag === TAG.OID) {
-    const size = CURVE_BY_OID[decodeOid(content(pkcs8, params))];
-    if (size) return { spec: { algo: "ecdsa", size }, pkcs8 };
-  }
-  throw new Error(`unsupported private key algorithm ${a}`);
+/** Our names of OpenSSL's curves (KeyObject.asymmetricKeyDetails.namedCurve). */
+const CURVE_SIZES: Record<string, number> = { prime256v1: 256, secp384r1: 384, secp521r1: 521 };
+
+const PEM_TYPES: Record<string, "pkcs1" | "sec1" | "pkcs8"> = { "RSA PRIVATE KEY": "pkcs1", "EC PRIVATE KEY": "sec1", "PRIVATE KEY": "pkcs8" };
+
+/** The key spec (algorithm and size) of a private key, or why it is not one we sign with. */
+function specOf(key: KeyObject): KeySpec {
+  const d = key.asymmetricKeyDetails ?? {};
+  if (key.asymmetricKeyType === "rsa" && d.modulusLength) return { algo: "rsa", size: d.modulusLength };
+  if (key.asymmetricKeyType === "ec" && d.namedCurve && CURVE_SIZES[d.namedCurve]) return { algo: "ecdsa", size: CURVE_SIZES[d.namedCurve] };
+  throw new Error(`unsupported private key algorithm ${key.asymmetricKeyType}${d.namedCurve ? ` (${d.namedCurve})` : ""}`);
 }
 
-/** Parses the first private key PEM block (PKCS#1, SEC1 or PKCS#8) into PKCS#8 DER and a key spec. */
-export function parsePrivateKeyPem(text: string, file: string): { spec: KeySpec; pkcs8: Buffer } {
+/** Reads the first private key PEM block (PKCS#1, SEC1 or PKCS#8) as a KeyObject, with its key spec. */
+export function parsePrivateKeyPem(text: string, file: string): { spec: KeySpec; key: KeyObject } {
   const block = parsePemBlocks(text).find((b) => /PRIVATE KEY$/.test(b.label));
   if (!block) {
     const what = /ENCRYPTED/.test(text) || /Proc-Type: 4,ENCRYPTED/.test(text) ? "an encrypted private key (keys must be unencrypted)" : "no PEM private key";
     throw new UserError(`${file}: contains ${what}; expected "EC PRIVATE KEY", "RSA PRIVATE KEY" or "PRIVATE KEY"`);
   }
+  const type = PEM_TYPES[block.label];
+  if (!type) throw new UserError(`${file}: unsupported key type "${block.label}"; expected "EC PRIVATE KEY", "RSA PRIVATE KEY" or "PRIVATE KEY"`);
   try {
-    if (block.label === "RSA PRIVATE KEY") {
-      return specFromPkcs8(seq(integer(0), seq(oid(OID.rsaEncryption), nullValue()), octetString(block.der)));
-    }
-    if (block.label === "EC PRIVATE KEY") {
-      const ec = readNode(block.der);
-      const parts = children(block.der, ec);
-      const params = parts.find((p) => p.tag === 0xa0);
-      if (!params) throw new Error("SEC1 key without curve");
-      const curve = readNode(block.der, params.contentStart);
-      return specFromPkcs8(seq(integer(0), seq(oid(OID.ecPublicKey), Buffer.from(block.der.subarray(curve.start, curve.end))), octetString(block.der)));
-    }
-    if (block.label === "PRIVATE KEY") return specFromPkcs8(block.der);
+    const key = createPrivateKey({ key: block.der, format: "der", type });
+    return { spec: specOf(key), key };
   } catch (e) {
     throw new UserError(`${file}: the ${block.label} block is not a usable key (${e instanceof Error ? e.message : e}); expected an ECDSA P-256/384/521 or RSA key`);
   }
-  throw new UserError(`${file}: unsupported key type "${block.label}"; expected "EC PRIVATE KEY", "RSA PRIVATE KEY" or "PRIVATE KEY"`);
 }
 
 /** Imports a private key PEM for signing, deriving its public key. */
 export async function importKeyPair(text: string, file: string, crypto: CryptoProvider = getCrypto()): Promise<KeyPair> {
-  const { spec, pkcs8 } = parsePrivateKeyPem(text, file);
-  const params = algorithmParams(spec);
+  const { spec, key } = parsePrivateKeyPem(text, file);
+  const pkcs8 = key.export({ type: "pkcs8", format: "der" });
   let privateKey: CryptoKey;
   try {
-    privateKey = await crypto.subtle.importKey("pkcs8", bytes(pkcs8), params, true, ["sign"]);
+    privateKey = await crypto.subtle.importKey("pkcs8", bytes(pkcs8), algorithmParams(spec), true, ["sign"]);
   } catch (e) {
     throw new UserError(`${file}: the private key could not be loaded (${e instanceof Error ? e.message : e})`);
   }
-  const jwk = await crypto.subtle.exportKey("jwk", privateKey);
-  const pubJwk: JsonWebKey = spec.algo === "ecdsa" ? { kty: "EC", crv: jwk.crv, x: jwk.x, y: jwk.y } : { kty: "RSA", n: jwk.n, e: jwk.e };
-  const publicKey = await crypto.subtle.importKey("jwk", pubJwk, params, true, ["verify"]);
-  const spki = Buffer.from(await crypto.subtle.exportKey("spki", publicKey));
+  const spki = createPublicKey(key).export({ type: "spki", format: "der" });
   return { spec, privateKey, spki, pem: text };
 }
 
