@@ -25,9 +25,9 @@ runMain("tls-setup", async () => {
           .option("warn-days", { type: "string", describe: "days of warning (default 30)" })
           .option("format", { type: "string", describe: "text, json or prometheus (node_exporter's textfile format)" })
           .option("metrics-file", { type: "string", describe: "write the prometheus format to this file, atomically (e.g. a *.prom in node_exporter's textfile directory)" }),
-      (a) => {
+      async (a) => {
         const metricsFile = a["metrics-file"] === "" ? undefined : a["metrics-file"];
-        code = checkExpirationCommand(toTree(a), { warnDays: parseWarnDays(a["warn-days"]), format: parseExpiryFormat(a.format, metricsFile), metricsFile });
+        code = await checkExpirationCommand(toTree(a), { warnDays: parseWarnDays(a["warn-days"]), format: parseExpiryFormat(a.format, metricsFile), metricsFile });
       },
     )
     .command("verify", "check every certificate, key and the CRL against the CA and the configs; exit 1 on any problem", (y) => y, async (a) => {

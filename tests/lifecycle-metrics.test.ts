@@ -1,6 +1,7 @@
 // make check-expiration FORMAT=prometheus (and METRICS_FILE): node_exporter's textfile format, judged by promtool
 // (Debian's prometheus package) and read back against openssl's notAfter and serial of each certificate.
 import fs from "node:fs";
+import fsp from "node:fs/promises";
 import { spawnSync } from "node:child_process";
 import { join } from "node:path";
 import { haveTool, mode, sh, snapshot } from "./helpers";
@@ -137,23 +138,23 @@ p("FORMAT=prometheus", () => {
   });
 });
 
-test("the metrics file's temp file is in the same directory and does not end in .prom (node_exporter reads *.prom)", () => {
+test("the metrics file's temp file is in the same directory and does not end in .prom (node_exporter reads *.prom)", async () => {
   const dir = fs.mkdtempSync(join(t.dir, "atomic-"));
   const file = join(dir, "x.prom");
   const opened: string[] = [];
   const renamed: string[] = [];
-  const realOpen = fs.openSync;
-  const realRename = fs.renameSync;
-  const o = jest.spyOn(fs, "openSync").mockImplementation(((path: fs.PathLike, flags?: fs.OpenMode, m?: fs.Mode) => {
+  const realOpen = fsp.open;
+  const realRename = fsp.rename;
+  const o = jest.spyOn(fsp, "open").mockImplementation(((path: fs.PathLike, flags?: string | number, m?: fs.Mode) => {
     opened.push(String(path));
-    return realOpen(path, flags as fs.OpenMode, m);
-  }) as typeof fs.openSync);
-  const rn = jest.spyOn(fs, "renameSync").mockImplementation(((a: fs.PathLike, b: fs.PathLike) => {
+    return realOpen(path, flags, m);
+  }) as typeof fsp.open);
+  const rn = jest.spyOn(fsp, "rename").mockImplementation(((a: fs.PathLike, b: fs.PathLike) => {
     renamed.push(`${String(a)} -> ${String(b)}`);
     return realRename(a, b);
-  }) as typeof fs.renameSync);
+  }) as typeof fsp.rename);
   try {
-    writeMetricsFile(file, "x 1\n");
+    await writeMetricsFile(file, "x 1\n");
   } finally {
     o.mockRestore();
     rn.mockRestore();

@@ -64,7 +64,7 @@ async function outside(t: { config: string; certs: string }, name: string, o: { 
   const { issuer } = await loadIssuer(join(caDir, "ca.pem"), join(caDir, "ca-key.pem"), new Date());
   const key = o.keyOf ? await importKeyPair(readFileSync(join(t.certs, `${o.keyOf}-key.pem`), "utf8"), "k") : undefined;
   const issued = await issueLeaf(r, profile, issuer, undefined, key);
-  commitWrites(planBundle(join(t.certs, name), { cert: issued.certPem, key: issued.keyPem, csr: issued.csrPem }), { fsync: false });
+  await commitWrites(planBundle(join(t.certs, name), { cert: issued.certPem, key: issued.keyPem, csr: issued.csrPem }), { fsync: false });
 }
 
 /** node:crypto's judgement: signed by the tree's CA, and the key belongs to the certificate. */

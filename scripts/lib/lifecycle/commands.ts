@@ -40,10 +40,10 @@ function parseFormatFor(v: unknown, accepted: string): Format {
   throw new UserError(`FORMAT: ${JSON.stringify(String(v))} is not an output format; accepted: ${accepted}`);
 }
 
-export function checkExpirationCommand(o: TreeOptions, opts: { warnDays: number; format: ExpiryFormat; metricsFile?: string }): number {
+export async function checkExpirationCommand(o: TreeOptions, opts: { warnDays: number; format: ExpiryFormat; metricsFile?: string }): Promise<number> {
   const r = expiryReport(o.certsDir, new Date(), opts.warnDays);
   if (opts.format === "prometheus" && opts.metricsFile) {
-    writeMetricsFile(opts.metricsFile, formatPrometheus(r));
+    await writeMetricsFile(opts.metricsFile, formatPrometheus(r));
     out(`check-expiration: wrote the metrics of ${r.certificates.length} certificates to ${opts.metricsFile}`);
   } else if (opts.format === "prometheus") process.stdout.write(formatPrometheus(r));
   else if (opts.format === "json") out(JSON.stringify(r, null, 2));

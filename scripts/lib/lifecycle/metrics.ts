@@ -39,9 +39,9 @@ export function formatPrometheus(r: ExpiryReport): string {
 }
 
 /** Writes the metrics to FILE atomically; its directory must exist (the collector's directory is not made here). */
-export function writeMetricsFile(file: string, text: string): void {
+export async function writeMetricsFile(file: string, text: string): Promise<void> {
   if (file === "" || file.endsWith("/")) throw new UserError(`METRICS_FILE: ${JSON.stringify(file)} is not a file name; expected e.g. /var/lib/node_exporter/textfile/tls-setup.prom`);
   const dir = dirname(file);
   if (!existsSync(dir) || !statSync(dir).isDirectory()) throw new UserError(`METRICS_FILE: ${file}: its directory ${dir} does not exist; create it (node_exporter's --collector.textfile.directory)`);
-  commitWrites([{ path: file, data: text, mode: 0o644, tempSuffix: ".tmp" }]);
+  await commitWrites([{ path: file, data: text, mode: 0o644, tempSuffix: ".tmp" }]);
 }
