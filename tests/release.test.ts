@@ -202,6 +202,13 @@ run("make release, used offline", () => {
     expect(r.status).toBe(0);
     expect(opensslVerify(certs("etcd1.pem")).status).toBe(0);
   });
+
+  test("rotate in a release: a new CA, every leaf re-issued under it", () => {
+    const oldCa = new X509Certificate(readFileSync(certs("ca.pem"))).fingerprint256;
+    expect(make(["rotate"]).status).toBe(0);
+    expect(new X509Certificate(readFileSync(certs("ca.pem"))).fingerprint256).not.toBe(oldCa);
+    for (const n of ["etcd1", "proxy1", "root"]) expect(opensslVerify(certs(`${n}.pem`)).status).toBe(0);
+  });
 });
 
 test("make release refuses a RELEASE_DIR that does not exist, in one line, writing nothing", () => {
