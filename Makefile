@@ -76,13 +76,21 @@ clean:
 	rm -rf $(call q,$(CERTS_DIR))
 
 #>   make distclean       clean, plus dist/ and node_modules/
+# (in a release, dist/ stays: it cannot be rebuilt there)
 distclean: clean
-	rm -rf dist node_modules
+	rm -rf $(if $(RELEASED),node_modules,dist node_modules)
 
 #>   make deps            install the npm dependencies (npm ci)
-deps: $(DEPS)
+deps: source-checkout $(DEPS)
 #>   make build           build the scripts in dist/
 build: $(BUILT)
+
+# A release (make release; README "Offline CA host") ships dist/ built and self-contained, marked by dist/.release,
+# without sources: there nothing is installed or built, and what needs the sources says so in one line.
+RELEASED := $(wildcard dist/.release)
+.PHONY: release source-checkout
+ifeq ($(RELEASED),)
+source-checkout: ;
 
 $(DEPS): package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
@@ -92,10 +100,25 @@ $(BUILT): $(DEPS) $(SOURCES)
 	$(NODE) build.mjs
 	@touch $@
 
+# tls-setup-VERSION.tar.gz in RELEASE_DIR: the Makefile, CONFIG_DIR's configs (as config/), README, dist/ bundled
+# with every package it loads. Needs node_modules (esbuild) here; the tarball needs only Node >= 20 and make.
+RELEASE_DIR ?= .
+#>   make release         tls-setup-VERSION.tar.gz for an offline CA host (RELEASE_DIR)
+release: $(DEPS)
+	@$(NODE) release.mjs --out-dir $(call q,$(RELEASE_DIR)) --config-dir $(call q,$(CONFIG_DIR))
+else
+release: source-checkout
+source-checkout:
+	@echo "make $(or $(filter test bench deps release,$(MAKECMDGOALS)),$@): needs the source checkout; $(shell cat dist/.release) is a release holding only what make and the runtime targets need" >&2; exit 1
+
+$(BUILT):
+	@echo "$(BUILT) is missing: this release is incomplete; unpack $(shell cat dist/.release).tar.gz again" >&2; exit 1
+endif
+
 #>   make test            type check and every test
 #>   make help            this list
 # The tests need cfssl, openssl and etcd; tests/tools.sh installs what is missing (apt-get as root).
-test: $(BUILT)
+test: source-checkout $(BUILT)
 	bash tests/tools.sh
 	npx tsc --noEmit -p .
 	npx jest --ci
@@ -151,7 +174,7 @@ watch: $(BUILT)
 	$(NODE) dist/watch.js $(TREE)
 
 # Ours against a hack/tls-setup-shaped Makefile with real cfssl (bench/Makefile.cfssl); writes bench/results.md.
-bench: $(BUILT)
+bench: source-checkout $(BUILT)
 	$(NODE) dist/bench.js
 
 # etcd: RBAC users and roles from the configs, and revocation (README "etcd RBAC in five commands").
