@@ -103,7 +103,7 @@ $(BUILT): $(DEPS) $(SOURCES)
 # tls-setup-VERSION.tar.gz in RELEASE_DIR: the Makefile, CONFIG_DIR's configs (as config/), README, dist/ bundled
 # with every package it loads. Needs node_modules (esbuild) here; the tarball needs only Node >= 20 and make.
 RELEASE_DIR ?= .
-#>   make release         tls-setup-VERSION.tar.gz for an offline CA host (RELEASE_DIR)
+#>   make release         a tarball for an offline CA host (RELEASE_DIR=.)
 release: $(DEPS)
 	@$(NODE) release.mjs --out-dir $(call q,$(RELEASE_DIR)) --config-dir $(call q,$(CONFIG_DIR))
 else
