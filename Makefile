@@ -30,7 +30,7 @@ define when_stale
 $(if $(DRYRUN),$(if $(strip $(call stale,$(2))),$(1)),$(1))
 endef
 
-.PHONY: all ca req rotate plan prune clean distclean build deps test help FORCE
+.PHONY: all ca req rotate rotate-intermediate plan prune clean distclean build deps test help FORCE
 .DEFAULT_GOAL := all
 
 # `make help` prints the lines starting with "#> " below, one per target (tests/core-help.test.ts checks that every
@@ -60,6 +60,13 @@ $(CERTS_DIR)/%.pem $(CERTS_DIR)/%.csr: $(BUILT) FORCE
 rotate: $(BUILT)
 	@echo "rotate: making a NEW CA; every certificate is re-issued and everything that trusted the old CA must be updated"
 	$(TLS) build --rotate $(TREE)
+
+#>   make rotate-intermediate  new intermediate CA; every leaf re-issued
+# Intermediate mode (config/intermediate-csr.json): a new intermediate key and certificate from the root, every leaf
+# re-issued with its key kept; the trust file (certs/ca.pem) stays. The CRL is re-signed when there is one.
+rotate-intermediate: $(BUILT)
+	$(TLS) build --rotate-intermediate $(TREE)
+	@if [ -f $(call q,$(CERTS_DIR)/crl.pem) ]; then $(NODE) dist/etcd.js crl $(TREE); fi
 
 #>   make plan            what make would make, and why; changes nothing
 # What `make` would do, and why.

@@ -18,12 +18,13 @@ runMain("tls-setup", async () => {
           .positional("names", { type: "string", array: true, describe: "only these certificates (e.g. etcd1 calico-node)" })
           .option("ca-only", { type: "boolean", describe: "the CA only" })
           .option("rotate", { type: "boolean", describe: "re-make everything with new keys, the CA included" })
+          .option("rotate-intermediate", { type: "boolean", describe: "a new intermediate CA (new key, signed by the root), then every leaf re-issued (keys kept)" })
           .option("new-key", { type: "boolean", describe: "new keys for what is re-made (default: keys are kept)" })
           .option("file", { type: "string", describe: "only the certificate this output file belongs to (certs/NAME.pem, -key.pem, .csr)" }),
       async (a) => {
         const tree = toTree(a);
         const only = a.file ? [nameForFile(tree, a.file)] : a.names?.length ? a.names.map(String) : undefined;
-        code = await buildCommand(tree, { only, caOnly: a["ca-only"] || only?.[0] === "ca", rotate: a.rotate, newKey: a["new-key"] });
+        code = await buildCommand(tree, { only, caOnly: a["ca-only"] || only?.[0] === "ca", rotate: a.rotate, rotateIntermediate: a["rotate-intermediate"], newKey: a["new-key"] });
       },
     )
     .command(

@@ -6,7 +6,7 @@ import { parseJsonObject, typeName } from "../config/gojson";
 import { loadCaConfig, loadRequest } from "../config/config-files";
 import { BUILTIN_CONFIG, selectProfile } from "../config/profile";
 import { defaultDeps, IssueDeps, Issued, issueCa, issueLeaf } from "../x509/issue";
-import { loadIssuer } from "../x509/ca-load";
+import { loadCa } from "../tree/signing-ca";
 import { Bundle, bundlePaths, commitWrites, planBundle } from "../tree/output";
 import { existsSync, readFileSync } from "node:fs";
 import { parseCertPem } from "../x509/certinfo";
@@ -43,7 +43,8 @@ export async function gencert(o: GencertOptions, log: Log, deps: IssueDeps = def
   const prof = selectProfile(cfg, o.profile, o.config ?? "(built-in config)");
   if (!prof.value) throw UserError.fromProblems(prof.problems);
   const req = loadRequest(o.csrFile);
-  const { issuer } = await loadIssuer(o.ca, o.caKey, deps.now(), deps.crypto);
+  // the one CA loader (a PKCS#11 key reference plugs in there)
+  const { issuer } = await loadCa({ name: "ca", cert: o.ca, key: { kind: "file", path: o.caKey } }, deps);
   log("[INFO] generate received request");
   log(`[INFO] received CSR`);
   if (req.hosts.length === 0) log(`[WARNING] ${o.csrFile} has no "hosts": the certificate has no subject alternative names and is not usable as a server certificate`);

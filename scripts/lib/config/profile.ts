@@ -259,3 +259,39 @@ export function selectProfile(cfg: SigningConfig, name: string | undefined, file
   const known = ["default", ...Object.keys(cfg.profiles)].map((n) => `"${n}"`).join(", ");
   return { problems: [{ file, path: "signing.profiles", message: `has no profile ${JSON.stringify(name)}; available: ${known}` }] };
 }
+
+/** The profile name the intermediate CA is signed with, when ca-config.json has it. */
+export const INTERMEDIATE_PROFILE = "intermediate";
+
+/**
+ * The built-in profile of the intermediate CA, when ca-config.json has no "intermediate" profile: cfssl's usages
+ * "cert sign" and "crl sign" (key usage, critical), no extended key usage, CA:TRUE with path length 0, 3 years
+ * (26280h; cut to the root's end, like every certificate).
+ */
+export const BUILTIN_INTERMEDIATE: Profile = {
+  name: INTERMEDIATE_PROFILE,
+  usages: ["cert sign", "crl sign"],
+  keyUsageBits: [5, 6],
+  extKeyUsages: [],
+  expiryMs: 26280 * 3_600_000,
+  caConstraint: { isCa: true, maxPathLen: 0, maxPathLenZero: true },
+  issuerUrls: [],
+};
+
+/**
+ * The intermediate's profile: "intermediate" of ca-config.json, or the built-in one. A configured profile must make
+ * a CA ("ca_constraint": {"is_ca": true}) that may sign certificates and CRLs, and an EKU, if it gives one, must
+ * include both server auth and client auth: Go checks the leaves' usages against every CA in the chain.
+ */
+export function intermediateProfile(cfg: SigningConfig, file: string): Parsed<Profile> {
+  const p = Object.hasOwn(cfg.profiles, INTERMEDIATE_PROFILE) ? cfg.profiles[INTERMEDIATE_PROFILE] : undefined;
+  if (!p) return { value: BUILTIN_INTERMEDIATE, problems: [] };
+  const path = `signing.profiles.${INTERMEDIATE_PROFILE}`;
+  const problems: Problem[] = [];
+  if (!p.caConstraint?.isCa) problems.push({ file, path: `${path}.ca_constraint`, message: 'is not {"is_ca": true}; the intermediate is a CA: give "ca_constraint": {"is_ca": true, "max_path_len": 0, "max_path_len_zero": true}' });
+  const lacks = [5, 6].filter((b) => !p.keyUsageBits.includes(b)).map((b) => (b === 5 ? '"cert sign"' : '"crl sign"'));
+  if (lacks.length) problems.push({ file, path: `${path}.usages`, message: `lacks ${lacks.join(" and ")}; the intermediate signs the leaves and the CRL` });
+  const eku = missingRoleEkus("member", p.extKeyUsages);
+  if (eku.length) problems.push({ file, path: `${path}.usages`, message: `has extended key usages without ${eku.map((o) => `"${ekuName(o)}"`).join(" and ")}; Go refuses leaves below an intermediate whose EKU lacks theirs (give both "server auth" and "client auth", or no extended key usage)` });
+  return problems.length ? { problems } : { value: p, problems };
+}

@@ -1,19 +1,21 @@
 // Revocation without a full PKI: `make revoke NAME=x` records certs/x.pem's serial in an index beside the CA
-// (certs/ca-revoked.json) and re-writes certs/crl.pem and certs/crl.der, a CRL signed by the CA. The index is keyed by the CA (its
-// subject and public key), so the serials stay revoked while that CA lives, across re-issued certificates, and a
-// new CA (make rotate) starts an empty list. etcd reads the CRL with --client-crl-file / --peer-crl-file: the same
+// (certs/ca-revoked.json) and re-writes certs/crl.pem and certs/crl.der, a CRL signed by the signing CA (the root, or
+// in intermediate mode the intermediate that issued the leaves). The index is keyed by the CA (its subject and public
+// key), so the serials stay revoked while that CA lives, across re-issued certificates; a new root (make rotate)
+// starts an empty list, a new intermediate of the same root keeps listing its predecessors' revocations. etcd reads the CRL with --client-crl-file / --peer-crl-file: the same
 // CRL is written as certs/crl.pem (PEM) and certs/crl.der (DER, the only form etcd 3.6 reads).
 
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { UserError } from "../common/errors";
 import { commonName, parseCertPem } from "../x509/certinfo";
-import { loadIssuer, readText } from "../x509/ca-load";
+import { readText } from "../x509/ca-load";
+import { findSigningCa, loadSigningCa, readOneCert } from "../tree/signing-ca";
 import { buildCrlDer, crlPem } from "../x509/crl";
-import { caPaths, certPaths, CA_NAME, commitWrites } from "../tree/output";
+import { certPaths, CA_NAME, commitWrites } from "../tree/output";
 import { acquireLock } from "../tree/lock";
 import { sha256 } from "../tree/state";
-import { discoverTargets, nameProblem, TreeOptions } from "../tree/targets";
+import { discoverTargets, INTERMEDIATE_NAME, isCaRole, nameProblem, TreeOptions } from "../tree/targets";
 import { defaultDeps, IssueDeps } from "../x509/issue";
 
 /** How long a CRL is valid: consumers that check nextUpdate (not etcd) want a fresh one before then. */
@@ -33,6 +35,8 @@ export interface CaRevocations {
   ca: string;
   crlNumber: number;
   revoked: RevokedRecord[];
+  /** for an intermediate: the caKeyId of its root (the intermediates of one root share their revocations) */
+  root?: string;
 }
 
 export interface RevocationIndex {
@@ -74,27 +78,50 @@ function certFileFor(o: TreeOptions, name: string): string {
   const why = nameProblem(name);
   if (why) throw new UserError(`NAME: ${why}`);
   if (name === CA_NAME) throw new UserError(`NAME: "ca" is the CA itself; a CA is not revoked by its own CRL (make a new one with "make rotate")`);
+  if (name === INTERMEDIATE_NAME && findSigningCa(o).parent) throw new UserError(`NAME: "intermediate" is the intermediate CA that signs the CRL; replace it with "make rotate-intermediate" (the root key is needed; every leaf is re-issued)`);
   const file = certPaths(o.certsDir, name).cert;
   if (existsSync(file)) return file;
-  const known = discoverTargets(o).targets.map((t) => t.name).filter((n) => n !== CA_NAME);
+  const known = discoverTargets(o).targets.filter((t) => !isCaRole(t.role)).map((t) => t.name);
   if (known.includes(name)) throw new UserError(`${file}: does not exist; there is no certificate of ${JSON.stringify(name)} to revoke`);
   throw new UserError(`NAME: ${JSON.stringify(name)} is not a certificate of this tree; known: ${known.join(", ")}`);
+}
+
+const rootKeyId = (file: string): string => {
+  const r = readOneCert(file, "the root CA certificate");
+  return caKeyId(r.subjectDer, r.spki);
+};
+
+/**
+ * The serials the CRL lists: the signing CA's own revocations and, for an intermediate, those of every earlier
+ * intermediate of the same root. Their certificates still chain to the trusted root until they end, and etcd compares
+ * serial numbers only, so replacing the intermediate must not un-revoke them (serials are 159 random bits: no clash).
+ */
+function crlEntries(index: RevocationIndex, id: string, rootId: string | undefined): { serialHex: string; revokedAt: Date }[] {
+  const own = index.cas[id].revoked;
+  const earlier = rootId === undefined ? [] : Object.entries(index.cas).filter(([k, v]) => k !== id && v.root === rootId).flatMap(([, v]) => v.revoked);
+  const seen = new Set<string>();
+  return [...own, ...earlier]
+    .filter((r) => !seen.has(r.serial) && seen.add(r.serial))
+    .map((r) => ({ serialHex: r.serial, revokedAt: new Date(r.revokedAt) }));
 }
 
 export async function revoke(o: TreeOptions, name: string | undefined, opts: { deps?: IssueDeps } = {}): Promise<RevokeResult> {
   const deps = opts.deps ?? defaultDeps();
   const [now, crypto] = [deps.now(), deps.crypto];
-  const { cert: caCert, key: caKey } = caPaths(o.certsDir);
+  // the CRL is signed by the CA that signs the leaves: the root, or the intermediate
+  const signer = findSigningCa(o);
+  const caCert = signer.cert;
   const certFile = name === undefined ? undefined : certFileFor(o, name);
   if (!existsSync(caCert)) throw new UserError(`${caCert}: does not exist; make the CA first (make)`);
   const lock = await acquireLock(o.certsDir, { onWait: (pid) => process.stderr.write(`revoke: waiting for another tls-setup run (pid ${pid})\n`) });
   try {
-    const { issuer, facts: ca } = await loadIssuer(caCert, caKey, now, crypto);
+    const { issuer, facts: ca } = await loadSigningCa(signer, { now: () => now, crypto });
     if (ca.keyUsageBits && !ca.keyUsageBits.includes(6)) throw new UserError(`${caCert}: its key usage does not allow signing CRLs (no cRLSign)`);
     const files = revocationFiles(o.certsDir);
     const index = readIndex(files.index);
     const id = caKeyId(ca.subjectDer, ca.spki);
-    const mine: CaRevocations = index.cas[id] ?? { ca: commonName(ca.subjectDer), crlNumber: 0, revoked: [] };
+    const rootId = signer.parent ? rootKeyId(signer.parent.cert) : undefined;
+    const mine: CaRevocations = index.cas[id] ?? { ca: commonName(ca.subjectDer), crlNumber: 0, revoked: [], root: rootId };
     let revoked: RevokeResult["revoked"];
     if (certFile !== undefined && name !== undefined) {
       const cert = parseCertPem(readText(certFile, "a certificate (PEM)"), certFile);
@@ -108,9 +135,10 @@ export async function revoke(o: TreeOptions, name: string | undefined, opts: { d
     mine.crlNumber += 1;
     index.cas[id] = mine;
     const nextUpdate = new Date(Math.min(now.getTime() + CRL_VALIDITY_MS, ca.notAfter.getTime()));
+    const entries = crlEntries(index, id, rootId);
     const der = await buildCrlDer(
       issuer,
-      { thisUpdate: now, nextUpdate, number: mine.crlNumber, entries: mine.revoked.map((r) => ({ serialHex: r.serial, revokedAt: new Date(r.revokedAt) })) },
+      { thisUpdate: now, nextUpdate, number: mine.crlNumber, entries },
       crypto,
     );
     // the index first: a crash in between leaves a CRL that the next `make revoke` brings up to date
@@ -120,7 +148,7 @@ export async function revoke(o: TreeOptions, name: string | undefined, opts: { d
       { path: files.crlDer, data: der, mode: 0o644 },
       { path: files.crl, data: crlPem(der), mode: 0o644 },
     ]);
-    return { revoked, crlFile: files.crl, crlDerFile: files.crlDer, count: mine.revoked.length, nextUpdate };
+    return { revoked, crlFile: files.crl, crlDerFile: files.crlDer, count: entries.length, nextUpdate };
   } finally {
     lock.release();
   }

@@ -1,7 +1,9 @@
 // The day-2 commands behind `make check-expiration`, `verify`, `renew`, `inspect` and `secrets`: they print and
 // return exit codes (1 when something needs attention).
 
-import { existsSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
+import { parseCertDer } from "../x509/certinfo";
+import { certBlocks } from "../tree/signing-ca";
 import { spawnSync } from "node:child_process";
 import { dirname, join, resolve } from "node:path";
 import { UserError } from "../common/errors";
@@ -9,7 +11,7 @@ import { expiryFailures, expiryReport, formatExpiryTable } from "./expiry";
 import { formatPrometheus, writeMetricsFile } from "./metrics";
 import { verifyTree } from "./verify";
 import { renewTree } from "./renew";
-import { describeCert, formatDescription } from "./inspect";
+import { describeCert, formatDescription, nameString } from "./inspect";
 import { findIssuer, listCertFiles, readCertFile } from "../x509/chain";
 import { readAllStamps } from "../tree/state";
 import { SECRETS_DIR, writeSecrets } from "./secrets";
@@ -103,11 +105,20 @@ export function inspectCommand(o: TreeOptions, opts: { name?: string; format: Fo
   }
   const facts = readCertFile(file);
   if (!facts) throw new UserError(`${file}: holds no PEM "CERTIFICATE"`);
-  const issuer = findIssuer(facts, listCertFiles(o.certsDir).filter((c) => c.facts.isCa));
+  const cas = listCertFiles(o.certsDir).filter((c) => c.facts.isCa);
+  const issuer = findIssuer(facts, cas);
   const chainsTo = !issuer ? "none" : issuer.file === file ? "self-signed" : issuer.name;
+  // the path up to a self-signed root (leaf -> intermediate -> ca), and the certificates the file carries after it
+  const path: string[] = [];
+  for (let at = issuer; at && at.file !== file && !path.includes(at.name) && path.length < 8; ) {
+    path.push(at.name);
+    const up = findIssuer(at.facts, cas);
+    at = up && up.file !== at.file ? up : undefined;
+  }
+  const inFile = certBlocks(readFileSync(file, "utf8")).slice(1).map((der) => nameString(parseCertDer(der).subjectDer));
   const inTree = resolve(dirname(file)) === resolve(o.certsDir);
   const role = !inTree ? "unknown" : readAllStamps(o.certsDir).get(name)?.role ?? discoverTargets(o).targets.find((t) => t.name === name)?.role ?? "unknown";
-  const d = describeCert(facts, { name, file, role, chainsTo, now: new Date() });
+  const d = describeCert(facts, { name, file, role, chainsTo, chainPath: path, chainInFile: inFile, now: new Date() });
   if (opts.format === "json") out(JSON.stringify(d, null, 2));
   else for (const l of formatDescription(d)) out(l);
   return 0;

@@ -75,6 +75,9 @@ export function expiryEntry(c: CertFile, cas: CertFile[], role: string, now: Dat
   };
 }
 
+/** The root first, then the intermediate, then the rest. */
+const rank = (e: ExpiryEntry): number => (e.role === "ca" ? 0 : e.role === "intermediate" ? 1 : 2);
+
 /** Reads every certificate in the certs directory; CAs first, then by name. */
 export function expiryReport(certsDir: string, now: Date, warnDays: number): ExpiryReport {
   if (!existsSync(certsDir)) throw new UserError(`${certsDir}: does not exist; run "make" first`);
@@ -84,7 +87,7 @@ export function expiryReport(certsDir: string, now: Date, warnDays: number): Exp
   const stamps = readAllStamps(certsDir);
   const entries = certs
     .map((c) => expiryEntry(c, cas, stamps.get(c.name)?.role ?? "unknown", now, warnDays))
-    .sort((a, b) => Number(b.role === "ca") - Number(a.role === "ca") || a.name.localeCompare(b.name));
+    .sort((a, b) => rank(a) - rank(b) || a.name.localeCompare(b.name));
   return { certsDir, now: isoSeconds(now), warnDays, certificates: entries, failing: entries.filter((e) => e.status !== "ok").map((e) => e.name) };
 }
 
@@ -104,7 +107,7 @@ export function expiryFailures(r: ExpiryReport): string[] {
     .filter((e) => e.status !== "ok")
     .map((e) => {
       const what = e.status === "expired" ? `expired on ${when(e.notAfter)}` : `expires on ${when(e.notAfter)}, in ${e.daysLeft} day${e.daysLeft === 1 ? "" : "s"} (within WARN_DAYS=${r.warnDays})`;
-      const fix = e.role === "ca" ? 'a new CA needs "make rotate" (and restarting everything that trusts it)' : e.role === "unknown" ? "it was not made by tls-setup; renew it where it came from" : `renew it with "make renew NAME=${e.name}"`;
+      const fix = e.role === "intermediate" ? 'a new intermediate needs "make rotate-intermediate" (the root key; no restart, the trust stays)' : e.role === "ca" ? 'a new CA needs "make rotate" (and restarting everything that trusts it)' : e.role === "unknown" ? "it was not made by tls-setup; renew it where it came from" : `renew it with "make renew NAME=${e.name}"`;
       return `${e.file}: ${what}; ${fix}`;
     });
 }

@@ -123,6 +123,10 @@ export interface CertDescription {
   role: string;
   /** the CA certificate it chains to ("self-signed", "none") */
   chains_to: string;
+  /** the CA certificates from its issuer up to the root, by name (["intermediate", "ca"]) */
+  chain: string[];
+  /** the subjects of the certificates its file carries after it (the intermediate, in intermediate mode) */
+  chain_in_file: string[];
   subject: Record<string, string | string[]>;
   subject_dn: string;
   issuer: Record<string, string | string[]>;
@@ -150,7 +154,7 @@ export interface CertDescription {
 }
 
 
-export function describeCert(f: CertFacts, at: { name: string; file: string; role: string; chainsTo: string; now: Date }): CertDescription {
+export function describeCert(f: CertFacts, at: { name: string; file: string; role: string; chainsTo: string; chainPath?: string[]; chainInFile?: string[]; now: Date }): CertDescription {
   const entries = subjectAltNames(f);
   const order = ["DNS", "IP", "email", "URI"];
   const sans = order.flatMap((t) => entries.filter((e) => e.startsWith(`${t}:`)).map((e) => e.slice(t.length + 1)));
@@ -161,6 +165,8 @@ export function describeCert(f: CertFacts, at: { name: string; file: string; rol
     file: at.file,
     role: at.role,
     chains_to: at.chainsTo,
+    chain: at.chainPath ?? [],
+    chain_in_file: at.chainInFile ?? [],
     subject: cfsslName(f.subjectDer),
     subject_dn: nameString(f.subjectDer),
     issuer: cfsslName(f.issuerDer),
@@ -189,7 +195,8 @@ export function formatDescription(d: CertDescription): string[] {
   const none = (xs: string[]) => (xs.length ? xs.join(", ") : "(none)");
   const rows: [string, string][] = [
     ["file", d.file],
-    ["role", `${d.role}${d.chains_to === "self-signed" ? ", self-signed" : d.chains_to === "none" ? ", signed by no CA in this directory" : `, chains to ${d.chains_to}`}`],
+    ["role", `${d.role}${d.chains_to === "self-signed" ? ", self-signed" : d.chains_to === "none" ? ", signed by no CA in this directory" : `, chains to ${d.chain.length > 1 ? d.chain.join(" -> ") : d.chains_to}`}`],
+    ...(d.chain_in_file.length ? [["file also holds", d.chain_in_file.map((s) => `"${s}"`).join(", ")] as [string, string]] : []),
     ["subject", d.subject_dn === "" ? "(empty)" : d.subject_dn],
     ["issuer", d.issuer_dn],
     ["serial", `${d.serial_hex} (${d.serial_number})`],

@@ -7,9 +7,10 @@ import { build, BuildResult } from "../tree/build";
 import { listCertFiles, readCertFile } from "../x509/chain";
 import { UserError } from "../common/errors";
 import { daysLeft, expiryStatus } from "./expiry";
-import { caPaths, certPaths } from "../tree/output";
+import { certPaths } from "../tree/output";
+import { findSigningCa } from "../tree/signing-ca";
 import { makePlan } from "../tree/plan";
-import { caFiles, TreeOptions } from "../tree/targets";
+import { caFiles, INTERMEDIATE_NAME, isCaRole, TreeOptions } from "../tree/targets";
 
 export interface RenewOptions {
   warnDays: number;
@@ -39,14 +40,21 @@ export function selectRenewals(o: TreeOptions, opts: RenewOptions): { names: str
   const now = opts.now ?? new Date();
   const plan = makePlan(o);
   if (plan.problems.length) throw UserError.fromProblems(plan.problems);
-  const ca = plan.items.find((i) => i.target.role === "ca");
-  if (!ca || ca.action === "make") throw new UserError(`${caFiles(o).config}: the CA has to be made first (${ca?.reason ?? "no CA"}); "make renew" never makes a CA: run "make"`);
-  const leaves = plan.items.filter((i) => i.target.role !== "ca").map((i) => i.target.name);
+  for (const ca of plan.items.filter((i) => isCaRole(i.target.role)))
+    if (ca.action === "make") throw new UserError(`${ca.target.configFile}: the ${ca.target.role === "ca" ? "CA" : "intermediate CA"} has to be made first (${ca.reason}); "make renew" never makes a CA: run "make"`);
+  if (!plan.items.some((i) => i.target.role === "ca")) throw new UserError(`${caFiles(o).config}: the CA has to be made first (no CA); "make renew" never makes a CA: run "make"`);
+  const leaves = plan.items.filter((i) => !isCaRole(i.target.role)).map((i) => i.target.name);
   const warnings: string[] = [];
-  const caFacts = readCertFile(caPaths(o.certsDir).cert);
-  if (caFacts && expiryStatus(caFacts.notAfter, now, opts.warnDays) !== "ok")
-    warnings.push(`${caPaths(o.certsDir).cert}: the CA ends ${isoSeconds(caFacts.notAfter)} (${daysLeft(caFacts.notAfter, now)} days left); renewed certificates cannot outlive it: a new CA needs "make rotate" and restarts`);
+  // the leaves cannot outlive the CA that signs them, nor the root above it
+  const signer = findSigningCa(o);
+  for (const ca of signer.parent ? [signer, signer.parent] : [signer]) {
+    const facts = readCertFile(ca.cert);
+    const fix = ca.name === "ca" ? 'a new CA needs "make rotate" and restarts' : 'a new intermediate needs "make rotate-intermediate" (no restart)';
+    if (facts && expiryStatus(facts.notAfter, now, opts.warnDays) !== "ok")
+      warnings.push(`${ca.cert}: the ${ca.name === "ca" ? "CA" : "intermediate CA"} ends ${isoSeconds(facts.notAfter)} (${daysLeft(facts.notAfter, now)} days left); renewed certificates cannot outlive it: ${fix}`);
+  }
   if (opts.name !== undefined) {
+    if (opts.name === INTERMEDIATE_NAME && signer.parent) throw new UserError(`NAME: "intermediate" is the intermediate CA; "make renew" re-issues leaves only; a new intermediate is "make rotate-intermediate" (needs the root key; every leaf is re-issued, nothing restarts)`);
     if (opts.name === "ca") throw new UserError(`NAME: "ca" is the CA; "make renew" re-issues leaves only; a new CA is "make rotate" (every certificate is re-issued and everything that trusts the CA restarts)`);
     if (!leaves.includes(opts.name)) throw new UserError(`NAME: ${JSON.stringify(opts.name)} is not a certificate of this tree; known: ${leaves.join(", ")}`);
     return { names: [opts.name], warnings, notAfter: new Map([[opts.name, readCertFile(certPaths(o.certsDir, opts.name).cert)?.notAfter]]) };

@@ -10,7 +10,8 @@ import { parseCertPem } from "../x509/certinfo";
 import { UserError } from "../common/errors";
 import { importKeyPair } from "../x509/keys";
 import { defaultDeps, IssueDeps } from "../x509/issue";
-import { caPaths, certPaths, commitWrites, KEY_MODE } from "../tree/output";
+import { certPaths, commitWrites, KEY_MODE } from "../tree/output";
+import { findSigningCa } from "../tree/signing-ca";
 import { TreeOptions } from "../tree/targets";
 import { loadUsers } from "../tree/plan";
 import { ROOT_USER } from "../config/etcd-access";
@@ -128,7 +129,8 @@ export async function writeSecrets(o: TreeOptions, opts: SecretsOptions = {}): P
     if (p) throw new UserError(p);
   }
   if (!selected.length) return { written: [], leftOut };
-  const caFile = caPaths(o.certsDir).cert;
+  // etcd-ca is the trust file (the root only); etcd-cert the leaf's file, which carries the intermediate in intermediate mode
+  const caFile = findSigningCa(o).trust;
   if (!existsSync(caFile)) throw new UserError(`${caFile}: does not exist; run "make" first`);
   const ca = readFileSync(caFile);
   const { crypto } = opts.deps ?? defaultDeps();

@@ -6,7 +6,7 @@
 
 import { existsSync, readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
-import { CertFacts, commonName, parseCertPem, subjectAltNames, isoSeconds, verifySignature } from "../x509/certinfo";
+import { CertFacts, commonName, parseCertDer, parseCertPem, subjectAltNames, isoSeconds, verifySignature } from "../x509/certinfo";
 import { CrlFacts, parseCrlDer } from "../x509/crl";
 import { nameString } from "./inspect";
 import { signedBy } from "../x509/chain";
@@ -14,12 +14,13 @@ import { formatProblem, isUserError } from "../common/errors";
 import { formatIp } from "../config/hosts";
 import { CryptoProvider, importKeyPair } from "../x509/keys";
 import { defaultDeps, IssueDeps } from "../x509/issue";
-import { caPaths as caPathsIn, certPaths } from "../tree/output";
+import { certPaths } from "../tree/output";
 import { fileHashes, makePlan, PlanItem } from "../tree/plan";
 import { Stamp, stateDir } from "../tree/state";
 import { ekuOpensslName, missingRoleEkus, Profile, ROLE_EKU_WHY } from "../config/profile";
 import { CertRequest } from "../config/request";
-import { caFiles, memberConfig, TreeOptions } from "../tree/targets";
+import { caFiles, isCaRole, memberConfig, TreeOptions } from "../tree/targets";
+import { carriesChain, certBlocks, intermediateProblems, keyPresent, rootCa } from "../tree/signing-ca";
 import { parsePemBlocks } from "../x509/pem";
 import { DAY_MS } from "./expiry";
 
@@ -52,7 +53,8 @@ export function expectedSans(r: CertRequest): string[] {
   return [...r.sans.dns.map((d) => `DNS:${d}`), ...r.sans.ips.map((ip) => `IP:${formatIp(ip)}`), ...r.sans.emails.map((e) => `email:${e}`), ...r.sans.uris.map((u) => `URI:${u}`)];
 }
 
-async function checkPair(certFile: string, keyFile: string, problems: string[], crypto: CryptoProvider): Promise<CertFacts | undefined> {
+/** A certificate and its key (keyFile undefined: a key kept elsewhere, offline or in a token: the certificate alone). */
+async function checkPair(certFile: string, keyFile: string | undefined, problems: string[], crypto: CryptoProvider): Promise<CertFacts | undefined> {
   let facts: CertFacts | undefined;
   if (!existsSync(certFile)) problems.push(`${certFile}: does not exist; run "make"`);
   else
@@ -61,6 +63,7 @@ async function checkPair(certFile: string, keyFile: string, problems: string[], 
     } catch (e) {
       problems.push(userMessage(e));
     }
+  if (keyFile === undefined) return facts;
   if (!existsSync(keyFile)) {
     problems.push(`${keyFile}: does not exist; run "make" (a new key and certificate are made)`);
     return facts;
@@ -84,8 +87,9 @@ function checkValidity(file: string, f: CertFacts, now: Date, fix: string, probl
 function checkRole(item: PlanItem, file: string, f: CertFacts, problems: string[]): void {
   const { role, configFile } = item.target;
   const cn = commonName(f.subjectDer);
-  const missing = role === "ca" ? [] : missingRoleEkus(role, f.extKeyUsages).map(ekuOpensslName);
-  if (missing.length && role !== "ca") {
+  if (isCaRole(role)) return;
+  const missing = missingRoleEkus(role, f.extKeyUsages).map(ekuOpensslName);
+  if (missing.length) {
     problems.push(`${file}: lacks the extended key usage ${missing.join(" and ")}, needed by a ${role} certificate (${ROLE_EKU_WHY[role]}); fix the profile in ca-config.json and run "make"`);
   }
   if (role === "member") {
@@ -144,7 +148,7 @@ function configWarnings(o: TreeOptions, items: PlanItem[], ca: CertFacts | undef
     const seen = new Set<string>();
     for (const i of items) {
       const p = i.profile;
-      if (!p || seen.has(p.name)) continue;
+      if (!p || isCaRole(i.target.role) || seen.has(p.name)) continue;
       seen.add(p.name);
       const ends = p.notAfter ? p.notAfter.getTime() - now.getTime() : p.expiryMs;
       if (ends > left)
@@ -202,39 +206,75 @@ export async function verifyTree(o: TreeOptions, opts: { deps?: IssueDeps } = {}
   const problems = plan.problems.map(formatProblem);
   const warnings = [...plan.warnings];
   const checked: string[] = [];
-  const caPaths = caPathsIn(o.certsDir);
-  const ca = await checkPair(caPaths.cert, caPaths.key, problems, crypto);
+  const signer = plan.signer;
+  const root = rootCa(o);
+  const rootKeyFile = root.key.kind === "file" ? root.key.path : "";
+  // intermediate mode: the root's key may be kept offline; only a key that is there is checked
+  const rootOffline = !!signer.parent && !keyPresent(root.key);
+  const ca = rootOffline ? await checkPair(root.cert, undefined, problems, crypto) : await checkPair(root.cert, rootKeyFile, problems, crypto);
   if (ca) {
     checked.push("ca");
-    if (!ca.isCa) problems.push(`${caPaths.cert}: is not a CA certificate (basicConstraints CA:FALSE or missing)`);
-    else if (!signedBy(ca, ca)) problems.push(`${caPaths.cert}: is not self-signed (its signature does not verify with its own key)`);
-    if (ca.keyUsageBits && !ca.keyUsageBits.includes(5)) problems.push(`${caPaths.cert}: its key usage does not allow signing certificates (no keyCertSign)`);
-    checkValidity(caPaths.cert, ca, now, 'a new CA needs "make rotate"', problems);
+    if (!ca.isCa) problems.push(`${root.cert}: is not a CA certificate (basicConstraints CA:FALSE or missing)`);
+    else if (!signedBy(ca, ca)) problems.push(`${root.cert}: is not self-signed (its signature does not verify with its own key)`);
+    if (ca.keyUsageBits && !ca.keyUsageBits.includes(5)) problems.push(`${root.cert}: its key usage does not allow signing certificates (no keyCertSign)`);
+    checkValidity(root.cert, ca, now, 'a new CA needs "make rotate"', problems);
+  }
+  // the trust file holds roots only: an intermediate there would become a trust anchor of its own
+  if (existsSync(signer.trust)) {
+    const blocks = certBlocks(readFileSync(signer.trust, "utf8"));
+    for (const [i, der] of blocks.entries()) {
+      let f: CertFacts | undefined;
+      try {
+        f = parseCertDer(der);
+      } catch {
+        continue;
+      }
+      if (!signedBy(f, f)) problems.push(`${signer.trust}: certificate ${i + 1} ("${nameString(f.subjectDer)}") is not a self-signed root; the trust file must hold roots only (an intermediate there becomes a trust anchor)`);
+    }
+  }
+  // the signing CA: the root, or the intermediate (its chain to the root checked)
+  let signing = ca;
+  if (signer.parent) {
+    signing = undefined;
+    const key = signer.key.kind === "file" ? signer.key.path : undefined;
+    const im = await checkPair(signer.cert, key, problems, crypto);
+    if (im) {
+      checked.push(signer.name);
+      const n = certBlocks(readFileSync(signer.cert, "utf8")).length;
+      if (n !== 1) problems.push(`${signer.cert}: holds ${n} certificates; expected the intermediate alone`);
+      if (ca) problems.push(...intermediateProblems(signer.cert, im, ca, root.cert, now));
+      signing = im;
+    }
   }
   const holders = new Map<string, KeyHolder[]>();
   const hold = (spki: Buffer, h: KeyHolder) => {
     const k = spki.toString("hex");
     holders.set(k, [...(holders.get(k) ?? []), h]);
   };
-  if (ca) hold(ca.spki, { name: "ca", cert: caPaths.cert, key: caPaths.key, outside: false });
+  if (ca) hold(ca.spki, { name: "ca", cert: root.cert, key: rootKeyFile, outside: false });
+  if (signer.parent && signing) hold(signing.spki, { name: signer.name, cert: signer.cert, key: signer.key.kind === "file" ? signer.key.path : signer.key.uri, outside: false });
+  const chain = signer.chain.map((f) => certBlocks(existsSync(f) ? readFileSync(f, "utf8") : "")[0]).filter((d): d is Buffer => !!d);
+  const signerText = signer.parent ? `the intermediate CA in ${signer.cert}` : `the CA in ${root.cert}`;
   for (const item of plan.items) {
-    if (item.target.role === "ca") continue;
+    if (isCaRole(item.target.role)) continue;
     const p = certPaths(o.certsDir, item.target.name);
     const f = await checkPair(p.cert, p.key, problems, crypto);
     if (!f) continue;
     checked.push(item.target.name);
     hold(f.spki, { name: item.target.name, cert: p.cert, key: p.key, outside: changedOutside(o.certsDir, item.target.name, plan.stamps.get(item.target.name)) });
-    if (ca && !signedBy(f, ca)) problems.push(`${p.cert}: is not signed by the CA in ${caPaths.cert}; run "make" to re-issue it`);
+    if (signing && !signedBy(f, signing)) problems.push(`${p.cert}: is not signed by ${signerText}; run "make" to re-issue it`);
+    if (signer.chain.length && chain.length === signer.chain.length && !carriesChain(readFileSync(p.cert, "utf8"), chain.map((d) => parseCertDer(d))))
+      problems.push(`${p.cert}: does not carry ${signer.chain.join(", ")} after the certificate; etcd sends the chain from --cert-file, so clients cannot verify it; run "make" to re-issue it`);
     checkValidity(p.cert, f, now, `renew it with "make renew NAME=${item.target.name}"`, problems);
     checkRole(item, p.cert, f, problems);
   }
   warnings.push(...sharedKeyWarnings(holders.values(), stateDir(o.certsDir)));
   const crlFile = join(o.certsDir, "crl.pem");
   if (existsSync(crlFile)) {
-    if (ca) problems.push(...(await checkCrl(crlFile, ca, now)));
+    if (signing) problems.push(...(await checkCrl(crlFile, signing, now)));
     checked.push("crl");
   }
-  warnings.push(...configWarnings(o, plan.items, ca, now));
+  warnings.push(...configWarnings(o, plan.items, signing, now));
   for (const x of plan.orphans) warnings.push(`${join(o.certsDir, `${x.name}.pem`)}: ${x.why}; not verified`);
   return { problems, warnings, checked };
 }

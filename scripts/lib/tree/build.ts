@@ -6,12 +6,14 @@ import { join } from "node:path";
 import { UserError } from "../common/errors";
 import { defaultDeps, IssueDeps, Issued, Issuer, issueCa, issueLeaf, serialFrom } from "../x509/issue";
 import { importKeyPair, KeyPair } from "../x509/keys";
-import { bundlePaths, CA_NAME, caPaths as caPathsIn, cleanTemps, commitWrites, planBundle, repairKeyMode } from "./output";
+import { bundlePaths, cleanTemps, commitWrites, planBundle, repairKeyMode } from "./output";
+import { CaRef, intermediateProblems, keyPresent, keyText, loadCa, loadSigningCa, pathLen, readOneCert, rootCa } from "./signing-ca";
 import { makePlan, Orphan, Plan, PlanItem, PlanOptions } from "./plan";
 import { sha256, Stamp, stampWrite, stateDir, writeStamp } from "./state";
-import { TreeOptions } from "./targets";
+import { isCaRole, TreeOptions } from "./targets";
 import { acquireLock } from "./lock";
-import { parseCertPem } from "../x509/certinfo";
+import { isoSeconds } from "../x509/certinfo";
+import { signedBy } from "../x509/chain";
 import { KeySpec } from "../config/request";
 
 export interface BuildOptions extends PlanOptions {
@@ -69,13 +71,13 @@ async function reusableKey(file: string, spec: KeySpec, deps: IssueDeps, expecte
 }
 
 /** The stamp of a certificate just made (hashed from memory), or of files the plan found on disk and adopts. */
-function stampFor(item: PlanItem, issued: Issued | undefined, inputs = item.inputs): Stamp {
+function stampFor(item: PlanItem, issued: Issued | undefined, inputs = item.inputs, certText = issued?.certPem): Stamp {
   let files: Stamp["files"];
   let serial: string;
   let notAfter: Date;
   if (issued) {
-    // issued.keyPem is the kept key's own text when the key was kept
-    files = { cert: sha256(issued.certPem), key: sha256(issued.keyPem), csr: sha256(issued.csrPem) };
+    // issued.keyPem is the kept key's own text when the key was kept; certText is the file written (with its chain)
+    files = { cert: sha256(certText ?? issued.certPem), key: sha256(issued.keyPem), csr: sha256(issued.csrPem) };
     [serial, notAfter] = [issued.serialHex, issued.notAfter];
   } else {
     const f = item.found;
@@ -126,28 +128,58 @@ async function execute(plan: Plan, bo: BuildOptions, t0: number): Promise<BuildR
       }
     },
   };
-  const caPaths = caPathsIn(o.certsDir);
+  const root = rootCa(o);
   let caFingerprint = plan.caFingerprint;
+  let rootFingerprint: string | undefined;
   const caItem = plan.items.find((i) => i.target.role === "ca");
   if (caItem?.action === "make") {
     const t = Date.now();
-    const key = bo.rotate || bo.newKey ? undefined : await reusableKey(caPaths.key, caItem.request.key, deps);
+    const key = bo.rotate || bo.newKey || root.key.kind !== "file" ? undefined : await reusableKey(root.key.path, caItem.request.key, deps);
     const issued = await issueCa(caItem.request, uniqueDeps, key);
-    const bundle = planBundle(join(o.certsDir, CA_NAME), { cert: issued.certPem, key: key ? undefined : issued.keyPem, csr: issued.csrPem });
+    const bundle = planBundle(join(o.certsDir, root.name), { cert: issued.certPem, key: key ? undefined : issued.keyPem, csr: issued.csrPem });
     await commitWrites([...bundle, stampWrite(o.certsDir, stampFor(caItem, issued))], { fsync });
-    caFingerprint = sha256(issued.certPem);
+    rootFingerprint = sha256(issued.certPem);
+    caFingerprint = rootFingerprint;
     result.made.push("ca");
-    log(`made ${caPaths.cert} (CA${key ? ", key kept" : ""}): ${caItem.reason} [${Date.now() - t} ms]`);
+    log(`made ${root.cert} (CA${key ? ", key kept" : ""}): ${caItem.reason} [${Date.now() - t} ms]`);
   } else if (caItem?.action === "adopt") {
-    // the files must form a usable CA before we trust them
-    const { loadIssuer } = await import("../x509/ca-load");
-    await loadIssuer(caPaths.cert, caPaths.key, deps.now(), deps.crypto);
+    // the files must form a usable CA before we trust them (the certificate alone when the key is kept offline)
+    if (keyPresent(root.key)) await loadCa(root, deps);
+    else checkRootCert(root, deps.now());
     await writeStamp(o.certsDir, stampFor(caItem, undefined), { fsync });
     result.adopted.push("ca");
-    log(`kept ${caPaths.cert}: ${caItem.reason}`);
+    log(`kept ${root.cert}: ${caItem.reason}`);
   } else if (caItem) result.unchanged.push("ca");
 
-  const leaves = plan.items.filter((i) => i.target.role !== "ca");
+  const imItem = plan.items.find((i) => i.target.role === "intermediate");
+  const signer = plan.signer;
+  if (imItem?.action === "make") {
+    const t = Date.now();
+    const { issuer: rootIssuer, facts: rootFacts } = await loadCa(root, deps);
+    if (pathLen(rootFacts) === 0) throw new UserError(`${root.cert}: its path length is 0, so it may not sign an intermediate CA; re-make the root without "pathlenzero" in ${caItem?.target.configFile ?? "ca-csr.json"}`);
+    const im = bundlePaths(join(o.certsDir, imItem.target.name));
+    const key = bo.rotate || bo.rotateIntermediate || bo.newKey ? undefined : await reusableKey(im.key, imItem.request.key, deps);
+    const issued = await issueLeaf(imItem.request, imItem.profile!, rootIssuer, uniqueDeps, key);
+    rootFingerprint ??= sha256(readFileSync(root.cert));
+    const bundle = planBundle(join(o.certsDir, imItem.target.name), { cert: issued.certPem, key: key ? undefined : issued.keyPem, csr: issued.csrPem });
+    await commitWrites([...bundle, stampWrite(o.certsDir, stampFor(imItem, issued, { ...imItem.inputs, ca: rootFingerprint }))], { fsync });
+    caFingerprint = sha256(issued.certPem);
+    result.made.push(imItem.target.name);
+    const clamp = issued.clampedFrom ? `; cut to the root's end ${isoSeconds(issued.notAfter).slice(0, 10)}` : "";
+    log(`made ${im.cert} (intermediate CA${key ? ", key kept" : ""}, signed by ${root.cert}): ${imItem.reason}${clamp} [${Date.now() - t} ms]`);
+  } else if (imItem?.action === "adopt") {
+    // an intermediate made elsewhere (cfssl, openssl): its chain to the root and its key are checked first
+    const problems = intermediateProblems(signer.cert, readOneCert(signer.cert, "the intermediate CA certificate"), readOneCert(root.cert, "the root CA certificate"), root.cert, deps.now());
+    if (problems.length) throw new UserError(`${problems.join("\n")}\n${signer.cert}: not adopted; fix it, or remove certs/intermediate.pem and its key to make a new one (needs the root key)`);
+    await loadCa(signer, deps);
+    await writeStamp(o.certsDir, stampFor(imItem, undefined), { fsync });
+    result.adopted.push(imItem.target.name);
+    log(`kept ${signer.cert}: ${imItem.reason}`);
+  } else if (imItem) result.unchanged.push(imItem.target.name);
+  if (result.made.some((n) => n === signer.name) && existsSync(join(o.certsDir, "crl.pem")))
+    result.warnings.push(`${join(o.certsDir, "crl.pem")}: was signed by the previous ${signer.parent ? "intermediate CA" : "CA"}; run "make crl" to re-sign it with ${signer.cert} (etcd compares serials only, openssl -crl_check needs the new issuer)`);
+
+  const leaves = plan.items.filter((i) => !isCaRole(i.target.role));
   const stale = leaves.filter((i) => i.action === "make");
   result.unchanged.push(...leaves.filter((i) => i.action === "keep").map((i) => i.target.name));
   // certificates made outside tls-setup that satisfy their config (the planner checked them): stamped, not re-issued
@@ -157,10 +189,9 @@ async function execute(plan: Plan, bo: BuildOptions, t0: number): Promise<BuildR
     log(`kept ${bundlePaths(join(o.certsDir, item.target.name)).cert}: ${item.reason}`);
   }
   if (stale.length) {
-    if (!existsSync(caPaths.cert)) throw new UserError(`${caPaths.cert}: does not exist; run "make ca" first`);
-    const { loadIssuer } = await import("../x509/ca-load");
-    const { issuer } = await loadIssuer(caPaths.cert, caPaths.key, deps.now(), deps.crypto);
-    caFingerprint ??= sha256(readFileSync(caPaths.cert));
+    if (!existsSync(signer.cert)) throw new UserError(`${signer.cert}: does not exist; run "make ca" first`);
+    const { issuer, chainPem } = await loadSigningCa(signer, deps);
+    caFingerprint ??= sha256(readFileSync(signer.cert));
     let done = 0;
     let failure: { error: unknown } | undefined;
     const queue = [...stale];
@@ -168,7 +199,7 @@ async function execute(plan: Plan, bo: BuildOptions, t0: number): Promise<BuildR
     const worker = async () => {
       for (let item = queue.shift(); item && !failure; item = queue.shift()) {
         try {
-          await makeLeaf(item, issuer, caFingerprint!, o, bo, uniqueDeps, log, fsync);
+          await makeLeaf(item, { issuer, chainPem }, caFingerprint!, o, bo, uniqueDeps, log, fsync);
         } catch (error) {
           failure ??= { error };
           return;
@@ -189,15 +220,32 @@ async function execute(plan: Plan, bo: BuildOptions, t0: number): Promise<BuildR
   return result;
 }
 
-async function makeLeaf(item: PlanItem, issuer: Issuer, caFingerprint: string, o: TreeOptions, bo: BuildOptions, deps: IssueDeps, log: (l: string) => void, fsync: boolean): Promise<void> {
+/** A root CA certificate adopted while its key is offline: it must be a self-signed CA allowed to sign, and valid. */
+function checkRootCert(root: CaRef, now: Date): void {
+  const f = readOneCert(root.cert, "the root CA certificate");
+  const why = !f.isCa
+    ? "is not a CA certificate (basicConstraints CA:FALSE or missing)"
+    : !signedBy(f, f)
+      ? "is not self-signed (its signature does not verify with its own key)"
+      : f.keyUsageBits && !f.keyUsageBits.includes(5)
+        ? "its key usage does not allow signing certificates (no keyCertSign)"
+        : now > f.notAfter
+          ? `the CA expired on ${isoSeconds(f.notAfter)}`
+          : undefined;
+  if (why) throw new UserError(`${root.cert}: ${why}; not adopted as the root (its key ${keyText(root.key)} is absent)`);
+}
+
+async function makeLeaf(item: PlanItem, signer: { issuer: Issuer; chainPem: string }, caFingerprint: string, o: TreeOptions, bo: BuildOptions, deps: IssueDeps, log: (l: string) => void, fsync: boolean): Promise<void> {
   const t = Date.now();
   const prefix = join(o.certsDir, item.target.name);
   const paths = bundlePaths(prefix);
   const key = bo.rotate || bo.newKey || !item.stamp ? undefined : await reusableKey(paths.key, item.request.key, deps, item.stamp.files.key);
-  const issued = await issueLeaf(item.request, item.profile!, issuer, deps, key);
+  const issued = await issueLeaf(item.request, item.profile!, signer.issuer, deps, key);
+  // the leaf, then the chain (the intermediate): Go sends every certificate of --cert-file
+  const certText = issued.certPem + signer.chainPem;
   // the stamp last in the same commit: flushed alongside the files, renamed after them
-  const bundle = planBundle(prefix, { cert: issued.certPem, key: key ? undefined : issued.keyPem, csr: issued.csrPem });
-  await commitWrites([...bundle, stampWrite(o.certsDir, stampFor(item, issued, { ...item.inputs, ca: caFingerprint }))], { fsync });
+  const bundle = planBundle(prefix, { cert: certText, key: key ? undefined : issued.keyPem, csr: issued.csrPem });
+  await commitWrites([...bundle, stampWrite(o.certsDir, stampFor(item, issued, { ...item.inputs, ca: caFingerprint }, certText))], { fsync });
   const clamp = issued.clampedFrom ? `; cut to the CA's end ${issued.notAfter.toISOString().slice(0, 10)}` : "";
   log(`made ${paths.cert} (${item.target.role}${key ? ", key kept" : ""}): ${item.reason}${clamp} [${Date.now() - t} ms]`);
 }

@@ -1,7 +1,8 @@
 // The tree commands, between argv parsing and the library: they print and return exit codes.
 
 import { basename } from "node:path";
-import { discoverTargets, TreeOptions } from "./targets";
+import { discoverTargets, intermediateConfig, TreeOptions } from "./targets";
+import { intermediateMode } from "./signing-ca";
 import { build, buildNotices, buildSummary } from "./build";
 import { makePlan, staleItems } from "./plan";
 import { UserError } from "../common/errors";
@@ -11,7 +12,8 @@ import { prune } from "./prune";
 const out = (l: string) => process.stdout.write(l + "\n");
 const err = (l: string) => process.stderr.write(l + "\n");
 
-export async function buildCommand(o: TreeOptions, opts: { only?: string[]; caOnly?: boolean; rotate?: boolean; newKey?: boolean }): Promise<number> {
+export async function buildCommand(o: TreeOptions, opts: { only?: string[]; caOnly?: boolean; rotate?: boolean; rotateIntermediate?: boolean; newKey?: boolean }): Promise<number> {
+  if (opts.rotateIntermediate && !intermediateMode(o)) throw new UserError(`${intermediateConfig(o)}: does not exist, so this tree has no intermediate CA to replace; copy config/examples/intermediate-csr.json there to sign with an intermediate (README "Offline root and intermediate")`);
   const progress = createProgress();
   const r = await build(o, { ...opts, log: progress.wrap(out), onProgress: (d, n) => progress.update(d, n) }).finally(() => progress.clear());
   for (const l of buildNotices(o, r)) err(l);

@@ -11,10 +11,11 @@ import { readJsonObjectFile } from "../config/config-files";
 import { CertRequest, KeySpec, parseRequest } from "../config/request";
 import { parseCaConfig, SigningConfig } from "../config/profile";
 import { EtcdAccess, parseUserAccess } from "../config/etcd-access";
-import { CertFacts, parseCertPem } from "../x509/certinfo";
+import { CertFacts, parseCertDer, parseCertPem } from "../x509/certinfo";
 import { parsePrivateKeyPem } from "../x509/keys";
 import { toPem } from "../x509/pem";
-import { caFiles, discoverTargets, Target, TreeOptions } from "./targets";
+import { caFiles, discoverTargets, isCaRole, Target, TreeOptions } from "./targets";
+import { certBlocks, findSigningCa, SigningCa } from "./signing-ca";
 import { readAllStamps, sha256, Stamp } from "./state";
 import { bundlePaths } from "./output";
 
@@ -37,7 +38,9 @@ export interface Found {
   files: FileHashes;
   /** the certificate, when it parses */
   cert?: CertFacts;
-  /** SHA-256 of the certificate re-encoded as tls-setup writes it: equal to the stamp's when it is the same certificate */
+  /** the certificates after the first in the file (DER): the chain a leaf carries */
+  chain?: Buffer[];
+  /** SHA-256 of the file's certificates re-encoded as tls-setup writes them: equal to the stamp's when they are the same certificates */
   certCanonical?: string;
   /** the private key's public half (SPKI DER) and spec, when it parses */
   key?: { spki: Buffer; spec: KeySpec };
@@ -45,8 +48,12 @@ export interface Found {
 
 export interface PlanInputs {
   options: TreeOptions;
-  /** the CA first, then the leaves asked for */
+  /** the CA first, then the intermediate (intermediate mode), then the leaves asked for */
   targets: Target[];
+  /** the CA that signs the leaves (the root, or the intermediate), its chain and the trust file */
+  signer: SigningCa;
+  /** the intermediate's facts, when certs/intermediate.pem parses (intermediate mode) */
+  intermediate?: CertFacts;
   /** every target of the tree (to tell orphans) */
   allNames: Set<string>;
   /** parsed requests by config file (req-csr.json once for members and proxies) */
@@ -59,7 +66,7 @@ export interface PlanInputs {
   stamps: Map<string, Stamp>;
   /** file hashes of every target considered */
   files: Map<string, FileHashes>;
-  /** the CA certificate's facts, when certs/ca.pem parses */
+  /** the root CA certificate's facts, when certs/ca.pem parses */
   ca?: CertFacts;
   /** facts of the leaves whose files differ from their stamp, or that have none, when all three files exist */
   found: Map<string, Found>;
@@ -78,7 +85,7 @@ export interface ReadOptions {
   now?: Date;
 }
 
-export const requestKey = (t: Target): string => (t.role === "ca" ? "ca" : t.configFile);
+export const requestKey = (t: Target): string => (isCaRole(t.role) ? t.name : t.configFile);
 
 export function loadRequestFor(t: Target, problems: Problem[], warnings: string[]): Loaded {
   const j = readJsonObjectFile(t.configFile);
@@ -86,7 +93,7 @@ export function loadRequestFor(t: Target, problems: Problem[], warnings: string[
     problems.push(...j.problems);
     return {};
   }
-  const r = parseRequest(j.value, t.configFile, { allowCa: t.role === "ca", requireCn: t.role === "user" });
+  const r = parseRequest(j.value, t.configFile, { allowCa: isCaRole(t.role), requireCn: t.role === "user" });
   if (!r.value) {
     problems.push(...r.problems);
     return {};
@@ -130,6 +137,24 @@ function readCert(file: string): CertFacts | undefined {
   }
 }
 
+/** A certificate file's first certificate, the ones after it, and the hash of all of them as tls-setup writes them. */
+function readCertAndChain(file: string): Pick<Found, "cert" | "chain" | "certCanonical"> {
+  let blocks: Buffer[];
+  try {
+    blocks = certBlocks(readFileSync(file, "utf8"));
+  } catch {
+    return {};
+  }
+  if (!blocks.length) return {};
+  let cert: CertFacts | undefined;
+  try {
+    cert = parseCertDer(blocks[0]);
+  } catch {
+    return {};
+  }
+  return { cert, chain: blocks.slice(1), certCanonical: sha256(blocks.map((b) => toPem("CERTIFICATE", b)).join("")) };
+}
+
 function readKey(file: string): Found["key"] {
   try {
     const k = parsePrivateKeyPem(readFileSync(file, "utf8"), file);
@@ -160,9 +185,10 @@ export function readPlanInputs(o: TreeOptions, ro: ReadOptions = {}): PlanInputs
     signing = c.value;
   }
 
-  // the leaves asked for (all, unless only some or none)
+  // the CAs, then the leaves asked for (all, unless only some or none)
   const only = ro.only ? new Set(ro.only) : undefined;
-  const targets = [all[0], ...(ro.caOnly ? [] : all.slice(1).filter((t) => !only || only.has(t.name)))];
+  const cas = all.filter((t) => isCaRole(t.role));
+  const targets = [...cas, ...(ro.caOnly ? [] : all.filter((t) => !isCaRole(t.role) && (!only || only.has(t.name))))];
   const requests = new Map<string, Loaded>();
   const files = new Map<string, FileHashes>();
   const exists = new Map<string, { cert: boolean; key: boolean }>();
@@ -174,29 +200,34 @@ export function readPlanInputs(o: TreeOptions, ro: ReadOptions = {}): PlanInputs
     exists.set(t.name, { cert: existsSync(p.cert), key: existsSync(p.key) });
   }
 
-  const caCert = bundlePaths(join(o.certsDir, "ca")).cert;
-  const ca = files.get("ca")?.cert !== undefined ? readCert(caCert) : undefined;
+  const signer = findSigningCa(o);
+  const caFacts = new Map<string, CertFacts>();
+  for (const t of cas) {
+    const facts = files.get(t.name)?.cert !== undefined ? readCert(bundlePaths(join(o.certsDir, t.name)).cert) : undefined;
+    if (facts) caFacts.set(t.name, facts);
+  }
+  const ca = caFacts.get("ca");
   const found = new Map<string, Found>();
-  for (const t of targets.slice(1)) {
+  for (const t of targets) {
+    if (isCaRole(t.role)) continue;
     const f = files.get(t.name)!;
     if (f.cert === undefined || f.key === undefined || !differs(f, stamps.get(t.name))) continue;
     const p = bundlePaths(join(o.certsDir, t.name));
-    const cert = readCert(p.cert);
-    found.set(t.name, { files: f, cert, certCanonical: cert && sha256(toPem("CERTIFICATE", cert.der)), key: readKey(p.key) });
+    found.set(t.name, { files: f, ...readCertAndChain(p.cert), key: readKey(p.key) });
   }
-  if (ca && files.get("ca")) found.set("ca", { files: files.get("ca")!, cert: ca });
+  for (const [name, facts] of caFacts) found.set(name, { files: files.get(name)!, cert: facts });
 
   // a candidate's key is compared with every other certificate's
   const certKeys = new Map<string, string>();
-  if ([...found.keys()].some((n) => n !== "ca")) {
+  if ([...found.keys()].some((n) => !caFacts.has(n))) {
     for (const t of all) {
-      const facts = t.name === "ca" ? ca : (found.get(t.name)?.cert ?? readCert(bundlePaths(join(o.certsDir, t.name)).cert));
+      const facts = caFacts.get(t.name) ?? found.get(t.name)?.cert ?? readCert(bundlePaths(join(o.certsDir, t.name)).cert);
       if (facts) certKeys.set(t.name, facts.spki.toString("hex"));
     }
   }
 
   const stampedWithCert = new Set([...stamps.keys()].filter((n) => existsSync(join(o.certsDir, `${n}.pem`))));
-  return { options: o, targets, allNames: new Set(all.map((t) => t.name)), requests, signing, signingFile, problems, warnings, stamps, files, ca, found, certKeys, exists, stampedWithCert, now: ro.now ?? new Date() };
+  return { options: o, targets, signer, intermediate: signer.parent ? caFacts.get(signer.name) : undefined, allNames: new Set(all.map((t) => t.name)), requests, signing, signingFile, problems, warnings, stamps, files, ca, found, certKeys, exists, stampedWithCert, now: ro.now ?? new Date() };
 }
 
 /** The user configs of a tree, parsed and validated, without looking at any certificate (for `make rbac`). */

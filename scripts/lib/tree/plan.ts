@@ -6,11 +6,12 @@ import { basename, join } from "node:path";
 import { Problem } from "../common/errors";
 import { CertRequest, KeySpec } from "../config/request";
 import { formatIp } from "../config/hosts";
-import { ekuName, ekuOpensslName, missingRoleEkus, Profile, ROLE_EKU_WHY, selectProfile, SigningConfig } from "../config/profile";
+import { ekuName, ekuOpensslName, intermediateProfile, LeafRole, missingRoleEkus, Profile, ROLE_EKU_WHY, selectProfile, SigningConfig } from "../config/profile";
 import { CertFacts, subjectAltNames } from "../x509/certinfo";
 import { signedBy } from "../x509/chain";
 import { encodeSubject } from "../x509/subject";
-import { memberConfig, Role, Target, TreeOptions } from "./targets";
+import { isCaRole, memberConfig, Target, TreeOptions } from "./targets";
+import { CaRef, keyText, rootKeyAbsent, SigningCa } from "./signing-ca";
 import { hashValue, Inputs, Stamp } from "./state";
 import { bundlePaths } from "./output";
 import { EtcdAccess } from "../config/etcd-access";
@@ -51,8 +52,10 @@ export interface Plan {
   warnings: string[];
   /** certificates with files and a stamp in certs/ that the configs no longer name */
   orphans: Orphan[];
-  /** SHA-256 of the current CA certificate (undefined when the CA will be made) */
+  /** SHA-256 of the current signing CA's certificate (the root, or the intermediate; undefined when it will be made) */
   caFingerprint?: string;
+  /** the CA that signs the leaves, its chain and the trust file */
+  signer: SigningCa;
   /** the stamps found in certs/.tls-setup/ */
   stamps: Map<string, Stamp>;
 }
@@ -62,8 +65,10 @@ export interface PlanOptions {
   rotate?: boolean;
   /** only these targets (and the CA when they need it) */
   only?: string[];
-  /** the CA only */
+  /** the CA only (and the intermediate, in intermediate mode) */
   caOnly?: boolean;
+  /** a new intermediate CA (new key), and so every leaf re-issued (make rotate-intermediate) */
+  rotateIntermediate?: boolean;
   /** re-make the `only` targets even when up to date (renewal) */
   force?: boolean;
 }
@@ -94,8 +99,7 @@ function fileDrift(now: FileHashes, stamp: Stamp): FileDrift | undefined {
 
 const driftText = (certsDir: string, name: string, d: FileDrift): string => `${bundlePaths(join(certsDir, name))[d.part]} ${d.missing ? "is missing" : "was changed outside tls-setup"}`;
 
-function roleProblems(role: Role, profile: Profile, file: string): Problem[] {
-  if (role === "ca") return [];
+function roleProblems(role: LeafRole, profile: Profile, file: string): Problem[] {
   const missing = missingRoleEkus(role, profile.extKeyUsages);
   if (!missing.length) return [];
   return [{ file, path: `signing.profiles.${profile.name}.usages`, message: `lacks ${missing.map((m) => `"${ekuName(m)}"`).join(" and ")}, needed by ${role} certificates (${ROLE_EKU_WHY[role]})` }];
@@ -115,10 +119,10 @@ function leafInputs(request: CertRequest, profileHash: string, caFingerprint: st
   return { request: hashValue(requestInputs(request)), profile: profileHash, ca: caFingerprint };
 }
 
-function changedReason(t: Target, a: Inputs, b: Inputs): string | undefined {
+function changedReason(t: Target, a: Inputs, b: Inputs, caWord = "the CA"): string | undefined {
   if (a.request !== b.request) return `${t.configFile} changed`;
   if (a.profile !== b.profile) return "ca-config.json changed";
-  if (a.ca !== b.ca) return "the CA changed";
+  if (a.ca !== b.ca) return `${caWord} changed`;
   return undefined;
 }
 
@@ -132,6 +136,8 @@ export interface CaFacts {
   /** whether certs/ca.pem and certs/ca-key.pem exist */
   exists: { cert: boolean; key: boolean };
   rotate?: boolean;
+  /** intermediate mode: the root's key may be kept offline (absent) while its certificate stays */
+  keyMayBeOffline?: boolean;
 }
 
 export interface Decision {
@@ -150,6 +156,7 @@ export function decideCa(c: CaFacts): Decision {
   const keep: Decision = { action: "keep", reason: "up to date" };
   if (c.rotate) return { action: "make", reason: "make rotate: a new CA was asked for" };
   if (!c.exists.cert && !c.exists.key) return { action: "make", reason: `${paths.cert} does not exist` };
+  if (c.exists.cert && !c.exists.key && c.keyMayBeOffline) return decideOfflineRoot(c, paths);
   if (c.exists.cert && !c.exists.key)
     return { ...keep, problem: { file: paths.key, path: "", message: `is missing but ${paths.cert} exists; restore the key, or run "make rotate" to make a new CA (every certificate is then re-issued)` } };
   if (!c.exists.cert) return { action: "make", reason: `${paths.cert} is missing (re-signed with the existing key)` };
@@ -159,6 +166,67 @@ export function decideCa(c: CaFacts): Decision {
   // a missing ca.csr is harmless; a changed cert or key is someone's CA put in place: adopt it, after checks
   if (d && !(d.part === "csr" && d.missing)) return { action: "adopt", reason: `${driftText(c.certsDir, "ca", d)}; adopting the CA found there` };
   return keep;
+}
+
+/**
+ * The root with its key kept offline (intermediate mode): its certificate is all the leaves' tree needs. A root found
+ * without a stamp, or whose certificate changed, is adopted (build checks the certificate alone); an edited
+ * ca-csr.json would need the key (a new root re-signed with it), so it is a problem naming where the key belongs.
+ */
+function decideOfflineRoot(c: CaFacts, paths: { cert: string; key: string }): Decision {
+  const keep: Decision = { action: "keep", reason: "up to date (its key is offline)" };
+  if (!c.stamp) return { action: "adopt", reason: `adopting the existing root CA in ${paths.cert} (its key is absent: kept offline)` };
+  if (c.stamp.inputs.request !== c.inputs.request) return { ...keep, problem: { file: paths.key, path: "", message: rootKeyAbsent({ name: "ca", cert: paths.cert, key: { kind: "file", path: paths.key } }, `re-making the root CA (${c.target.configFile} changed)`) } };
+  if (c.files.cert !== c.stamp.files.cert) return { action: "adopt", reason: `${paths.cert} was changed outside tls-setup; adopting the root CA found there (its key is absent: kept offline)` };
+  return keep;
+}
+
+/** What the planner knows about the intermediate CA (intermediate mode). */
+export interface IntermediateFacts {
+  target: Target;
+  certsDir: string;
+  /** request, profile and the root's fingerprint ("(new CA)" when the root is made) */
+  inputs: Inputs;
+  stamp?: Stamp;
+  files: FileHashes;
+  exists: { cert: boolean; key: boolean };
+  /** the root CA is made in this run */
+  rootNew: boolean;
+  /** the root CA (its files), and whether its key is there to sign with */
+  root: CaRef;
+  rootKeyPresent: boolean;
+  rotate?: boolean;
+  /** a new intermediate was asked for (make rotate-intermediate) */
+  rotateIntermediate?: boolean;
+}
+
+/**
+ * The intermediate is made (signed by the root) when there is none, when the root is new, when a new one is asked
+ * for, or when intermediate-csr.json, its profile or the root changed; one found without a stamp, or changed since,
+ * is adopted after build checks its chain (this needs only the root's certificate). Making it is the one step that
+ * needs the root's key: without it the decision carries a one-line problem saying where the key is expected.
+ */
+export function decideIntermediate(c: IntermediateFacts): Decision {
+  const paths = bundlePaths(join(c.certsDir, c.target.name));
+  const root = c.root;
+  const make = (reason: string): Decision => {
+    if (c.rootNew || c.rootKeyPresent) return { action: "make", reason };
+    return { action: "make", reason, problem: { file: keyText(root.key), path: "", message: rootKeyAbsent(root, `making the intermediate CA (${reason})`) } };
+  };
+  if (c.rotate) return make("make rotate");
+  if (c.rootNew) return make("the root CA is new");
+  if (c.rotateIntermediate) return make("a new intermediate CA was asked for (make rotate-intermediate)");
+  if (!c.exists.cert && !c.exists.key) return make(`${paths.cert} does not exist`);
+  if (c.exists.cert && !c.exists.key)
+    return { action: "keep", reason: "up to date", problem: { file: paths.key, path: "", message: `is missing but ${paths.cert} exists; restore the key, or run "make rotate-intermediate" for a new intermediate (every leaf is re-issued; the trust file stays)` } };
+  if (!c.exists.cert) return make(`${paths.cert} is missing (re-signed with the existing key)`);
+  if (!c.stamp) return { action: "adopt", reason: `adopting the existing intermediate CA in ${paths.cert} (its chain to the root is checked)` };
+  if (c.stamp.inputs.request !== c.inputs.request) return make(`${c.target.configFile} changed`);
+  if (c.stamp.inputs.profile !== c.inputs.profile) return make("its profile (ca-config.json) changed");
+  if (c.stamp.inputs.ca !== c.inputs.ca) return make("the root CA changed");
+  const d = fileDrift(c.files, c.stamp);
+  if (d && !(d.part === "csr" && d.missing)) return { action: "adopt", reason: `${driftText(c.certsDir, c.target.name, d)}; adopting the intermediate CA found there (its chain to the root is checked)` };
+  return { action: "keep", reason: "up to date" };
 }
 
 /** What the planner knows about one leaf. */
@@ -180,10 +248,14 @@ export interface LeafContext {
   rotate?: boolean;
   /** renewal asked for (make renew): re-made whatever its state */
   renew?: boolean;
-  /** SHA-256 of the CA certificate that stays (undefined: a new CA is made) */
+  /** SHA-256 of the signing CA's certificate that stays (undefined: a new one is made) */
   caFingerprint?: string;
-  /** the CA certificate's facts */
+  /** the signing CA certificate's facts (the root, or the intermediate) */
   ca?: CertFacts;
+  /** how reasons name the signing CA: "the CA" (default) or "the intermediate CA" */
+  caWord?: string;
+  /** the certificates a leaf's file must carry after the leaf (intermediate mode), and their files */
+  chain?: { facts: CertFacts[]; files: string[] };
   /** public key (SPKI hex) of every certificate in the tree, by name */
   certKeys: Map<string, string>;
   now: Date;
@@ -209,18 +281,23 @@ export function adoptionRefusal(l: LeafFacts, c: LeafContext): string | undefine
   if (f.files.csr === undefined) return `${p.csr} is missing`;
   if (!f.cert) return `${p.cert} holds no readable certificate`;
   if (!f.key) return `${p.key} holds no usable private key`;
-  if (!c.ca || !signedBy(f.cert, c.ca)) return "it is not signed by the CA";
+  if (!c.ca || !signedBy(f.cert, c.ca)) return `it is not signed by ${c.caWord ?? "the CA"}`;
   if (c.now < f.cert.notBefore || c.now > f.cert.notAfter) return "it is not within its validity period";
   if (!f.cert.subjectDer.equals(encodeSubject(l.request))) return `its subject is not the one ${l.target.configFile} asks for`;
   const want = requestSans(l.request);
   const have = subjectAltNames(f.cert).map((s) => (s.startsWith("DNS:") ? `DNS:${s.slice(4).toLowerCase()}` : s));
   if ([...want].sort().join("\n") !== [...have].sort().join("\n")) return `its SANs (${have.join(", ") || "none"}) are not the hosts of ${l.target.configFile} (${want.join(", ") || "none"})`;
-  if (l.target.role !== "ca") {
-    const missing = missingRoleEkus(l.target.role, f.cert.extKeyUsages);
+  const role = l.target.role;
+  if (!isCaRole(role)) {
+    const missing = missingRoleEkus(role, f.cert.extKeyUsages);
     if (missing.length) return `it lacks the extended key usage ${missing.map((m) => ekuOpensslName(m)).join(" and ")}, needed by a ${l.target.role} certificate`;
   }
   if (f.key.spec.algo !== l.request.key.algo || f.key.spec.size !== l.request.key.size) return `its key is ${specText(f.key.spec)}, ${l.target.configFile} asks for ${specText(l.request.key)}`;
   if (!f.key.spki.equals(f.cert.spki)) return `${p.key} does not belong to ${p.cert}`;
+  const chain = c.chain?.facts ?? [];
+  const carried = f.chain ?? [];
+  if (chain.length && (carried.length !== chain.length || !carried.every((b, i) => b.equals(chain[i].der))))
+    return `its file does not carry ${c.chain!.files.join(", ")} after the certificate (etcd sends the chain from the certificate file)`;
   const spki = f.cert.spki.toString("hex");
   for (const [other, k] of c.certKeys)
     if (other !== l.target.name && k === spki) return `its key is the key of ${bundlePaths(join(c.certsDir, other)).cert} (copied from another certificate?)`;
@@ -238,7 +315,7 @@ export function decideLeaf(l: LeafFacts, c: LeafContext): Decision {
   const make = (reason: string): Decision => ({ action: "make", reason });
   if (c.rotate) return make("make rotate");
   if (c.renew) return make("renewal asked for");
-  if (!c.caFingerprint) return make("the CA is new");
+  if (!c.caFingerprint) return make(`${c.caWord ?? "the CA"} is new`);
   const cert = bundlePaths(join(c.certsDir, l.target.name)).cert;
   const adopted: Decision = { action: "adopt", reason: `${cert} was made outside tls-setup and satisfies ${l.target.configFile}: adopted` };
   if (!l.stamp) {
@@ -248,7 +325,7 @@ export function decideLeaf(l: LeafFacts, c: LeafContext): Decision {
   }
   const d = fileDrift(l.files, l.stamp);
   if (!d) {
-    const changed = changedReason(l.target, l.stamp.inputs, l.inputs);
+    const changed = changedReason(l.target, l.stamp.inputs, l.inputs, c.caWord);
     return changed ? make(changed) : { action: "keep", reason: "up to date" };
   }
   const text = driftText(c.certsDir, l.target.name, d);
@@ -283,26 +360,56 @@ export function planFrom(x: PlanInputs, po: PlanOptions = {}): Plan {
   const problems = [...x.problems];
   const warnings = [...x.warnings];
   const items: PlanItem[] = [];
-  const [caTarget, ...leaves] = x.targets;
+  const caTarget = x.targets[0];
+  const imTarget = x.targets.find((t) => t.role === "intermediate");
+  const leaves = x.targets.filter((t) => !isCaRole(t.role));
   const caRequest = x.requests.get("ca")?.request;
-  let caFingerprint: string | undefined;
+  const caExists = x.exists.get("ca") ?? { cert: false, key: false };
+  let rootFingerprint: string | undefined;
+  let rootNew = false;
   if (caRequest) {
     const inputs: Inputs = { request: hashValue(requestInputs(caRequest)) };
     const files = x.files.get("ca") ?? {};
-    const exists = x.exists.get("ca") ?? { cert: false, key: false };
     const stamp = x.stamps.get("ca");
-    const d = decideCa({ target: caTarget, certsDir: o.certsDir, inputs, stamp, files, exists, rotate: po.rotate });
+    const d = decideCa({ target: caTarget, certsDir: o.certsDir, inputs, stamp, files, exists: caExists, rotate: po.rotate, keyMayBeOffline: !!imTarget });
     if (d.problem) problems.push(d.problem);
     items.push({ target: caTarget, action: d.action, reason: d.reason, request: caRequest, inputs, stamp, found: d.action === "adopt" ? x.found.get("ca") : undefined });
-    if (d.action !== "make" && exists.cert) caFingerprint = files.cert;
+    if (d.action !== "make" && caExists.cert) rootFingerprint = files.cert;
+    rootNew = d.action === "make";
+  }
+
+  // the CA that signs the leaves: the root, or (intermediate mode) the intermediate
+  let caFingerprint = rootFingerprint;
+  let signerFacts = x.ca;
+  if (imTarget) {
+    caFingerprint = undefined;
+    signerFacts = undefined;
+    const request = x.requests.get(imTarget.name)?.request;
+    const profile = x.signing ? intermediateProfile(x.signing, x.signingFile) : undefined;
+    if (profile) problems.push(...profile.problems);
+    if (request && profile?.value && caRequest) {
+      const inputs: Inputs = { request: hashValue(requestInputs(request)), profile: hashValue(profile.value), ca: rootFingerprint ?? "(new CA)" };
+      const files = x.files.get(imTarget.name) ?? {};
+      const exists = x.exists.get(imTarget.name) ?? { cert: false, key: false };
+      const stamp = x.stamps.get(imTarget.name);
+      const d = decideIntermediate({ target: imTarget, certsDir: o.certsDir, inputs, stamp, files, exists, rootNew, root: x.signer.parent!, rootKeyPresent: caExists.key, rotate: po.rotate, rotateIntermediate: po.rotateIntermediate });
+      if (d.problem) problems.push(d.problem);
+      items.push({ target: imTarget, action: d.action, reason: d.reason, request, profile: profile.value, inputs, stamp, found: d.action === "adopt" ? x.found.get(imTarget.name) : undefined });
+      if (d.action !== "make" && exists.cert) {
+        caFingerprint = files.cert;
+        signerFacts = x.intermediate;
+      }
+    }
   }
 
   if (!po.caOnly) {
     if (po.only) for (const n of po.only) if (!x.allNames.has(n)) problems.push({ file: "NAME", path: "", message: `${JSON.stringify(n)} is not a certificate of this tree; known: ${[...x.allNames].join(", ")}` });
-    const ctx: LeafContext = { certsDir: o.certsDir, rotate: po.rotate, renew: po.force && !!po.only, caFingerprint, ca: x.ca, certKeys: x.certKeys, now: x.now };
+    const chain = imTarget && signerFacts ? { facts: [signerFacts], files: x.signer.chain } : undefined;
+    const ctx: LeafContext = { certsDir: o.certsDir, rotate: po.rotate, renew: po.force && !!po.only, caFingerprint, ca: signerFacts, caWord: imTarget ? "the intermediate CA" : undefined, chain, certKeys: x.certKeys, now: x.now };
     // hashing the whole signing config once per profile, not once per leaf
     const profileHashes = new Map<string, string>();
     for (const t of leaves) {
+      if (isCaRole(t.role)) continue;
       const l = x.requests.get(requestKey(t));
       if (!l?.request || !x.signing) continue;
       const request = t.role === "proxy" ? { ...l.request, cn: "" } : l.request;
@@ -321,7 +428,7 @@ export function planFrom(x: PlanInputs, po: PlanOptions = {}): Plan {
     const req = x.requests.get(memberConfig(o))?.request;
     if (req && req.sans.ips.length === 0 && req.sans.dns.length === 0) warnings.push(`${memberConfig(o)}: hosts: is empty; etcd members need their IP addresses and names (and 127.0.0.1, localhost) as SANs`);
   }
-  return { options: o, items, problems, warnings, orphans: findOrphans(x.allNames, x.stamps, x.stampedWithCert), caFingerprint, stamps: x.stamps };
+  return { options: o, items, problems, warnings, orphans: findOrphans(x.allNames, x.stamps, x.stampedWithCert), caFingerprint, signer: x.signer, stamps: x.stamps };
 }
 
 export const staleItems = (p: Plan): PlanItem[] => p.items.filter((i) => i.action !== "keep");

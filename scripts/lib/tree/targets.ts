@@ -1,12 +1,16 @@
-// The target graph: which config file feeds which certificate. The CA comes from ca-csr.json; members and proxies
-// from req-csr.json (proxies with an empty CN, as etcd's gRPC proxy demands); one user per req-<user>.json.
+// The target graph: which config file feeds which certificate. The CA comes from ca-csr.json; the intermediate CA
+// (opt-in) from intermediate-csr.json; members and proxies from req-csr.json (proxies with an empty CN, as etcd's
+// gRPC proxy demands); one user per req-<user>.json.
 
-import { readdirSync } from "node:fs";
+import { existsSync, readdirSync } from "node:fs";
 import { join } from "node:path";
 import { Problem } from "../common/errors";
 import { errnoCode, readFailure } from "../common/fs-errors";
 
-export type Role = "ca" | "member" | "proxy" | "user";
+export type Role = "ca" | "intermediate" | "member" | "proxy" | "user";
+
+/** The roles of the tree's CAs (the root, and the intermediate that signs the leaves in intermediate mode). */
+export const isCaRole = (r: Role): r is "ca" | "intermediate" => r === "ca" || r === "intermediate";
 
 export interface TreeOptions {
   configDir: string;
@@ -24,7 +28,7 @@ export interface Target {
 export const DEFAULT_MEMBERS = ["etcd1", "etcd2", "etcd3"];
 export const DEFAULT_PROXIES = ["proxy1"];
 /** Names whose files the tree already uses for other things. */
-export const RESERVED_NAMES = ["ca", "crl", "csr", "etcd-rbac"];
+export const RESERVED_NAMES = ["ca", "intermediate", "crl", "csr", "etcd-rbac"];
 
 const SAFE_NAME = /^[A-Za-z0-9_][A-Za-z0-9._-]*$/;
 
@@ -35,12 +39,16 @@ export function nameProblem(name: string): string | undefined {
 }
 
 export const caFiles = (o: TreeOptions) => ({ config: join(o.configDir, "ca-csr.json"), signing: join(o.configDir, "ca-config.json") });
+/** The intermediate CA's config: its presence turns intermediate mode on. */
+export const intermediateConfig = (o: TreeOptions) => join(o.configDir, "intermediate-csr.json");
+export const INTERMEDIATE_NAME = "intermediate";
 export const memberConfig = (o: TreeOptions) => join(o.configDir, "req-csr.json");
 
 /** Lists the targets a config directory defines, with problems for unsafe or clashing names. */
 export function discoverTargets(o: TreeOptions): { targets: Target[]; problems: Problem[] } {
   const problems: Problem[] = [];
   const targets: Target[] = [{ name: "ca", role: "ca", configFile: caFiles(o).config }];
+  if (existsSync(intermediateConfig(o))) targets.push({ name: INTERMEDIATE_NAME, role: "intermediate", configFile: intermediateConfig(o) });
   const builtin = new Set<string>(RESERVED_NAMES);
   for (const [role, list, variable] of [["member", o.members, "ETCD_MEMBERS"], ["proxy", o.proxies, "PROXIES"]] as const) {
     for (const name of list) {

@@ -1,0 +1,175 @@
+// The one notion of "the signing CA": which CA signs the leaves (and the CRL), where its certificate and key are,
+// which certificates follow each leaf in the leaf's .pem, and which file members, proxies and clients trust.
+//
+//   root mode (the default):    the root certs/ca.pem signs; no chain; trust certs/ca.pem
+//   intermediate mode (opt-in:  certs/intermediate.pem, signed by the root, signs; each leaf's .pem carries the
+//   config/intermediate-csr.json) leaf then certs/intermediate.pem; trust certs/ca.pem (the root only)
+//
+// Everything that signs (build, renew through build, the CRL) or asks "which CA issued the leaves / what is trusted"
+// (the planner, verify, check-expiration, secrets, renew) goes through findSigningCa, and every CA key is loaded by
+// loadCa, the single place a key reference becomes a signer (a PKCS#11 key plugs in there).
+
+import { existsSync } from "node:fs";
+import { UserError } from "../common/errors";
+import { CertFacts, parseCertDer } from "../x509/certinfo";
+import { ekuOpensslName, missingRoleEkus } from "../config/profile";
+import { children, content, readNode, TAG } from "../x509/der";
+import { signedBy } from "../x509/chain";
+import { loadIssuer, readText } from "../x509/ca-load";
+import { Issuer } from "../x509/issue";
+import { CryptoProvider } from "../x509/keys";
+import { parsePemBlocks, toPem } from "../x509/pem";
+import { caPaths, certPaths } from "./output";
+import { INTERMEDIATE_NAME, intermediateConfig, TreeOptions } from "./targets";
+
+/** Where a CA's private key is: a PEM file, or (later) an object in a PKCS#11 token named by an RFC 7512 URI. */
+export type KeyRef = { kind: "file"; path: string } | { kind: "pkcs11"; uri: string };
+
+/** A CA of the tree: its name (the stamp and file name), its certificate file and its key. */
+export interface CaRef {
+  name: string;
+  /** its own certificate file (exactly one certificate) */
+  cert: string;
+  key: KeyRef;
+}
+
+export interface SigningCa extends CaRef {
+  /** certificate files whose certificates follow each leaf in the leaf's .pem: [certs/intermediate.pem] or [] */
+  chain: string[];
+  /** the trust file members, proxies and clients read (--trusted-ca-file, etcd-ca): certs/ca.pem, the root only */
+  trust: string;
+  /** the CA that signs this one (the root, for the intermediate); undefined for a root */
+  parent?: CaRef;
+}
+
+/** Intermediate mode is on when the intermediate's config exists. */
+export const intermediateMode = (o: TreeOptions): boolean => existsSync(intermediateConfig(o));
+
+const fileKey = (path: string): KeyRef => ({ kind: "file", path });
+
+/** The root CA: certs/ca.pem and certs/ca-key.pem. */
+export function rootCa(o: TreeOptions): CaRef {
+  const p = caPaths(o.certsDir);
+  return { name: "ca", cert: p.cert, key: fileKey(p.key) };
+}
+
+/** The intermediate CA: certs/intermediate.pem and certs/intermediate-key.pem. */
+export function intermediateCa(o: TreeOptions): CaRef {
+  const p = certPaths(o.certsDir, INTERMEDIATE_NAME);
+  return { name: INTERMEDIATE_NAME, cert: p.cert, key: fileKey(p.key) };
+}
+
+/** The CA that signs the tree's leaves and CRL, with its chain and the trust file. */
+export function findSigningCa(o: TreeOptions): SigningCa {
+  const root = rootCa(o);
+  if (!intermediateMode(o)) return { ...root, chain: [], trust: root.cert };
+  const im = intermediateCa(o);
+  return { ...im, chain: [im.cert], trust: root.cert, parent: root };
+}
+
+/** A key reference in words, for messages: the file, or the PKCS#11 URI. */
+export const keyText = (k: KeyRef): string => (k.kind === "file" ? k.path : k.uri);
+
+/** Whether the key is there to sign with (a file that exists; a token key is assumed present and checked on load). */
+export const keyPresent = (k: KeyRef): boolean => k.kind !== "file" || existsSync(k.path);
+
+/** What is said (after the key file's name) when a root key kept offline is needed. */
+export function rootKeyAbsent(root: CaRef, forWhat: string): string {
+  return `the root CA's key is absent (kept offline?); ${forWhat} needs it: put the root key back at ${keyText(root.key)} for this run, then move it offline again`;
+}
+
+export interface CaDeps {
+  now: () => Date;
+  crypto: CryptoProvider;
+}
+
+/**
+ * The single loader of a CA's key: a signer (Issuer) for the CA's certificate, after ca-load's checks (the key matches
+ * the certificate, which is a CA allowed to sign, currently valid, not SHA-1 signed, with a strong key).
+ */
+export async function loadCa(ca: CaRef, deps: CaDeps): Promise<{ issuer: Issuer; facts: CertFacts }> {
+  if (ca.key.kind === "pkcs11") throw new UserError(`${ca.cert}: its key ${ca.key.uri} is in a PKCS#11 token: PKCS#11 keys are not supported yet; give a key file`);
+  return loadIssuer(ca.cert, ca.key.path, deps.now(), deps.crypto);
+}
+
+/** The certificates of a PEM file, in order (DER). */
+export function certBlocks(text: string): Buffer[] {
+  return parsePemBlocks(text)
+    .filter((b) => b.label === "CERTIFICATE")
+    .map((b) => b.der);
+}
+
+/** Reads a CA certificate file that must hold exactly one certificate. */
+export function readOneCert(file: string, what: string): CertFacts {
+  const blocks = certBlocks(readText(file, what));
+  if (blocks.length !== 1) throw new UserError(`${file}: holds ${blocks.length} certificates; expected exactly one (${what})`);
+  try {
+    return parseCertDer(blocks[0]);
+  } catch (e) {
+    throw new UserError(`${file}: the CERTIFICATE block is not a valid X.509 certificate (${e instanceof Error ? e.message : e})`);
+  }
+}
+
+export interface LoadedSigningCa {
+  issuer: Issuer;
+  facts: CertFacts;
+  /** the chain's certificates, in order */
+  chain: CertFacts[];
+  /** the PEM text appended to each leaf's certificate ("" in root mode) */
+  chainPem: string;
+}
+
+/** Reads the chain files of a signing CA (no key needed): their certificates and the PEM text leaves carry. */
+export function readChain(ca: SigningCa): { chain: CertFacts[]; chainPem: string } {
+  const chain = ca.chain.map((f) => readOneCert(f, "a CA certificate of the chain"));
+  return { chain, chainPem: chain.map((c) => toPem("CERTIFICATE", c.der)).join("") };
+}
+
+/**
+ * The signing CA, ready to sign: its key loaded (loadCa), its chain read, and, for an intermediate, its link to the
+ * parent checked (signed by the root's key), so a leaf never carries a chain that does not lead to the trust file.
+ */
+export async function loadSigningCa(ca: SigningCa, deps: CaDeps): Promise<LoadedSigningCa> {
+  readOneCert(ca.cert, "the signing CA's certificate");
+  const { issuer, facts } = await loadCa(ca, deps);
+  const { chain, chainPem } = readChain(ca);
+  if (ca.parent) {
+    const parent = readOneCert(ca.parent.cert, "the root CA certificate");
+    if (!signedBy(facts, parent)) throw new UserError(`${ca.cert}: is not signed by the root CA in ${ca.parent.cert}; make a new intermediate ("make rotate-intermediate", with the root key) or restore the root`);
+  }
+  return { issuer, facts, chain, chainPem };
+}
+
+/** The checks an intermediate must pass to sign this tree's leaves, beyond loadCa's: one line each, or none. */
+export function intermediateProblems(file: string, im: CertFacts, root: CertFacts, rootFile: string, now: Date): string[] {
+  const out: string[] = [];
+  if (!signedBy(im, root)) out.push(`${file}: is not signed by the root CA in ${rootFile} (its issuer name or signature does not match)`);
+  if (!im.isCa) out.push(`${file}: is not a CA certificate (basicConstraints CA:FALSE or missing)`);
+  if (im.keyUsageBits && !im.keyUsageBits.includes(5)) out.push(`${file}: its key usage does not allow signing certificates (no keyCertSign)`);
+  if (im.keyUsageBits && !im.keyUsageBits.includes(6)) out.push(`${file}: its key usage does not allow signing CRLs (no cRLSign)`);
+  // the intermediate's EKU (when it has one) constrains every leaf below it, in Go: members need both
+  const lack = missingRoleEkus("member", im.extKeyUsages);
+  if (lack.length) out.push(`${file}: its extended key usage lacks ${lack.map(ekuOpensslName).join(" and ")}; Go refuses the leaves below it ("incompatible key usage")`);
+  const rootPath = pathLen(root);
+  if (rootPath === 0) out.push(`${rootFile}: its path length is 0, so it may not sign an intermediate CA; re-make the root without "pathlenzero"`);
+  if (now > im.notAfter) out.push(`${file}: expired on ${im.notAfter.toISOString()}; make a new one with "make rotate-intermediate"`);
+  else if (now < im.notBefore) out.push(`${file}: is not valid until ${im.notBefore.toISOString()}; check the clock`);
+  return out;
+}
+
+/** A CA certificate's pathLenConstraint, undefined when it has none. */
+export function pathLen(f: CertFacts): number | undefined {
+  const bc = f.extensions.get("2.5.29.19");
+  if (!bc) return undefined;
+  const n = children(bc.value, readNode(bc.value)).find((x) => x.tag === TAG.INTEGER);
+  return n ? Number(BigInt(`0x${content(bc.value, n).toString("hex") || "0"}`)) : undefined;
+}
+
+/** Whether a leaf's file carries exactly the chain after the leaf. */
+export function carriesChain(fileText: string, chain: CertFacts[]): boolean {
+  const blocks = certBlocks(fileText).slice(1);
+  return blocks.length === chain.length && blocks.every((b, i) => b.equals(chain[i].der));
+}
+
+/** A readable name for a CA file in messages. */
+export const caLabel = (ca: CaRef): string => (ca.name === INTERMEDIATE_NAME ? `the intermediate CA in ${ca.cert}` : `the CA in ${ca.cert}`);
