@@ -170,7 +170,7 @@ async function execute(plan: Plan, bo: BuildOptions, t0: number): Promise<BuildR
   } else if (imItem?.action === "adopt") {
     // an intermediate made elsewhere (cfssl, openssl): its chain to the root and its key are checked first
     const problems = intermediateProblems(signer.cert, readOneCert(signer.cert, "the intermediate CA certificate"), readOneCert(root.cert, "the root CA certificate"), root.cert, deps.now());
-    if (problems.length) throw new UserError(`${problems.join("\n")}\n${signer.cert}: not adopted; fix it, or remove certs/intermediate.pem and its key to make a new one (needs the root key)`);
+    if (problems.length) throw new UserError(problems.map((p) => `${p}; not adopted as the intermediate CA`).join("\n"));
     await loadCa(signer, deps);
     await writeStamp(o.certsDir, stampFor(imItem, undefined), { fsync });
     result.adopted.push(imItem.target.name);
