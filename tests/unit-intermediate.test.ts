@@ -404,3 +404,14 @@ describe("day 2 over a chain", () => {
     await expect(renewTree(opts(t), { warnDays: 30, name: "intermediate" })).rejects.toThrow(/^NAME: "intermediate" is the intermediate CA; "make renew" re-issues leaves only; a new intermediate is "make rotate-intermediate"/);
   });
 });
+
+describe("a root that may not sign an intermediate", () => {
+  test("ca.pathlenzero in ca-csr.json: refused before anything is made, naming the field", async () => {
+    const t = intermediateTree();
+    editJson(join(t.config, "ca-csr.json"), (j) => (j.ca = { expiry: "43800h", pathlen: 0, pathlenzero: true }));
+    const e = await build(opts(t), { fsync: false }).catch((x) => x);
+    expect(isUserError(e)).toBe(true);
+    expect(e.message).toBe(`${t.config}/ca-csr.json: ca.pathlenzero: gives the root a path length of 0, so it may not sign the intermediate CA of intermediate-csr.json; remove it`);
+    expect(existsSync(join(t.certs, "ca.pem"))).toBe(false);
+  });
+});

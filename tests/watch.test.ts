@@ -286,3 +286,29 @@ describe("ignoredPath", () => {
     expect(ignored("/t/config/certs/.tls-setup/alice.json")).toBe(true);
   });
 });
+
+describe("watch in intermediate mode", () => {
+  test("an edited intermediate-csr.json re-makes the intermediate and every leaf (carrying the new intermediate), never the root", async () => {
+    const tree = tempTree();
+    writeFileSync(join(tree.config, "intermediate-csr.json"), readFileSync(join(__dirname, "fixtures", "config", "examples", "intermediate-csr.json")));
+    const w = startWatch(tree);
+    await waitFor("the ready line", () => w.out.some((l) => l.startsWith("watch: watching ")), w);
+    const before = await quiet(tree.certs);
+    const oldIm = fingerprint(certFile(tree.certs, "intermediate"));
+    const im = JSON.parse(readFileSync(join(tree.config, "intermediate-csr.json"), "utf8"));
+    writeFileSync(join(tree.config, "intermediate-csr.json"), JSON.stringify({ ...im, CN: "edited intermediate" }, null, 2));
+    await waitFor("a new intermediate.pem", () => existsSync(certFile(tree.certs, "intermediate")) && fingerprint(certFile(tree.certs, "intermediate")) !== oldIm, w);
+    const after = await quiet(tree.certs);
+    expect(after["ca.pem"]).toBe(before["ca.pem"]);
+    expect(after["ca-key.pem"]).toBe(before["ca-key.pem"]);
+    const imPem = readFileSync(certFile(tree.certs, "intermediate"), "utf8");
+    for (const n of ["etcd1", "etcd2", "etcd3", "proxy1", "root"]) {
+      expect([n, after[`${n}.pem`] === before[`${n}.pem`]]).toEqual([n, false]);
+      expect(readFileSync(certFile(tree.certs, n), "utf8").endsWith(imPem)).toBe(true);
+    }
+    expect(w.out.some((l) => l.startsWith(`made ${certFile(tree.certs, "intermediate")} (intermediate CA, key kept, signed by ${certFile(tree.certs, "ca")}): ${join(tree.config, "intermediate-csr.json")} changed [`))).toBe(true);
+    w.proc.kill("SIGINT");
+    expect(await w.exited).toBe(0);
+    rmSync(tree.dir, { recursive: true, force: true });
+  }, 30_000);
+});

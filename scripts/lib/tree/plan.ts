@@ -11,7 +11,7 @@ import { CertFacts, subjectAltNames } from "../x509/certinfo";
 import { signedBy } from "../x509/chain";
 import { encodeSubject } from "../x509/subject";
 import { isCaRole, memberConfig, Target, TreeOptions } from "./targets";
-import { CaRef, keyText, rootKeyAbsent, SigningCa } from "./signing-ca";
+import { CaRef, keyText, pathLen, rootKeyAbsent, SigningCa } from "./signing-ca";
 import { hashValue, Inputs, Stamp } from "./state";
 import { bundlePaths } from "./output";
 import { EtcdAccess } from "../config/etcd-access";
@@ -394,6 +394,14 @@ export function planFrom(x: PlanInputs, po: PlanOptions = {}): Plan {
       const stamp = x.stamps.get(imTarget.name);
       const d = decideIntermediate({ target: imTarget, certsDir: o.certsDir, inputs, stamp, files, exists, rootNew, root: x.signer.parent!, rootKeyPresent: caExists.key, rotate: po.rotate, rotateIntermediate: po.rotateIntermediate });
       if (d.problem) problems.push(d.problem);
+      // a root with path length 0 may sign no CA (Go and openssl refuse the chain): refused before anything is made
+      const zero = rootNew ? caRequest.ca?.pathlenzero === true && (caRequest.ca.pathlen ?? 0) === 0 : x.ca !== undefined && pathLen(x.ca) === 0;
+      if (d.action === "make" && zero)
+        problems.push(
+          rootNew
+            ? { file: caTarget.configFile, path: "ca.pathlenzero", message: "gives the root a path length of 0, so it may not sign the intermediate CA of intermediate-csr.json; remove it" }
+            : { file: x.signer.parent!.cert, path: "", message: "has path length 0, so it may not sign an intermediate CA; a root for intermediate mode needs none (make rotate makes a new root from ca-csr.json)" },
+        );
       items.push({ target: imTarget, action: d.action, reason: d.reason, request, profile: profile.value, inputs, stamp, found: d.action === "adopt" ? x.found.get(imTarget.name) : undefined });
       if (d.action !== "make" && exists.cert) {
         caFingerprint = files.cert;
