@@ -210,6 +210,13 @@ describe("etcd-cluster.json and MEMBER_CERTS are validated", () => {
     expect(parse({ peer_cert_allowed_cn: ["etcd"] }).warnings).toEqual([]);
   });
 
+  test("the shipped example config/examples/etcd-cluster.json parses, and its CN is the one req-csr.json gives members", () => {
+    const root = join(__dirname, "..");
+    const r = parse(JSON.parse(readFileSync(join(root, "config", "examples", "etcd-cluster.json"), "utf8")));
+    expect(r.problems).toEqual([]);
+    expect(r.value!.peerAllowedCn).toEqual([JSON.parse(readFileSync(join(root, "config", "req-csr.json"), "utf8")).CN]);
+  });
+
   test.each([
     [{ member_certs: "both" }, 'member_certs: "both" is not a member certificate layout; accepted: "combined", "split"'],
     [{ peer_cert_allowed_cn: 3 }, "peer_cert_allowed_cn: 3 is a number; expected the value given to etcd's --peer-cert-allowed-cn: a string, or a list of strings (etcd >= 3.5.15)"],
