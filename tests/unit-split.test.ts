@@ -1,12 +1,15 @@
 // MEMBER_CERTS=split and etcd-cluster.json, in-process: the planner's rows for switching between the member layouts
 // (what is re-made, what becomes an orphan and why, what prune removes), the profiles a split member is signed with,
 // the EKU rules, and etcd-cluster.json's validation. The judges of what is on disk are node:crypto's
-// X509Certificate (EKUs via openssl's text is in tests/etcd-split.test.ts) and the files' bytes.
+// X509Certificate and the files' bytes (OpenSSL judges the split halves in tests/etcd-split.test.ts); Go's own
+// x509 VerifyHostname (tests/go/hostcheck) judges our copy of it.
 
+import { spawnSync } from "node:child_process";
 import { X509Certificate } from "node:crypto";
-import { cpSync, existsSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { tempTree } from "./helpers";
+import { haveTool, tempTree } from "./helpers";
 import { editJson, writeJson } from "./lifecycle-fixtures";
 import { build } from "../scripts/lib/tree/build";
 import { Action, makePlan, Plan } from "../scripts/lib/tree/plan";
@@ -15,7 +18,9 @@ import { discoverTargets, TreeOptions } from "../scripts/lib/tree/targets";
 import { verifyTree } from "../scripts/lib/lifecycle/verify";
 import { renewTree } from "../scripts/lib/lifecycle/renew";
 import { expiryReport } from "../scripts/lib/lifecycle/expiry";
-import { parseClusterSettings } from "../scripts/lib/config/etcd-cluster";
+import { parseClusterSettings, verifyHostname } from "../scripts/lib/config/etcd-cluster";
+import { parseIp } from "../scripts/lib/config/hosts";
+import { parseCertPem, subjectAltNames } from "../scripts/lib/x509/certinfo";
 import { parseMemberCerts } from "../scripts/lib/cli/tree-args";
 import { isUserError } from "../scripts/lib/common/errors";
 
@@ -242,4 +247,33 @@ describe("etcd-cluster.json and MEMBER_CERTS are validated", () => {
     expect(isUserError(err) && err.message).toBe('MEMBER_CERTS: "splitted" is not a member certificate layout; accepted: "combined", "split"');
     expect(parseMemberCerts("")).toBeUndefined();
   });
+});
+
+// Go's crypto/x509 judges our copy of VerifyHostname (the allowed-hostname checks of verify).
+const haveGo = haveTool("go");
+(haveGo ? describe : describe.skip)("verifyHostname agrees with Go's x509.Certificate.VerifyHostname", () => {
+  const goDir = mkdtempSync(join(tmpdir(), "tls-setup-go-"));
+  afterAll(() => rmSync(goDir, { recursive: true, force: true }));
+
+  test("for a certificate with wildcard, mixed-case, IPv4 and IPv6 SANs, over tricky candidates", async () => {
+    const bin = join(goDir, "hostcheck");
+    const env = { ...process.env, GOCACHE: join(goDir, "cache"), GOPATH: join(goDir, "gopath"), GOPROXY: "off", GOFLAGS: "", GO111MODULE: "" };
+    const b = spawnSync("go", ["build", "-o", bin, join(__dirname, "go", "hostcheck", "main.go")], { env, encoding: "utf8" });
+    if (b.status !== 0) throw new Error(`go build of tests/go/hostcheck failed: ${b.stderr}`);
+    const t = copy(combined);
+    writeJson(join(t.config, "req-svc.json"), { CN: "svc", hosts: ["*.etcd.example", "Etcd1.Example.com", "10.0.0.1", "::1", "2001:db8::7", "localhost"], key: { algo: "ecdsa", size: 256 } });
+    await build(opts(t), { fsync: false });
+    const candidates = [
+      "a.etcd.example", "A.ETCD.EXAMPLE", "b.a.etcd.example", "etcd.example", "*.etcd.example", "etcd1.example.com", "ETCD1.EXAMPLE.COM.", "etcd1.example.com..",
+      "under_score.example", "a_b.etcd.example", "localhost", "localhost.", "LocalHost", "10.0.0.1", "10.0.0.2", "::ffff:10.0.0.1", "[::1]", "::1", "0:0:0:0:0:0:0:1", "2001:DB8::7", "[2001:db8:0::7]",
+      "127.0.0.1", "svc", "-bad.etcd.example", "a..etcd.example",
+    ];
+    const go = JSON.parse(spawnSync(bin, [join(t.certs, "svc.pem"), ...candidates], { encoding: "utf8" }).stdout) as Record<string, boolean>;
+    const facts = parseCertPem(readFileSync(join(t.certs, "svc.pem"), "utf8"), "svc.pem");
+    const sans = subjectAltNames(facts);
+    const ours = Object.fromEntries(candidates.map((h) => [h, verifyHostname({ dns: sans.filter((s) => s.startsWith("DNS:")).map((s) => s.slice(4)), ips: sans.filter((s) => s.startsWith("IP:")).map((s) => parseIp(s.slice(3))!) }, h)]));
+    expect(ours).toEqual(go);
+    // and the table is not trivial: both answers occur
+    expect(new Set(Object.values(go))).toEqual(new Set([true, false]));
+  }, 120_000);
 });

@@ -1,7 +1,9 @@
 // `make verify`: checks the certificates on disk against the CA and the configs, one line per problem naming the file.
 // Every leaf must chain to the CA (signature checked) and be within its validity; every key must match its
 // certificate and be readable by its owner only; member certificates need serverAuth, clientAuth and every host of
-// req-csr.json; user certificates clientAuth and the config's CN; proxy certificates an empty CN. A CRL in
+// req-csr.json (split members: etcdN serverAuth without clientAuth, etcdN-client the reverse), and none may be what
+// etcd would refuse under etcd-cluster.json's allowed CN / hostnames; user certificates clientAuth and the config's
+// CN; proxy certificates an empty CN. A CRL in
 // certs/crl.pem, when present, must be signed by the CA and current. Warnings name etcd pitfalls in the configs.
 
 import { existsSync, readFileSync, statSync } from "node:fs";
