@@ -15,7 +15,8 @@ JSON  = $(NODE) dist/bare.js
 TLS  = $(NODE) dist/tls.js
 # q: a value single-quoted for the shell, a ' inside written as '\'' (so no variable or file name reaches a shell unquoted)
 q    = '$(subst ','\'',$(1))'
-TREE = --config-dir $(call q,$(CONFIG_DIR)) --certs-dir $(call q,$(CERTS_DIR)) --members $(call q,$(ETCD_MEMBERS)) --proxies $(call q,$(PROXIES))
+# MEMBER_CERTS=split|combined (default: etcd-cluster.json's "member_certs", else combined; README "Split member certificates")
+TREE = --config-dir $(call q,$(CONFIG_DIR)) --certs-dir $(call q,$(CERTS_DIR)) --members $(call q,$(ETCD_MEMBERS)) --proxies $(call q,$(PROXIES))$(if $(MEMBER_CERTS), --member-certs $(call q,$(MEMBER_CERTS)))
 
 # npm writes node_modules/.package-lock.json on every install: it stands for "dependencies installed".
 DEPS    = node_modules/.package-lock.json

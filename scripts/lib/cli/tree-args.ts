@@ -2,6 +2,8 @@
 
 import type { Argv } from "yargs";
 import { DEFAULT_MEMBERS, DEFAULT_PROXIES, TreeOptions } from "../tree/targets";
+import { MemberCerts, memberCertsProblem } from "../config/etcd-cluster";
+import { UserError } from "../common/errors";
 
 export const splitList = (s: string | undefined, dflt: string[]): string[] => (s === undefined ? dflt : s.split(/[\s,]+/).filter(Boolean));
 
@@ -10,9 +12,19 @@ export function treeOptions<T>(y: Argv<T>) {
     .option("config-dir", { type: "string", default: "config", describe: "where ca-csr.json, ca-config.json and req-*.json live" })
     .option("certs-dir", { type: "string", default: "certs", describe: "where certificates and keys are written" })
     .option("members", { type: "string", describe: `etcd member certificate names (default "${DEFAULT_MEMBERS.join(" ")}")` })
-    .option("proxies", { type: "string", describe: `etcd proxy certificate names (default "${DEFAULT_PROXIES.join(" ")}")` });
+    .option("proxies", { type: "string", describe: `etcd proxy certificate names (default "${DEFAULT_PROXIES.join(" ")}")` })
+    .option("member-certs", { type: "string", describe: 'member certificate layout: "combined" (one certificate, server and client auth) or "split" (etcdN: server auth, etcdN-client: client auth; etcd >= 3.5); default: etcd-cluster.json\'s "member_certs", else combined' });
 }
 
-export function toTree(a: { "config-dir": string; "certs-dir": string; members?: string; proxies?: string }): TreeOptions {
-  return { configDir: a["config-dir"], certsDir: a["certs-dir"], members: splitList(a.members, DEFAULT_MEMBERS), proxies: splitList(a.proxies, DEFAULT_PROXIES) };
+/** MEMBER_CERTS / --member-certs: undefined when not given (or empty). */
+export function parseMemberCerts(v: string | undefined): MemberCerts | undefined {
+  if (v === undefined || v === "") return undefined;
+  const p = memberCertsProblem(v);
+  if (p) throw new UserError(`MEMBER_CERTS: ${p}`);
+  return v as MemberCerts;
+}
+
+export function toTree(a: { "config-dir": string; "certs-dir": string; members?: string; proxies?: string; "member-certs"?: string }): TreeOptions {
+  const memberCerts = parseMemberCerts(a["member-certs"]);
+  return { configDir: a["config-dir"], certsDir: a["certs-dir"], members: splitList(a.members, DEFAULT_MEMBERS), proxies: splitList(a.proxies, DEFAULT_PROXIES), ...(memberCerts ? { memberCerts } : {}) };
 }

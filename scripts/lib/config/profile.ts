@@ -50,13 +50,24 @@ export const OID_SERVER_AUTH = EXT_KEY_USAGE_OIDS["server auth"];
 export const OID_CLIENT_AUTH = EXT_KEY_USAGE_OIDS["client auth"];
 export const OID_ANY_EKU = EXT_KEY_USAGE_OIDS.any;
 
-export type LeafRole = "member" | "proxy" | "user";
+export type LeafRole = "member" | "member-server" | "member-client" | "proxy" | "user";
 
 /** Why each kind of etcd certificate needs its extended key usages. */
 export const ROLE_EKU_WHY: Record<LeafRole, string> = {
   member: "an etcd member uses one certificate as server and as client",
+  "member-server": "with MEMBER_CERTS=split the member serves clients and peers with it",
+  "member-client": "with MEMBER_CERTS=split the member dials its peers (and its own client port) with it",
   proxy: "the proxy dials the members as a client",
   user: "etcd reads the user from a client certificate",
+};
+
+/** The EKUs (OIDs) each role needs, and those it must not have (the split layout keeps server and client apart). */
+const ROLE_EKUS: Record<LeafRole, { need: string[]; forbid: string[] }> = {
+  member: { need: [OID_SERVER_AUTH, OID_CLIENT_AUTH], forbid: [] },
+  "member-server": { need: [OID_SERVER_AUTH], forbid: [OID_CLIENT_AUTH] },
+  "member-client": { need: [OID_CLIENT_AUTH], forbid: [OID_SERVER_AUTH] },
+  proxy: { need: [OID_CLIENT_AUTH], forbid: [] },
+  user: { need: [OID_CLIENT_AUTH], forbid: [] },
 };
 
 /**
@@ -65,8 +76,30 @@ export const ROLE_EKU_WHY: Record<LeafRole, string> = {
  */
 export function missingRoleEkus(role: LeafRole, ekus: string[]): string[] {
   if (ekus.length === 0 || ekus.includes(OID_ANY_EKU)) return [];
-  const need = role === "member" ? [OID_SERVER_AUTH, OID_CLIENT_AUTH] : [OID_CLIENT_AUTH];
-  return need.filter((o) => !ekus.includes(o));
+  return ROLE_EKUS[role].need.filter((o) => !ekus.includes(o));
+}
+
+/**
+ * The extended key usages (OIDs) a certificate of this role must not have but `ekus` allows (split member
+ * certificates: the server one no client auth, the client one no server auth). No extension, or "any", allows
+ * every usage, so it counts as having them.
+ */
+export function forbiddenRoleEkus(role: LeafRole, ekus: string[]): string[] {
+  const open = ekus.length === 0 || ekus.includes(OID_ANY_EKU);
+  return ROLE_EKUS[role].forbid.filter((o) => open || ekus.includes(o));
+}
+
+/** Whether a role is one of a member's certificates (combined, or either half of the split layout). */
+export const isMemberRole = (role: string): boolean => role === "member" || role === "member-server" || role === "member-client";
+
+/**
+ * A profile limited to one extended key usage: the key usages of `base` and exactly `eku` ("server auth" or
+ * "client auth"). The split layout signs with this when ca-config.json has no "member-server" / "member-client"
+ * profile.
+ */
+export function restrictProfile(base: Profile, eku: "server auth" | "client auth"): Profile {
+  const usages = [...base.usages.filter((u) => Object.hasOwn(KEY_USAGE_BITS, u)), eku];
+  return { ...base, usages, extKeyUsages: [EXT_KEY_USAGE_OIDS[eku]], issuerUrls: [...base.issuerUrls], restrictedTo: eku };
 }
 
 export interface CaConstraint {
@@ -90,6 +123,8 @@ export interface Profile {
   ocspUrl?: string;
   crlUrl?: string;
   issuerUrls: string[];
+  /** set when the profile is `name` limited to this one extended key usage (restrictProfile) */
+  restrictedTo?: string;
 }
 
 export interface SigningConfig {

@@ -1,7 +1,9 @@
 // `make verify`: checks the certificates on disk against the CA and the configs, one line per problem naming the file.
 // Every leaf must chain to the CA (signature checked) and be within its validity; every key must match its
 // certificate and be readable by its owner only; member certificates need serverAuth, clientAuth and every host of
-// req-csr.json; user certificates clientAuth and the config's CN; proxy certificates an empty CN. A CRL in
+// req-csr.json (split members: etcdN serverAuth without clientAuth, etcdN-client the reverse), and none may be what
+// etcd would refuse under etcd-cluster.json's allowed CN / hostnames; user certificates clientAuth and the config's
+// CN; proxy certificates an empty CN. A CRL in
 // certs/crl.pem, when present, must be signed by the CA and current. Warnings name etcd pitfalls in the configs.
 
 import { existsSync, readFileSync, statSync } from "node:fs";
@@ -17,7 +19,10 @@ import { defaultDeps, IssueDeps } from "../x509/issue";
 import { certPaths } from "../tree/output";
 import { fileHashes, makePlan, PlanItem } from "../tree/plan";
 import { Stamp, stateDir } from "../tree/state";
-import { ekuOpensslName, missingRoleEkus, Profile, ROLE_EKU_WHY } from "../config/profile";
+import { ekuOpensslName, forbiddenRoleEkus, isMemberRole, missingRoleEkus, Profile, ROLE_EKU_WHY } from "../config/profile";
+import { ALLOWED_FIELDS, ClusterSettings, clusterFile, verifyHostname } from "../config/etcd-cluster";
+import { parseIp } from "../config/hosts";
+import { Role } from "../tree/targets";
 import { CertRequest } from "../config/request";
 import { caFiles, isCaRole, memberConfig, TreeOptions } from "../tree/targets";
 import { carriesChain, certBlocks, intermediateProblems, keyPresent, rootCa } from "../tree/signing-ca";
@@ -92,7 +97,10 @@ function checkRole(item: PlanItem, file: string, f: CertFacts, problems: string[
   if (missing.length) {
     problems.push(`${file}: lacks the extended key usage ${missing.join(" and ")}, needed by a ${role} certificate (${ROLE_EKU_WHY[role]}); fix the profile in ca-config.json and run "make"`);
   }
-  if (role === "member") {
+  const extra = forbiddenRoleEkus(role, f.extKeyUsages).map(ekuOpensslName);
+  if (extra.length)
+    problems.push(`${file}: allows the extended key usage ${extra.join(" and ")}, but MEMBER_CERTS=split keeps a ${role} certificate to ${role === "member-server" ? "serverAuth" : "clientAuth"} only; run "make" to re-issue it`);
+  if (isMemberRole(role)) {
     const have = new Set(subjectAltNames(f).map((s) => (s.startsWith("DNS:") ? s.toLowerCase() : s)));
     const lack = expectedSans(item.request).filter((s) => !have.has(s.startsWith("DNS:") ? s.toLowerCase() : s));
     if (lack.length) problems.push(`${file}: lacks ${lack.join(", ")} of the hosts in ${configFile}; run "make" to re-issue it`);
@@ -101,6 +109,42 @@ function checkRole(item: PlanItem, file: string, f: CertFacts, problems: string[
   } else if (role === "proxy" && cn !== "") {
     problems.push(`${file}: CN is ${JSON.stringify(cn)}; a proxy certificate needs an empty CN (etcd 3.4's gRPC proxy refuses a client certificate with a CN); run "make" to re-issue it`);
   }
+}
+
+/** Which of etcd's allowed-identity checks see a certificate of this role (as the peer or client presenting it). */
+function identityChecks(role: Role): ("peer" | "client")[] {
+  // etcd applies --peer-cert-allowed-* to the certificate a peer presents on the peer port, on both ends of the
+  // connection (its tls.Config for serving and for dialing share the check): the combined member certificate, and
+  // in the split layout both the server certificate and the peer-client certificate. --client-cert-allowed-hostname
+  // applies to what dials the client port: users, proxies, and the member itself (its gateway).
+  if (role === "member") return ["peer", "client"];
+  if (role === "member-server") return ["peer"];
+  if (role === "member-client") return ["peer", "client"];
+  if (role === "proxy" || role === "user") return ["client"];
+  return [];
+}
+
+/** The allowed identities of etcd-cluster.json that a certificate does not satisfy: what etcd would refuse. */
+export function identityProblems(role: Role, file: string, f: CertFacts, s: ClusterSettings, configDir: string): string[] {
+  const out: string[] = [];
+  const cf = clusterFile(configDir);
+  const checks = identityChecks(role);
+  const sans = subjectAltNames(f);
+  const dns = sans.filter((x) => x.startsWith("DNS:")).map((x) => x.slice(4));
+  const ips = sans.filter((x) => x.startsWith("IP:")).map((x) => parseIp(x.slice(3))).filter((x): x is Buffer => !!x);
+  const refusal = '(etcd: "client certificate authentication failed")';
+  for (const [field, flag, key] of ALLOWED_FIELDS) {
+    const allowed = s[key];
+    if (!allowed.length || !checks.includes(field.startsWith("peer") ? "peer" : "client")) continue;
+    const list = allowed.map((v) => JSON.stringify(v)).join(", ");
+    if (key === "peerAllowedCn") {
+      const cn = commonName(f.subjectDer);
+      if (!allowed.includes(cn)) out.push(`${file}: CN ${JSON.stringify(cn)} is not an allowed peer CN (${cf}: ${field}: ${list}); members started with ${flag} refuse it ${refusal}; the member CN comes from req-csr.json's "CN"`);
+    } else if (!allowed.some((h) => verifyHostname({ dns, ips }, h))) {
+      out.push(`${file}: no SAN (${sans.join(", ") || "none"}) matches the allowed ${field.startsWith("peer") ? "peer" : "client"} hostname ${list} (${cf}: ${field}); members started with ${flag} refuse it ${refusal}; add the name to the certificate's hosts`);
+    }
+  }
+  return out;
 }
 
 /** certs/crl.pem: a PEM (or DER) X.509 CRL, signed by the CA, issued in the past and not past its nextUpdate. */
@@ -134,7 +178,7 @@ function profilePath(p: Profile): string {
 /** etcd pitfalls in the member config and the profiles (warnings, not failures). */
 function configWarnings(o: TreeOptions, items: PlanItem[], ca: CertFacts | undefined, now: Date): string[] {
   const out: string[] = [];
-  const member = items.find((i) => i.target.role === "member" || i.target.role === "proxy");
+  const member = items.find((i) => isMemberRole(i.target.role) || i.target.role === "proxy");
   if (member) {
     const file = memberConfig(o);
     const hosts = expectedSans(member.request);
@@ -267,6 +311,7 @@ export async function verifyTree(o: TreeOptions, opts: { deps?: IssueDeps } = {}
       problems.push(`${p.cert}: does not carry ${signer.chain.join(", ")} after the certificate; etcd sends the chain from --cert-file, so clients cannot verify it; run "make" to re-issue it`);
     checkValidity(p.cert, f, now, `renew it with "make renew NAME=${item.target.name}"`, problems);
     checkRole(item, p.cert, f, problems);
+    problems.push(...identityProblems(item.target.role, p.cert, f, plan.cluster, o.configDir));
   }
   warnings.push(...sharedKeyWarnings(holders.values(), stateDir(o.certsDir)));
   const crlFile = join(o.certsDir, "crl.pem");

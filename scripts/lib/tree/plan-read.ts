@@ -11,6 +11,7 @@ import { readJsonObjectFile } from "../config/config-files";
 import { CertRequest, KeySpec, parseRequest } from "../config/request";
 import { parseCaConfig, SigningConfig } from "../config/profile";
 import { EtcdAccess, parseUserAccess } from "../config/etcd-access";
+import { ClusterSettings, MemberCerts } from "../config/etcd-cluster";
 import { CertFacts, parseCertDer, parseCertPem } from "../x509/certinfo";
 import { parsePrivateKeyPem } from "../x509/keys";
 import { toPem } from "../x509/pem";
@@ -48,6 +49,10 @@ export interface Found {
 
 export interface PlanInputs {
   options: TreeOptions;
+  /** the member layout in force (MEMBER_CERTS, else etcd-cluster.json, else "combined") */
+  layout: MemberCerts;
+  /** etcd-cluster.json's settings */
+  cluster: ClusterSettings;
   /** the CA first, then the intermediate (intermediate mode), then the leaves asked for */
   targets: Target[];
   /** the CA that signs the leaves (the root, or the intermediate), its chain and the trust file */
@@ -171,8 +176,9 @@ const differs = (f: FileHashes, s: Stamp | undefined) => !s || f.cert !== s.file
 export function readPlanInputs(o: TreeOptions, ro: ReadOptions = {}): PlanInputs {
   const problems: Problem[] = [];
   const warnings: string[] = [];
-  const { targets: all, problems: tp } = discoverTargets(o);
+  const { targets: all, problems: tp, warnings: tw, layout, settings: cluster } = discoverTargets(o);
   problems.push(...tp);
+  warnings.push(...tw);
   const stamps = readAllStamps(o.certsDir);
 
   const signingFile = caFiles(o).signing;
@@ -227,7 +233,7 @@ export function readPlanInputs(o: TreeOptions, ro: ReadOptions = {}): PlanInputs
   }
 
   const stampedWithCert = new Set([...stamps.keys()].filter((n) => existsSync(join(o.certsDir, `${n}.pem`))));
-  return { options: o, targets, signer, intermediate: signer.parent ? caFacts.get(signer.name) : undefined, allNames: new Set(all.map((t) => t.name)), requests, signing, signingFile, problems, warnings, stamps, files, ca, found, certKeys, exists, stampedWithCert, now: ro.now ?? new Date() };
+  return { options: o, layout, cluster, targets, signer, intermediate: signer.parent ? caFacts.get(signer.name) : undefined, allNames: new Set(all.map((t) => t.name)), requests, signing, signingFile, problems, warnings, stamps, files, ca, found, certKeys, exists, stampedWithCert, now: ro.now ?? new Date() };
 }
 
 /** The user configs of a tree, parsed and validated, without looking at any certificate (for `make rbac`). */

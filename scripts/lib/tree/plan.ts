@@ -6,11 +6,12 @@ import { basename, join } from "node:path";
 import { Problem } from "../common/errors";
 import { CertRequest, KeySpec } from "../config/request";
 import { formatIp } from "../config/hosts";
-import { ekuName, ekuOpensslName, intermediateProfile, LeafRole, missingRoleEkus, Profile, ROLE_EKU_WHY, selectProfile, SigningConfig } from "../config/profile";
+import { ekuName, ekuOpensslName, forbiddenRoleEkus, intermediateProfile, isMemberRole, LeafRole, missingRoleEkus, Profile, restrictProfile, ROLE_EKU_WHY, selectProfile, SigningConfig } from "../config/profile";
+import { ClusterSettings, MemberCerts } from "../config/etcd-cluster";
 import { CertFacts, subjectAltNames } from "../x509/certinfo";
 import { signedBy } from "../x509/chain";
 import { encodeSubject } from "../x509/subject";
-import { isCaRole, memberConfig, Target, TreeOptions } from "./targets";
+import { isCaRole, memberConfig, Role, Target, TreeOptions } from "./targets";
 import { CaRef, keyText, pathLen, rootKeyAbsent, SigningCa } from "./signing-ca";
 import { hashValue, Inputs, Stamp } from "./state";
 import { bundlePaths } from "./output";
@@ -47,6 +48,10 @@ export interface Orphan {
 
 export interface Plan {
   options: TreeOptions;
+  /** the member layout in force */
+  layout: MemberCerts;
+  /** etcd-cluster.json's settings (the allowed identities verify checks) */
+  cluster: ClusterSettings;
   items: PlanItem[];
   problems: Problem[];
   warnings: string[];
@@ -80,8 +85,10 @@ function requestInputs(r: CertRequest): unknown {
 
 /** The whole signing config and the profile picked from it: any real edit of ca-config.json re-makes every leaf. */
 function profileInputs(cfg: SigningConfig, p: Profile): unknown {
-  return { config: cfg, profile: p.name };
+  return p.restrictedTo ? { config: cfg, profile: p.name, restrictedTo: p.restrictedTo } : { config: cfg, profile: p.name };
 }
+
+const profileKey = (p: Profile) => (p.restrictedTo ? `${p.name}\u0000${p.restrictedTo}` : p.name);
 
 /** Which of a certificate's files differs from what its stamp recorded, if any. */
 interface FileDrift {
@@ -100,12 +107,24 @@ function fileDrift(now: FileHashes, stamp: Stamp): FileDrift | undefined {
 const driftText = (certsDir: string, name: string, d: FileDrift): string => `${bundlePaths(join(certsDir, name))[d.part]} ${d.missing ? "is missing" : "was changed outside tls-setup"}`;
 
 function roleProblems(role: LeafRole, profile: Profile, file: string): Problem[] {
+  const out: Problem[] = [];
+  const path = `signing.profiles.${profile.name}.usages`;
   const missing = missingRoleEkus(role, profile.extKeyUsages);
-  if (!missing.length) return [];
-  return [{ file, path: `signing.profiles.${profile.name}.usages`, message: `lacks ${missing.map((m) => `"${ekuName(m)}"`).join(" and ")}, needed by ${role} certificates (${ROLE_EKU_WHY[role]})` }];
+  if (missing.length) out.push({ file, path, message: `lacks ${missing.map((m) => `"${ekuName(m)}"`).join(" and ")}, needed by ${role} certificates (${ROLE_EKU_WHY[role]})` });
+  const extra = forbiddenRoleEkus(role, profile.extKeyUsages);
+  if (extra.length)
+    out.push({ file, path, message: `${profile.extKeyUsages.length ? `has ${extra.map((m) => `"${ekuName(m)}"`).join(" and ")}` : "has no extended key usage (which allows every usage)"}; ${role} certificates (MEMBER_CERTS=split) must not carry ${extra.map((m) => `"${ekuName(m)}"`).join(" and ")}: the split layout keeps server and client auth on separate certificates` });
+  return out;
 }
 
 function pickProfile(cfg: SigningConfig, t: Target, explicit: string | undefined, signingFile: string, problems: Problem[]): Profile | undefined {
+  // split members: a profile named "member-server" / "member-client" when ca-config.json has one; else the profile a
+  // combined member would get, limited to server auth or to client auth
+  if (t.role === "member-server" || t.role === "member-client") {
+    if (Object.hasOwn(cfg.profiles, t.role)) return cfg.profiles[t.role];
+    const base = pickProfile(cfg, { ...t, role: "member" }, explicit, signingFile, problems);
+    return base && restrictProfile(base, t.role === "member-server" ? "server auth" : "client auth");
+  }
   if (explicit) {
     const p = selectProfile(cfg, explicit, signingFile);
     if (!p.value) problems.push(...p.problems.map((x) => ({ ...x, message: `${x.message} (asked for by ${t.configFile})` })));
@@ -113,6 +132,14 @@ function pickProfile(cfg: SigningConfig, t: Target, explicit: string | undefined
   }
   // a profile named after the role, else the default
   return (Object.hasOwn(cfg.profiles, t.role) ? cfg.profiles[t.role] : undefined) ?? cfg.default;
+}
+
+/** Why a certificate whose stamp has another role is re-made (a switch of MEMBER_CERTS, mostly). */
+export function roleChangeReason(from: string, to: Role, byDefault = false): string {
+  if (from === "member" && to === "member-server") return "MEMBER_CERTS=split: re-issued with server auth only (its client side is now a separate certificate)";
+  if (from === "member-server" && to === "member")
+    return `MEMBER_CERTS=combined${byDefault ? ' (the default: neither MEMBER_CERTS nor "member_certs" in etcd-cluster.json says split)' : ""}: re-issued with server and client auth`;
+  return `its role changed from ${from} to ${to}`;
 }
 
 function leafInputs(request: CertRequest, profileHash: string, caFingerprint: string): Inputs {
@@ -259,6 +286,8 @@ export interface LeafContext {
   /** public key (SPKI hex) of every certificate in the tree, by name */
   certKeys: Map<string, string>;
   now: Date;
+  /** the member layout is the default (neither MEMBER_CERTS nor etcd-cluster.json named one) */
+  layoutByDefault?: boolean;
 }
 
 const specText = (s: KeySpec) => `${s.algo} ${s.size}`;
@@ -291,6 +320,8 @@ export function adoptionRefusal(l: LeafFacts, c: LeafContext): string | undefine
   if (!isCaRole(role)) {
     const missing = missingRoleEkus(role, f.cert.extKeyUsages);
     if (missing.length) return `it lacks the extended key usage ${missing.map((m) => ekuOpensslName(m)).join(" and ")}, needed by a ${l.target.role} certificate`;
+    const extra = forbiddenRoleEkus(role, f.cert.extKeyUsages);
+    if (extra.length) return `it allows the extended key usage ${extra.map((m) => ekuOpensslName(m)).join(" and ")}, which a ${l.target.role} certificate must not have (MEMBER_CERTS=split)`;
   }
   if (f.key.spec.algo !== l.request.key.algo || f.key.spec.size !== l.request.key.size) return `its key is ${specText(f.key.spec)}, ${l.target.configFile} asks for ${specText(l.request.key)}`;
   if (!f.key.spki.equals(f.cert.spki)) return `${p.key} does not belong to ${p.cert}`;
@@ -323,6 +354,7 @@ export function decideLeaf(l: LeafFacts, c: LeafContext): Decision {
     const why = adoptionRefusal(l, c);
     return why ? make(`not made by tls-setup yet, and not adopted: ${why}`) : adopted;
   }
+  if (l.stamp.role !== l.target.role) return make(roleChangeReason(l.stamp.role, l.target.role, c.layoutByDefault));
   const d = fileDrift(l.files, l.stamp);
   if (!d) {
     const changed = changedReason(l.target, l.stamp.inputs, l.inputs, c.caWord);
@@ -339,7 +371,11 @@ export function decideLeaf(l: LeafFacts, c: LeafContext): Decision {
 /** Stamped certificates whose files are still there but that no target names any more, with what happened (by name). */
 export function findOrphans(names: Set<string>, stamps: Map<string, Stamp>, withCert: Set<string>): Orphan[] {
   const why = (s: Stamp): string => {
-    if (s.role === "member") return "no longer a member (not in ETCD_MEMBERS)";
+    if (s.role === "member-client") {
+      const member = s.name.replace(/-client$/, "");
+      return names.has(member) ? `the client certificate of ${member} in the split layout, unused with MEMBER_CERTS=combined (${member}.pem has server and client auth)` : "no longer a member (not in ETCD_MEMBERS)";
+    }
+    if (isMemberRole(s.role)) return "no longer a member (not in ETCD_MEMBERS)";
     if (s.role === "proxy") return "no longer a proxy (not in PROXIES)";
     return `its config (${basename(s.config)}) is gone`;
   };
@@ -413,7 +449,7 @@ export function planFrom(x: PlanInputs, po: PlanOptions = {}): Plan {
   if (!po.caOnly) {
     if (po.only) for (const n of po.only) if (!x.allNames.has(n)) problems.push({ file: "NAME", path: "", message: `${JSON.stringify(n)} is not a certificate of this tree; known: ${[...x.allNames].join(", ")}` });
     const chain = imTarget && signerFacts ? { facts: [signerFacts], files: x.signer.chain } : undefined;
-    const ctx: LeafContext = { certsDir: o.certsDir, rotate: po.rotate, renew: po.force && !!po.only, caFingerprint, ca: signerFacts, caWord: imTarget ? "the intermediate CA" : undefined, chain, certKeys: x.certKeys, now: x.now };
+    const ctx: LeafContext = { certsDir: o.certsDir, rotate: po.rotate, renew: po.force && !!po.only, caFingerprint, ca: signerFacts, caWord: imTarget ? "the intermediate CA" : undefined, chain, certKeys: x.certKeys, now: x.now, layoutByDefault: !o.memberCerts && !x.cluster.memberCerts };
     // hashing the whole signing config once per profile, not once per leaf
     const profileHashes = new Map<string, string>();
     for (const t of leaves) {
@@ -425,18 +461,19 @@ export function planFrom(x: PlanInputs, po: PlanOptions = {}): Plan {
       if (!profile) continue;
       for (const p of roleProblems(t.role, profile, x.signingFile)) if (!problems.some((q) => q.message === p.message && q.path === p.path)) problems.push(p);
       const stamp = x.stamps.get(t.name);
-      if (!profileHashes.has(profile.name)) profileHashes.set(profile.name, hashValue(profileInputs(x.signing, profile)));
-      const inputs = leafInputs(request, profileHashes.get(profile.name)!, caFingerprint ?? "(new CA)");
+      const pk = profileKey(profile);
+      if (!profileHashes.has(pk)) profileHashes.set(pk, hashValue(profileInputs(x.signing, profile)));
+      const inputs = leafInputs(request, profileHashes.get(pk)!, caFingerprint ?? "(new CA)");
       const found = x.found.get(t.name);
       const d = decideLeaf({ target: t, request, inputs, stamp, files: x.files.get(t.name) ?? {}, certExists: x.exists.get(t.name)?.cert ?? false, found }, ctx);
       items.push({ target: t, action: d.action, reason: d.reason, request, profile, inputs, stamp, etcd: l.etcd, found: d.action === "adopt" ? found : undefined });
     }
   }
-  if (items.some((i) => i.target.role === "member")) {
+  if (items.some((i) => isMemberRole(i.target.role))) {
     const req = x.requests.get(memberConfig(o))?.request;
     if (req && req.sans.ips.length === 0 && req.sans.dns.length === 0) warnings.push(`${memberConfig(o)}: hosts: is empty; etcd members need their IP addresses and names (and 127.0.0.1, localhost) as SANs`);
   }
-  return { options: o, items, problems, warnings, orphans: findOrphans(x.allNames, x.stamps, x.stampedWithCert), caFingerprint, signer: x.signer, stamps: x.stamps };
+  return { options: o, layout: x.layout, cluster: x.cluster, items, problems, warnings, orphans: findOrphans(x.allNames, x.stamps, x.stampedWithCert), caFingerprint, signer: x.signer, stamps: x.stamps };
 }
 
 export const staleItems = (p: Plan): PlanItem[] => p.items.filter((i) => i.action !== "keep");

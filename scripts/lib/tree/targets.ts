@@ -1,13 +1,18 @@
 // The target graph: which config file feeds which certificate. The CA comes from ca-csr.json; the intermediate CA
 // (opt-in) from intermediate-csr.json; members and proxies from req-csr.json (proxies with an empty CN, as etcd's
 // gRPC proxy demands); one user per req-<user>.json.
+// The member layout (MEMBER_CERTS, or "member_certs" in etcd-cluster.json): "combined" gives each member one
+// certificate with server and client auth (role "member"); "split" gives etcdN (role "member-server", server auth only)
+// and etcdN-client (role "member-client", client auth only), both from req-csr.json, for etcd >= 3.5.
 
 import { existsSync, readdirSync } from "node:fs";
 import { join } from "node:path";
 import { Problem } from "../common/errors";
 import { errnoCode, readFailure } from "../common/fs-errors";
+import { readJsonObjectFile } from "../config/config-files";
+import { ClusterSettings, clusterFile, MemberCerts, NO_SETTINGS, parseClusterSettings } from "../config/etcd-cluster";
 
-export type Role = "ca" | "intermediate" | "member" | "proxy" | "user";
+export type Role = "ca" | "intermediate" | "member" | "member-server" | "member-client" | "proxy" | "user";
 
 /** The roles of the tree's CAs (the root, and the intermediate that signs the leaves in intermediate mode). */
 export const isCaRole = (r: Role): r is "ca" | "intermediate" => r === "ca" || r === "intermediate";
@@ -17,6 +22,8 @@ export interface TreeOptions {
   certsDir: string;
   members: string[];
   proxies: string[];
+  /** the member layout asked for on the command line (MEMBER_CERTS); undefined: etcd-cluster.json's, else "combined" */
+  memberCerts?: MemberCerts;
 }
 
 export interface Target {
@@ -24,6 +31,22 @@ export interface Target {
   role: Role;
   configFile: string;
 }
+
+/** The name of a member's client certificate in the split layout. */
+export const memberClientName = (member: string) => `${member}-client`;
+
+/** etcd-cluster.json, read and parsed (the defaults when it does not exist). */
+export function readClusterSettings(configDir: string): { settings: ClusterSettings; problems: Problem[]; warnings: string[] } {
+  const file = clusterFile(configDir);
+  if (!existsSync(file)) return { settings: NO_SETTINGS, problems: [], warnings: [] };
+  const j = readJsonObjectFile(file);
+  if (!j.value) return { settings: NO_SETTINGS, problems: j.problems, warnings: [] };
+  const r = parseClusterSettings(j.value, file);
+  return { settings: r.value ?? NO_SETTINGS, problems: r.problems, warnings: r.warnings };
+}
+
+/** The member layout in force: MEMBER_CERTS, else etcd-cluster.json's "member_certs", else "combined". */
+export const memberLayout = (o: TreeOptions, s: ClusterSettings): MemberCerts => o.memberCerts ?? s.memberCerts ?? "combined";
 
 export const DEFAULT_MEMBERS = ["etcd1", "etcd2", "etcd3"];
 export const DEFAULT_PROXIES = ["proxy1"];
@@ -44,23 +67,36 @@ export const intermediateConfig = (o: TreeOptions) => join(o.configDir, "interme
 export const INTERMEDIATE_NAME = "intermediate";
 export const memberConfig = (o: TreeOptions) => join(o.configDir, "req-csr.json");
 
+export interface Discovered {
+  targets: Target[];
+  problems: Problem[];
+  warnings: string[];
+  layout: MemberCerts;
+  settings: ClusterSettings;
+}
+
 /** Lists the targets a config directory defines, with problems for unsafe or clashing names. */
-export function discoverTargets(o: TreeOptions): { targets: Target[]; problems: Problem[] } {
-  const problems: Problem[] = [];
+export function discoverTargets(o: TreeOptions): Discovered {
+  const cluster = readClusterSettings(o.configDir);
+  const problems: Problem[] = [...cluster.problems];
+  const layout = memberLayout(o, cluster.settings);
   const targets: Target[] = [{ name: "ca", role: "ca", configFile: caFiles(o).config }];
   if (existsSync(intermediateConfig(o))) targets.push({ name: INTERMEDIATE_NAME, role: "intermediate", configFile: intermediateConfig(o) });
   const builtin = new Set<string>(RESERVED_NAMES);
-  for (const [role, list, variable] of [["member", o.members, "ETCD_MEMBERS"], ["proxy", o.proxies, "PROXIES"]] as const) {
-    for (const name of list) {
-      const p = nameProblem(name);
-      if (p) problems.push({ file: variable, path: "", message: p });
-      else if (builtin.has(name)) problems.push({ file: variable, path: "", message: `${JSON.stringify(name)} is already used by another certificate; choose another name` });
-      else {
-        builtin.add(name);
-        targets.push({ name, role, configFile: memberConfig(o) });
-      }
+  const add = (name: string, role: Role, variable: string, what = "") => {
+    const p = nameProblem(name);
+    if (p) problems.push({ file: variable, path: "", message: `${what}${p}` });
+    else if (builtin.has(name)) problems.push({ file: variable, path: "", message: `${what}${JSON.stringify(name)} is already used by another certificate; choose another name` });
+    else {
+      builtin.add(name);
+      targets.push({ name, role, configFile: memberConfig(o) });
     }
+  };
+  for (const name of o.members) {
+    add(name, layout === "split" ? "member-server" : "member", "ETCD_MEMBERS");
+    if (layout === "split" && !nameProblem(name)) add(memberClientName(name), "member-client", "ETCD_MEMBERS", `the client certificate of ${JSON.stringify(name)} (MEMBER_CERTS=split): `);
   }
+  for (const name of o.proxies) add(name, "proxy", "PROXIES");
   let files: string[] = [];
   try {
     files = readdirSync(o.configDir).sort();
@@ -77,5 +113,5 @@ export function discoverTargets(o: TreeOptions): { targets: Target[]; problems: 
     else if (builtin.has(name)) problems.push({ file, path: "", message: `user name ${JSON.stringify(name)} clashes with a built-in certificate (${[...builtin].join(", ")}); rename the file` });
     else targets.push({ name, role: "user", configFile: file });
   }
-  return { targets, problems };
+  return { targets, problems, warnings: cluster.warnings, layout, settings: cluster.settings };
 }
