@@ -43,7 +43,8 @@ export async function gencert(o: GencertOptions, log: Log, deps: IssueDeps = def
   const prof = selectProfile(cfg, o.profile, o.config ?? "(built-in config)");
   if (!prof.value) throw UserError.fromProblems(prof.problems);
   const req = loadRequest(o.csrFile);
-  const { issuer } = await loadIssuer(o.ca, o.caKey, deps.now(), deps.crypto);
+  // -ca-key may name a key in a PKCS#11 token (pkcs11:token=...;object=...; module: PKCS11_MODULE, PIN: PKCS11_PIN)
+  const { issuer } = await loadIssuer(o.ca, o.caKey, deps.now(), deps.crypto, "-ca-key");
   log("[INFO] generate received request");
   log(`[INFO] received CSR`);
   if (req.hosts.length === 0) log(`[WARNING] ${o.csrFile} has no "hosts": the certificate has no subject alternative names and is not usable as a server certificate`);

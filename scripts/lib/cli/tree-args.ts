@@ -10,9 +10,14 @@ export function treeOptions<T>(y: Argv<T>) {
     .option("config-dir", { type: "string", default: "config", describe: "where ca-csr.json, ca-config.json and req-*.json live" })
     .option("certs-dir", { type: "string", default: "certs", describe: "where certificates and keys are written" })
     .option("members", { type: "string", describe: `etcd member certificate names (default "${DEFAULT_MEMBERS.join(" ")}")` })
-    .option("proxies", { type: "string", describe: `etcd proxy certificate names (default "${DEFAULT_PROXIES.join(" ")}")` });
+    .option("proxies", { type: "string", describe: `etcd proxy certificate names (default "${DEFAULT_PROXIES.join(" ")}")` })
+    .option("ca-key", { type: "string", describe: "the CA key in a PKCS#11 token: an RFC 7512 URI (pkcs11:token=etcd-ca;object=ca); recorded for later runs; PIN from PKCS11_PIN or PKCS11_PIN_FILE" })
+    .option("pkcs11-module", { type: "string", describe: "the PKCS#11 module (.so) of the token (default: PKCS11_MODULE, or the recorded one)" });
 }
 
-export function toTree(a: { "config-dir": string; "certs-dir": string; members?: string; proxies?: string }): TreeOptions {
-  return { configDir: a["config-dir"], certsDir: a["certs-dir"], members: splitList(a.members, DEFAULT_MEMBERS), proxies: splitList(a.proxies, DEFAULT_PROXIES) };
+export function toTree(a: { "config-dir": string; "certs-dir": string; members?: string; proxies?: string; "ca-key"?: string; "pkcs11-module"?: string }): TreeOptions {
+  const t: TreeOptions = { configDir: a["config-dir"], certsDir: a["certs-dir"], members: splitList(a.members, DEFAULT_MEMBERS), proxies: splitList(a.proxies, DEFAULT_PROXIES) };
+  if (a["ca-key"] !== undefined) t.caKey = a["ca-key"];
+  if (a["pkcs11-module"] !== undefined) t.pkcs11Module = a["pkcs11-module"];
+  return t;
 }

@@ -9,6 +9,7 @@ import { join } from "node:path";
 import { UserError } from "../common/errors";
 import { commonName, parseCertPem } from "../x509/certinfo";
 import { loadIssuer, readText } from "../x509/ca-load";
+import { resolveCaKey } from "../tree/ca-key";
 import { buildCrlDer, crlPem } from "../x509/crl";
 import { caPaths, certPaths, CA_NAME, commitWrites } from "../tree/output";
 import { acquireLock } from "../tree/lock";
@@ -84,12 +85,14 @@ function certFileFor(o: TreeOptions, name: string): string {
 export async function revoke(o: TreeOptions, name: string | undefined, opts: { deps?: IssueDeps } = {}): Promise<RevokeResult> {
   const deps = opts.deps ?? defaultDeps();
   const [now, crypto] = [deps.now(), deps.crypto];
-  const { cert: caCert, key: caKey } = caPaths(o.certsDir);
+  const { cert: caCert } = caPaths(o.certsDir);
+  // the CA key: certs/ca-key.pem, or a key in a PKCS#11 token (the CRL is then signed through the token)
+  const caKey = resolveCaKey(o);
   const certFile = name === undefined ? undefined : certFileFor(o, name);
   if (!existsSync(caCert)) throw new UserError(`${caCert}: does not exist; make the CA first (make)`);
   const lock = await acquireLock(o.certsDir, { onWait: (pid) => process.stderr.write(`revoke: waiting for another tls-setup run (pid ${pid})\n`) });
   try {
-    const { issuer, facts: ca } = await loadIssuer(caCert, caKey, now, crypto);
+    const { issuer, facts: ca } = await loadIssuer(caCert, caKey.ref, now, crypto, caKey.where);
     if (ca.keyUsageBits && !ca.keyUsageBits.includes(6)) throw new UserError(`${caCert}: its key usage does not allow signing CRLs (no cRLSign)`);
     const files = revocationFiles(o.certsDir);
     const index = readIndex(files.index);

@@ -15,6 +15,7 @@ import { formatIp } from "../config/hosts";
 import { CryptoProvider, importKeyPair } from "../x509/keys";
 import { defaultDeps, IssueDeps } from "../x509/issue";
 import { caPaths as caPathsIn, certPaths } from "../tree/output";
+import { resolveCaKey } from "../tree/ca-key";
 import { fileHashes, makePlan, PlanItem } from "../tree/plan";
 import { Stamp, stateDir } from "../tree/state";
 import { ekuOpensslName, missingRoleEkus, Profile, ROLE_EKU_WHY } from "../config/profile";
@@ -52,7 +53,8 @@ export function expectedSans(r: CertRequest): string[] {
   return [...r.sans.dns.map((d) => `DNS:${d}`), ...r.sans.ips.map((ip) => `IP:${formatIp(ip)}`), ...r.sans.emails.map((e) => `email:${e}`), ...r.sans.uris.map((u) => `URI:${u}`)];
 }
 
-async function checkPair(certFile: string, keyFile: string, problems: string[], crypto: CryptoProvider): Promise<CertFacts | undefined> {
+/** keyFile undefined: the key is held in a PKCS#11 token (not read here: that needs its PIN), the certificate alone is checked */
+async function checkPair(certFile: string, keyFile: string | undefined, problems: string[], crypto: CryptoProvider): Promise<CertFacts | undefined> {
   let facts: CertFacts | undefined;
   if (!existsSync(certFile)) problems.push(`${certFile}: does not exist; run "make"`);
   else
@@ -61,6 +63,7 @@ async function checkPair(certFile: string, keyFile: string, problems: string[], 
     } catch (e) {
       problems.push(userMessage(e));
     }
+  if (keyFile === undefined) return facts;
   if (!existsSync(keyFile)) {
     problems.push(`${keyFile}: does not exist; run "make" (a new key and certificate are made)`);
     return facts;
@@ -203,7 +206,13 @@ export async function verifyTree(o: TreeOptions, opts: { deps?: IssueDeps } = {}
   const warnings = [...plan.warnings];
   const checked: string[] = [];
   const caPaths = caPathsIn(o.certsDir);
-  const ca = await checkPair(caPaths.cert, caPaths.key, problems, crypto);
+  let inToken = false;
+  try {
+    inToken = !!resolveCaKey(o).token;
+  } catch (e) {
+    problems.push(userMessage(e));
+  }
+  const ca = await checkPair(caPaths.cert, inToken ? undefined : caPaths.key, problems, crypto);
   if (ca) {
     checked.push("ca");
     if (!ca.isCa) problems.push(`${caPaths.cert}: is not a CA certificate (basicConstraints CA:FALSE or missing)`);

@@ -13,6 +13,7 @@ import { TreeOptions } from "./targets";
 import { acquireLock } from "./lock";
 import { parseCertPem } from "../x509/certinfo";
 import { KeySpec } from "../config/request";
+import { caKeyRecordWrite, recordedLine, rememberCaKey, resolveCaKey, tokenKeyForNewCa } from "./ca-key";
 
 export interface BuildOptions extends PlanOptions {
   /** a new key even when the existing one could be kept */
@@ -127,21 +128,33 @@ async function execute(plan: Plan, bo: BuildOptions, t0: number): Promise<BuildR
     },
   };
   const caPaths = caPathsIn(o.certsDir);
+  // the CA key: certs/ca-key.pem, or a key in a PKCS#11 token (CA_KEY or the record; tree/ca-key.ts)
+  const caKey = resolveCaKey(o);
   let caFingerprint = plan.caFingerprint;
   const caItem = plan.items.find((i) => i.target.role === "ca");
   if (caItem?.action === "make") {
     const t = Date.now();
-    const key = bo.rotate || bo.newKey ? undefined : await reusableKey(caPaths.key, caItem.request.key, deps);
+    const inToken = caKey.token ? await tokenKeyForNewCa(o, caKey, caItem.request.key, !!(bo.rotate || bo.newKey)) : undefined;
+    const key = inToken?.key ?? (bo.rotate || bo.newKey ? undefined : await reusableKey(caPaths.key, caItem.request.key, deps));
     const issued = await issueCa(caItem.request, uniqueDeps, key);
     const bundle = planBundle(join(o.certsDir, CA_NAME), { cert: issued.certPem, key: key ? undefined : issued.keyPem, csr: issued.csrPem });
-    await commitWrites([...bundle, stampWrite(o.certsDir, stampFor(caItem, issued))], { fsync });
+    const stamp = stampFor(caItem, issued);
+    if (caKey.token) stamp.files.key = caKey.token.hash;
+    // a CA whose key is in a token: the record in the same commit (a later run without CA_KEY finds the key)
+    const record = caKeyRecordWrite(o, caKey);
+    await commitWrites([...bundle, ...(record ? [record] : []), stampWrite(o.certsDir, stamp)], { fsync });
+    if (record) {
+      caKey.token!.recorded = true;
+      log(recordedLine(o, caKey));
+    }
     caFingerprint = sha256(issued.certPem);
     result.made.push("ca");
-    log(`made ${caPaths.cert} (CA${key ? ", key kept" : ""}): ${caItem.reason} [${Date.now() - t} ms]`);
+    const keyNote = inToken ? `, key ${inToken.made ? "made in" : "kept in"} token ${inToken.key.uri}` : key ? ", key kept" : "";
+    log(`made ${caPaths.cert} (CA${keyNote}): ${caItem.reason} [${Date.now() - t} ms]`);
   } else if (caItem?.action === "adopt") {
     // the files must form a usable CA before we trust them
     const { loadIssuer } = await import("../x509/ca-load");
-    await loadIssuer(caPaths.cert, caPaths.key, deps.now(), deps.crypto);
+    await loadIssuer(caPaths.cert, caKey.ref, deps.now(), deps.crypto, caKey.where);
     await writeStamp(o.certsDir, stampFor(caItem, undefined), { fsync });
     result.adopted.push("ca");
     log(`kept ${caPaths.cert}: ${caItem.reason}`);
@@ -159,7 +172,7 @@ async function execute(plan: Plan, bo: BuildOptions, t0: number): Promise<BuildR
   if (stale.length) {
     if (!existsSync(caPaths.cert)) throw new UserError(`${caPaths.cert}: does not exist; run "make ca" first`);
     const { loadIssuer } = await import("../x509/ca-load");
-    const { issuer } = await loadIssuer(caPaths.cert, caPaths.key, deps.now(), deps.crypto);
+    const { issuer } = await loadIssuer(caPaths.cert, caKey.ref, deps.now(), deps.crypto, caKey.where);
     caFingerprint ??= sha256(readFileSync(caPaths.cert));
     let done = 0;
     let failure: { error: unknown } | undefined;
@@ -181,6 +194,8 @@ async function execute(plan: Plan, bo: BuildOptions, t0: number): Promise<BuildR
     if (failure) throw failure.error;
   }
   // last, once everything else succeeded (a failed run changes nothing on disk)
+  const recorded = await rememberCaKey(o, caKey, { fsync });
+  if (recorded) log(recorded);
   for (const i of plan.items) {
     const key = bundlePaths(join(o.certsDir, i.target.name)).key;
     if (repairKeyMode(key)) log(`made ${key} readable by its owner only (it was readable by others)`);

@@ -5,7 +5,7 @@
 import { createPublicKey } from "node:crypto";
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import { Problem } from "../common/errors";
+import { isUserError, Problem } from "../common/errors";
 import { field, fieldKey } from "../config/gojson";
 import { readJsonObjectFile } from "../config/config-files";
 import { CertRequest, KeySpec, parseRequest } from "../config/request";
@@ -17,6 +17,7 @@ import { toPem } from "../x509/pem";
 import { caFiles, discoverTargets, Target, TreeOptions } from "./targets";
 import { readAllStamps, sha256, Stamp } from "./state";
 import { bundlePaths } from "./output";
+import { CaKey, resolveCaKey } from "./ca-key";
 
 /** SHA-256 of a certificate's three files as they are on disk (undefined: missing or unreadable). */
 export interface FileHashes {
@@ -172,6 +173,19 @@ export function readPlanInputs(o: TreeOptions, ro: ReadOptions = {}): PlanInputs
     files.set(t.name, fileHashes(o.certsDir, t.name));
     const p = bundlePaths(join(o.certsDir, t.name));
     exists.set(t.name, { cert: existsSync(p.cert), key: existsSync(p.key) });
+  }
+
+  // a CA key in a PKCS#11 token (tree/ca-key.ts): "present" beside its certificate, its stamp hash the URI's
+  let caKey: CaKey | undefined;
+  try {
+    caKey = resolveCaKey(o);
+  } catch (e) {
+    if (!isUserError(e)) throw e;
+    problems.push({ file: "", path: "", message: e.message });
+  }
+  if (caKey?.token && files.has("ca")) {
+    files.get("ca")!.key = caKey.token.hash;
+    exists.set("ca", { cert: exists.get("ca")!.cert, key: exists.get("ca")!.cert });
   }
 
   const caCert = bundlePaths(join(o.certsDir, "ca")).cert;
