@@ -22,6 +22,9 @@ PKCS11_KEY = $(if $(CA_KEY),--ca-key $(call q,$(CA_KEY))) $(if $(PKCS11_MODULE),
 ifeq ($(origin PKCS11_PIN),command line)
 $(error PKCS11_PIN: not on make's command line (ps and the shell history show it); export PKCS11_PIN, or put the PIN in a file and set PKCS11_PIN_FILE)
 endif
+ifneq ($(findstring pin-value=,$(CA_KEY)),)
+$(error CA_KEY: a PIN is never written in the URI (make would echo it); export PKCS11_PIN, or put the PIN in a file and set PKCS11_PIN_FILE)
+endif
 TREE = --config-dir $(call q,$(CONFIG_DIR)) --certs-dir $(call q,$(CERTS_DIR)) --members $(call q,$(ETCD_MEMBERS)) --proxies $(call q,$(PROXIES)) $(PKCS11_KEY)
 
 # npm writes node_modules/.package-lock.json on every install: it stands for "dependencies installed".

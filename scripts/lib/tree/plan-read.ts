@@ -177,14 +177,17 @@ export function readPlanInputs(o: TreeOptions, ro: ReadOptions = {}): PlanInputs
 
   // a CA key in a PKCS#11 token (tree/ca-key.ts): "present" beside its certificate, its stamp hash the URI's
   let caKey: CaKey | undefined;
+  let caKeyProblem = false;
   try {
     caKey = resolveCaKey(o);
   } catch (e) {
     if (!isUserError(e)) throw e;
     problems.push({ file: "", path: "", message: e.message });
+    caKeyProblem = true;
   }
-  if (caKey?.token && files.has("ca")) {
-    files.get("ca")!.key = caKey.token.hash;
+  if ((caKey?.token || caKeyProblem) && files.has("ca")) {
+    if (caKey?.token) files.get("ca")!.key = caKey.token.hash;
+    // (a bad CA_KEY is the one problem said about the CA's key)
     exists.set("ca", { cert: exists.get("ca")!.cert, key: exists.get("ca")!.cert });
   }
 

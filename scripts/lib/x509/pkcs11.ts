@@ -55,7 +55,8 @@ function pctBytes(v: string): Buffer | undefined {
  * repeated attributes, a bad percent-encoding, a type other than "private" and a PIN in the URI are refused.
  */
 export function parsePkcs11Uri(text: string, where: string): Pkcs11Uri {
-  const bad = (why: string) => new UserError(`${where}: ${JSON.stringify(text)}: ${why}`);
+  // a PIN put in the URI against the rules is not repeated in the message
+  const bad = (why: string) => new UserError(`${where}: ${JSON.stringify(text.replace(/(pin-value=)[^&]*/gi, "$1..."))}: ${why}`);
   if (!isPkcs11Uri(text)) throw bad('is not a PKCS#11 URI; expected e.g. "pkcs11:token=etcd-ca;object=ca" (RFC 7512)');
   const rest = text.slice("pkcs11:".length);
   const q = rest.indexOf("?");
@@ -124,7 +125,7 @@ export const withModule = (u: Pkcs11Uri, modulePath: string): Pkcs11Uri => ({ ..
 
 /** The pinned packages (pkcs11/package.json and its lock file pin the rest). */
 export const PKCS11_PACKAGES = ["node-webcrypto-p11", "graphene-pk11", "pkcs11js"];
-const NOT_INSTALLED = `the PKCS#11 provider (${PKCS11_PACKAGES.join(", ")}) is not installed; run "make pkcs11-deps" (it builds pkcs11js with g++, make and python3)`;
+const NOT_INSTALLED = `the provider packages (${PKCS11_PACKAGES.join(", ")}) are not installed; run "make pkcs11-deps" (it builds pkcs11js with g++, make and python3)`;
 
 // Just the parts of graphene-pk11 and node-webcrypto-p11 used here (their own types live in pkcs11/node_modules,
 // which the type check does not need).
@@ -192,8 +193,9 @@ let provider: Provider | undefined;
 
 /** Where the packages may be: pkcs11/node_modules beside dist/ (or scripts/), else the project's node_modules. */
 function providerRoots(): string[] {
+  // TLS_SETUP_PKCS11_DEPS: a directory holding node_modules/ with the provider (then the only place looked at)
+  if (process.env.TLS_SETUP_PKCS11_DEPS) return [process.env.TLS_SETUP_PKCS11_DEPS];
   const roots: string[] = [];
-  if (process.env.TLS_SETUP_PKCS11_DEPS) roots.push(process.env.TLS_SETUP_PKCS11_DEPS);
   for (let d = __dirname, i = 0; i < 6; i++, d = dirname(d)) roots.push(join(d, "pkcs11"), d);
   return roots;
 }
@@ -205,12 +207,16 @@ export function loadProvider(): Provider {
     if (!existsSync(join(root, "node_modules", "node-webcrypto-p11", "package.json"))) continue;
     // resolved at run time from that directory: esbuild never sees these names, so nothing bundles them
     const req = createRequire(join(root, "package.json"));
+    const broken = (why: string) => new UserError(`PKCS#11: ${join(root, "node_modules")}: the provider does not load (${why}); run "make pkcs11-deps" again (it rebuilds pkcs11js for this Node)`);
+    let p: Provider;
     try {
-      provider = { graphene: req("graphene-pk11") as Graphene, p11: req("node-webcrypto-p11") as WebcryptoP11 };
-      return provider;
+      p = { graphene: req("graphene-pk11") as Graphene, p11: req("node-webcrypto-p11") as WebcryptoP11 };
     } catch (e) {
-      throw new UserError(`PKCS#11: ${join(root, "node_modules")}: the provider does not load (${oneLine(e)}); run "make pkcs11-deps" again (it rebuilds pkcs11js for this Node)`);
+      throw broken(oneLine(e));
     }
+    if (typeof p.graphene?.Module?.load !== "function" || typeof p.p11?.Crypto !== "function") throw broken("graphene-pk11 or node-webcrypto-p11 is not the package expected");
+    provider = p;
+    return provider;
   }
   throw new UserError(`PKCS#11: ${NOT_INSTALLED}`);
 }
@@ -290,7 +296,7 @@ function openToken(u: Pkcs11Uri, modulePath: string, pin: string | undefined, wh
   const key = `${modulePath}\n${shown}`;
   const known = tokens.get(key);
   if (known) return known;
-  const mod = openModule(g, modulePath, where === "CA_KEY" ? "PKCS11_MODULE" : where);
+  const mod = openModule(g, modulePath, "PKCS11_MODULE");
   const lib = u.path;
   const version = `${mod.libraryVersion.major}.${mod.libraryVersion.minor}`;
   if ((lib["library-manufacturer"] !== undefined && lib["library-manufacturer"] !== mod.manufacturerID.trim()) || (lib["library-description"] !== undefined && lib["library-description"] !== mod.libraryDescription.trim()) || (lib["library-version"] !== undefined && !`${version}.`.startsWith(`${lib["library-version"]}.`)))
@@ -302,7 +308,7 @@ function openToken(u: Pkcs11Uri, modulePath: string, pin: string | undefined, wh
     present.push({ slot, token: slot.getToken() });
   }
   const matching = present.filter((s) => tokenMatches(u, s.slot, s.token));
-  const labels = present.map((s) => JSON.stringify(s.token.label.trim())).join(", ") || "none";
+  const labels = present.map((s) => s.token.label.trim()).filter((l) => l !== "").map((l) => JSON.stringify(l)).join(", ") || "none initialised";
   if (matching.length === 0) throw new UserError(`${where}: ${shown}: no token matches in ${modulePath}; its tokens: ${labels}`);
   if (matching.length > 1) throw new UserError(`${where}: ${shown}: ${matching.length} tokens match in ${modulePath} (${labels}); add serial= or slot-id= to the URI`);
   const { slot, token } = matching[0];
