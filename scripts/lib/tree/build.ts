@@ -143,14 +143,14 @@ async function execute(plan: Plan, bo: BuildOptions, t0: number): Promise<BuildR
     // a CA whose key is in a token: the record in the same commit (a later run without CA_KEY finds the key)
     const record = caKeyRecordWrite(o, caKey);
     await commitWrites([...bundle, ...(record ? [record] : []), stampWrite(o.certsDir, stamp)], { fsync });
-    if (record) {
-      caKey.token!.recorded = true;
-      log(recordedLine(o, caKey));
-    }
     caFingerprint = sha256(issued.certPem);
     result.made.push("ca");
     const keyNote = inToken ? `, key ${inToken.made ? "made in" : "kept in"} token ${inToken.key.uri}` : key ? ", key kept" : "";
     log(`made ${caPaths.cert} (CA${keyNote}): ${caItem.reason} [${Date.now() - t} ms]`);
+    if (record) {
+      caKey.token!.recorded = true;
+      log(recordedLine(o, caKey));
+    }
   } else if (caItem?.action === "adopt") {
     // the files must form a usable CA before we trust them
     const { loadIssuer } = await import("../x509/ca-load");
