@@ -164,6 +164,22 @@ describe("a tree whose CA key is in a SoftHSM2 token", () => {
     expect(privateKeysIn(t.certs).filter((k) => k.spki === caSpki())).toEqual([]);
   });
 
+  it_("an RSA CA key made in the token signs leaves and the CRL with the hash Go would pick (RSA 3072: SHA-384)", () => {
+    const rsa = tempTree();
+    const caCsr = join(rsa.config, "ca-csr.json");
+    writeFileSync(caCsr, JSON.stringify({ ...JSON.parse(readFileSync(caCsr, "utf8")), key: { algo: "rsa", size: 3072 } }));
+    const r = runMake([], rsa, ["CA_KEY=pkcs11:token=etcd-ca;object=ca-rsa", `PKCS11_MODULE=${MODULE}`], { env: hsmEnv });
+    outputs.push(r.stdout, r.stderr);
+    expect(r.status).toBe(0);
+    const ca = join(rsa.certs, "ca.pem");
+    expect(sh("openssl", ["x509", "-in", ca, "-noout", "-text"])).toMatch(/Signature Algorithm: sha384WithRSAEncryption[\s\S]*Public-Key: \(3072 bit\)/);
+    expect(existsSync(join(rsa.certs, "ca-key.pem"))).toBe(false);
+    for (const leaf of ["etcd1.pem", "root.pem"]) expect(sh("openssl", ["verify", "-x509_strict", "-CAfile", ca, join(rsa.certs, leaf)]).trim()).toBe(`${join(rsa.certs, leaf)}: OK`);
+    expect(runMake(["revoke", "NAME=root"], rsa, [], { env: hsmEnv }).status).toBe(0);
+    expect(spawnSync("openssl", ["crl", "-in", join(rsa.certs, "crl.pem"), "-CAfile", ca, "-verify", "-noout"], { encoding: "utf8" }).stderr.trim()).toBe("verify OK");
+    expect(tool(["--list-objects", "--type", "privkey"]).stdout).toMatch(/Private Key Object; RSA[\s\S]*?label:\s+ca-rsa[\s\S]*?Access:\s+sensitive, always sensitive, never extractable/);
+  });
+
   it_("no output of any run showed the PIN", () => {
     expect(outputs.join("\n")).not.toContain(PIN);
     expect(outputs.length).toBeGreaterThan(0);
@@ -195,6 +211,7 @@ describe("errors are one line and change nothing", () => {
     refused(renewOne(["CA_KEY=pkcs11:token=etcd-ca;object=k1"]), snapshot(t.certs), /is an EC key on a curve we do not sign with/);
   });
   it_("a token key that is not the CA certificate's", () => {
+    expect(make(["plan"], ["CA_KEY=pkcs11:token=etcd-ca;object=ca"]).stdout).toMatch(/adopt ca .*the CA key is now pkcs11:token=etcd-ca;object=ca; adopting it once it proves to be the CA's/);
     refused(renewOne(["CA_KEY=pkcs11:token=etcd-ca;object=ca"]), snapshot(t.certs), /does not belong to the CA certificate/);
   });
   it_("the module missing or not a module", () => {

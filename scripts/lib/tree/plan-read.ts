@@ -18,6 +18,7 @@ import { caFiles, discoverTargets, Target, TreeOptions } from "./targets";
 import { readAllStamps, sha256, Stamp } from "./state";
 import { bundlePaths } from "./output";
 import { CaKey, resolveCaKey } from "./ca-key";
+import { formatPkcs11Uri } from "../x509/pkcs11";
 
 /** SHA-256 of a certificate's three files as they are on disk (undefined: missing or unreadable). */
 export interface FileHashes {
@@ -70,6 +71,8 @@ export interface PlanInputs {
   exists: Map<string, { cert: boolean; key: boolean }>;
   /** stamped names whose certificate file exists (orphan candidates) */
   stampedWithCert: Set<string>;
+  /** the CA key's URI when it is in a PKCS#11 token */
+  caTokenKey?: string;
   now: Date;
 }
 
@@ -213,7 +216,7 @@ export function readPlanInputs(o: TreeOptions, ro: ReadOptions = {}): PlanInputs
   }
 
   const stampedWithCert = new Set([...stamps.keys()].filter((n) => existsSync(join(o.certsDir, `${n}.pem`))));
-  return { options: o, targets, allNames: new Set(all.map((t) => t.name)), requests, signing, signingFile, problems, warnings, stamps, files, ca, found, certKeys, exists, stampedWithCert, now: ro.now ?? new Date() };
+  return { options: o, targets, allNames: new Set(all.map((t) => t.name)), requests, signing, signingFile, problems, warnings, stamps, files, ca, found, certKeys, exists, stampedWithCert, caTokenKey: caKey?.token && formatPkcs11Uri(caKey.token.uri, { query: false }), now: ro.now ?? new Date() };
 }
 
 /** The user configs of a tree, parsed and validated, without looking at any certificate (for `make rbac`). */

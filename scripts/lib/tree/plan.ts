@@ -132,6 +132,8 @@ export interface CaFacts {
   /** whether certs/ca.pem and certs/ca-key.pem exist */
   exists: { cert: boolean; key: boolean };
   rotate?: boolean;
+  /** the CA key's URI when it is in a PKCS#11 token (tree/ca-key.ts) */
+  tokenKey?: string;
 }
 
 export interface Decision {
@@ -157,6 +159,7 @@ export function decideCa(c: CaFacts): Decision {
   if (c.stamp.inputs.request !== c.inputs.request) return { action: "make", reason: `${c.target.configFile} changed` };
   const d = fileDrift(c.files, c.stamp);
   // a missing ca.csr is harmless; a changed cert or key is someone's CA put in place: adopt it, after checks
+  if (d?.part === "key" && c.tokenKey) return { action: "adopt", reason: `the CA key is now ${c.tokenKey}; adopting it once it proves to be the CA's` };
   if (d && !(d.part === "csr" && d.missing)) return { action: "adopt", reason: `${driftText(c.certsDir, "ca", d)}; adopting the CA found there` };
   return keep;
 }
@@ -291,7 +294,7 @@ export function planFrom(x: PlanInputs, po: PlanOptions = {}): Plan {
     const files = x.files.get("ca") ?? {};
     const exists = x.exists.get("ca") ?? { cert: false, key: false };
     const stamp = x.stamps.get("ca");
-    const d = decideCa({ target: caTarget, certsDir: o.certsDir, inputs, stamp, files, exists, rotate: po.rotate });
+    const d = decideCa({ target: caTarget, certsDir: o.certsDir, inputs, stamp, files, exists, rotate: po.rotate, tokenKey: x.caTokenKey });
     if (d.problem) problems.push(d.problem);
     items.push({ target: caTarget, action: d.action, reason: d.reason, request: caRequest, inputs, stamp, found: d.action === "adopt" ? x.found.get("ca") : undefined });
     if (d.action !== "make" && exists.cert) caFingerprint = files.cert;
