@@ -16,7 +16,17 @@ TLS  = $(NODE) dist/tls.js
 # q: a value single-quoted for the shell, a ' inside written as '\'' (so no variable or file name reaches a shell unquoted)
 q    = '$(subst ','\'',$(1))'
 # MEMBER_CERTS=split|combined (default: etcd-cluster.json's "member_certs", else combined; README "Split member certificates")
-TREE = --config-dir $(call q,$(CONFIG_DIR)) --certs-dir $(call q,$(CERTS_DIR)) --members $(call q,$(ETCD_MEMBERS)) --proxies $(call q,$(PROXIES))$(if $(MEMBER_CERTS), --member-certs $(call q,$(MEMBER_CERTS)))
+# CA_KEY: the CA key in a PKCS#11 token (README "CA keys in an HSM (PKCS#11)"), recorded in CERTS_DIR/.tls-setup/ca-key.ref
+# by the first run that uses it; PKCS11_MODULE: the token's module. The PIN only from the environment (PKCS11_PIN or
+# PKCS11_PIN_FILE): never on make's command line, where ps and the shell history would show it.
+PKCS11_KEY = $(if $(CA_KEY),--ca-key $(call q,$(CA_KEY))) $(if $(PKCS11_MODULE),--pkcs11-module $(call q,$(PKCS11_MODULE)))
+ifeq ($(origin PKCS11_PIN),command line)
+$(error PKCS11_PIN: not on make's command line (ps and the shell history show it); export PKCS11_PIN, or put the PIN in a file and set PKCS11_PIN_FILE)
+endif
+ifneq ($(findstring pin-value=,$(CA_KEY)),)
+$(error CA_KEY: a PIN is never written in the URI (make would echo it); export PKCS11_PIN, or put the PIN in a file and set PKCS11_PIN_FILE)
+endif
+TREE = --config-dir $(call q,$(CONFIG_DIR)) --certs-dir $(call q,$(CERTS_DIR)) --members $(call q,$(ETCD_MEMBERS)) --proxies $(call q,$(PROXIES))$(if $(MEMBER_CERTS), --member-certs $(call q,$(MEMBER_CERTS))) $(PKCS11_KEY)
 
 # npm writes node_modules/.package-lock.json on every install: it stands for "dependencies installed".
 DEPS    = node_modules/.package-lock.json
@@ -83,15 +93,28 @@ prune: $(BUILT)
 clean:
 	rm -rf $(call q,$(CERTS_DIR))
 
-#>   make distclean       clean, plus dist/ and node_modules/
+#>   make distclean       clean, plus dist/, node_modules/ and pkcs11/node_modules/
 # (in a release, dist/ stays: it cannot be rebuilt there)
 distclean: clean
-	rm -rf $(if $(RELEASED),node_modules,dist node_modules)
+	rm -rf $(if $(RELEASED),node_modules,dist node_modules) pkcs11/node_modules
 
 #>   make deps            install the npm dependencies (npm ci)
 deps: source-checkout $(DEPS)
 #>   make build           build the scripts in dist/
 build: $(BUILT)
+
+# The PKCS#11 provider, only for a CA key in a token (CA_KEY=pkcs11:...; README "CA keys in an HSM (PKCS#11)"):
+# node-webcrypto-p11, graphene-pk11 and the native addon pkcs11js, pinned by pkcs11/package-lock.json, installed into
+# pkcs11/node_modules (npm ci there; the project's node_modules and the default make stay compiler-free). node-gyp
+# compiles pkcs11js against the running Node's headers when they are installed beside it.
+PKCS11_DEPS = pkcs11/node_modules/.package-lock.json
+.PHONY: pkcs11-deps
+#>   make pkcs11-deps     the PKCS#11 provider for CA_KEY=pkcs11:... (compiles)
+pkcs11-deps: $(PKCS11_DEPS)
+$(PKCS11_DEPS): pkcs11/package.json pkcs11/package-lock.json
+	@for t in g++ make python3; do command -v $$t >/dev/null || { echo "pkcs11-deps: $$t is missing; pkcs11js is compiled with g++, make and python3 (apt-get install g++ make python3)" >&2; exit 1; }; done
+	cd pkcs11 && d=$$($(NODE) -p 'require("path").resolve(process.execPath, "../..")') && if [ -z "$${npm_config_nodedir:-}" ] && [ -f "$$d/include/node/node.h" ]; then export npm_config_nodedir="$$d"; fi && npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
 
 # A release (make release; README "Offline CA host") ships dist/ built and self-contained, marked by dist/.release,
 # without sources: there nothing is installed or built, and what needs the sources says so in one line.

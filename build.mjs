@@ -15,6 +15,11 @@ export const LAZY = {
   "reflect-metadata": "reflect-metadata.js",
 };
 
+// The PKCS#11 provider (node-webcrypto-p11 over graphene-pk11 and the native addon pkcs11js) is not listed here: it
+// is installed on demand into pkcs11/node_modules (make pkcs11-deps) and required at run time from there through
+// createRequire (scripts/lib/x509/pkcs11.ts), so esbuild never sees its names and no build, release included,
+// bundles it or needs it.
+
 const common = {
   bundle: true,
   platform: "node",

@@ -44,6 +44,9 @@ async function main() {
     writeFileSync(join(root, "dist", ".release"), `${name}\n`);
 
     for (const f of ["Makefile", "README.md"]) copyFileSync(f, join(root, f));
+    // the PKCS#11 provider is a native addon: it cannot be bundled, only pinned; `make pkcs11-deps` installs it there
+    mkdirSync(join(root, "pkcs11"));
+    for (const f of ["package.json", "package-lock.json"]) copyFileSync(join("pkcs11", f), join(root, "pkcs11", f));
     for (const f of readdirSync(".")) if (/^(LICENSE|LICENCE|NOTICE|COPYING)(\.\w+)?$/i.test(f)) copyFileSync(f, join(root, f));
 
     // the configs: the *.json of CONFIG_DIR and of its examples/ (nothing else: a certs dir inside it stays out)
@@ -83,6 +86,7 @@ async function main() {
     }
     renameSync(tmp, out);
     console.log(`release: wrote ${out} (${files.length} files, ${Math.round(statSync(out).size / 1024)} KiB); unpack it on the CA host and run make (README "Offline CA host")`);
+    console.log(`release: a CA key in a PKCS#11 token (CA_KEY=pkcs11:...) also needs "make pkcs11-deps" on the CA host (a native addon: g++, make, python3 and the npm registry, or pkcs11/node_modules copied from a like machine)`);
   } finally {
     rmSync(stage, { recursive: true, force: true });
   }

@@ -10,7 +10,7 @@ runMain("req", async () => {
     .scriptName("req")
     .usage("$0 -ca CA.pem -ca-key CA-key.pem [-config ca-config.json] [-profile NAME] CSR.json\n\nLike `cfssl gencert`: prints cfssl's JSON; pipe it into `bare certs/NAME`.")
     .option("ca", { type: "string", describe: "CA certificate (PEM)" })
-    .option("ca-key", { type: "string", describe: "CA private key (PEM: SEC1, PKCS#1 or PKCS#8)" })
+    .option("ca-key", { type: "string", describe: "CA private key (PEM: SEC1, PKCS#1 or PKCS#8), or a key in a PKCS#11 token: pkcs11:token=...;object=... (module: PKCS11_MODULE, PIN: PKCS11_PIN or PKCS11_PIN_FILE)" })
     .option("config", { type: "string", describe: "cfssl signing config (ca-config.json); cfssl's built-in default without it" })
     .option("profile", { type: "string", describe: "signing profile; an unknown name is an error" })
     .option("force", { type: "boolean", describe: "print the private key even when stdout is a terminal" })

@@ -6,7 +6,8 @@ import { parseJsonObject, typeName } from "../config/gojson";
 import { loadCaConfig, loadRequest } from "../config/config-files";
 import { BUILTIN_CONFIG, selectProfile } from "../config/profile";
 import { defaultDeps, IssueDeps, Issued, issueCa, issueLeaf } from "../x509/issue";
-import { loadCa } from "../tree/signing-ca";
+import { KeyRef, loadCa } from "../tree/signing-ca";
+import { isPkcs11Uri } from "../x509/pkcs11";
 import { Bundle, bundlePaths, commitWrites, planBundle } from "../tree/output";
 import { existsSync, readFileSync } from "node:fs";
 import { parseCertPem } from "../x509/certinfo";
@@ -43,8 +44,10 @@ export async function gencert(o: GencertOptions, log: Log, deps: IssueDeps = def
   const prof = selectProfile(cfg, o.profile, o.config ?? "(built-in config)");
   if (!prof.value) throw UserError.fromProblems(prof.problems);
   const req = loadRequest(o.csrFile);
-  // the one CA loader (a PKCS#11 key reference plugs in there)
-  const { issuer } = await loadCa({ name: "ca", cert: o.ca, key: { kind: "file", path: o.caKey } }, deps);
+  // the one CA loader; -ca-key may name a key in a PKCS#11 token (pkcs11:token=...;object=...; module: PKCS11_MODULE,
+  // PIN: PKCS11_PIN)
+  const key: KeyRef = isPkcs11Uri(o.caKey) ? { kind: "pkcs11", uri: o.caKey, where: "-ca-key" } : { kind: "file", path: o.caKey };
+  const { issuer } = await loadCa({ name: "ca", cert: o.ca, key }, deps);
   log("[INFO] generate received request");
   log(`[INFO] received CSR`);
   if (req.hosts.length === 0) log(`[WARNING] ${o.csrFile} has no "hosts": the certificate has no subject alternative names and is not usable as a server certificate`);

@@ -25,7 +25,7 @@ import { parseIp } from "../config/hosts";
 import { Role } from "../tree/targets";
 import { CertRequest } from "../config/request";
 import { caFiles, isCaRole, memberConfig, TreeOptions } from "../tree/targets";
-import { carriesChain, certBlocks, intermediateProblems, keyPresent, rootCa } from "../tree/signing-ca";
+import { carriesChain, certBlocks, intermediateProblems, keyPresent, keyText, rootCa } from "../tree/signing-ca";
 import { parsePemBlocks } from "../x509/pem";
 import { DAY_MS } from "./expiry";
 
@@ -252,10 +252,10 @@ export async function verifyTree(o: TreeOptions, opts: { deps?: IssueDeps } = {}
   const checked: string[] = [];
   const signer = plan.signer;
   const root = rootCa(o);
-  const rootKeyFile = root.key.kind === "file" ? root.key.path : "";
-  // intermediate mode: the root's key may be kept offline; only a key that is there is checked
+  // intermediate mode: the root's key may be kept offline; a key in a PKCS#11 token is not read here (that needs its
+  // PIN): the certificate alone is checked then
   const rootOffline = !!signer.parent && !keyPresent(root.key);
-  const ca = rootOffline ? await checkPair(root.cert, undefined, problems, crypto) : await checkPair(root.cert, rootKeyFile, problems, crypto);
+  const ca = await checkPair(root.cert, root.key.kind === "file" && !rootOffline ? root.key.path : undefined, problems, crypto);
   if (ca) {
     checked.push("ca");
     if (!ca.isCa) problems.push(`${root.cert}: is not a CA certificate (basicConstraints CA:FALSE or missing)`);
@@ -295,7 +295,7 @@ export async function verifyTree(o: TreeOptions, opts: { deps?: IssueDeps } = {}
     const k = spki.toString("hex");
     holders.set(k, [...(holders.get(k) ?? []), h]);
   };
-  if (ca) hold(ca.spki, { name: "ca", cert: root.cert, key: rootKeyFile, outside: false });
+  if (ca) hold(ca.spki, { name: "ca", cert: root.cert, key: keyText(root.key), outside: false });
   if (signer.parent && signing) hold(signing.spki, { name: signer.name, cert: signer.cert, key: signer.key.kind === "file" ? signer.key.path : signer.key.uri, outside: false });
   const chain = signer.chain.map((f) => certBlocks(existsSync(f) ? readFileSync(f, "utf8") : "")[0]).filter((d): d is Buffer => !!d);
   const signerText = signer.parent ? `the intermediate CA in ${signer.cert}` : `the CA in ${root.cert}`;

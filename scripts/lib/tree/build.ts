@@ -15,6 +15,7 @@ import { acquireLock } from "./lock";
 import { isoSeconds } from "../x509/certinfo";
 import { signedBy } from "../x509/chain";
 import { KeySpec } from "../config/request";
+import { caKeyRecordWrite, recordedLine, rememberCaKey, resolveCaKey, tokenKeyForNewCa } from "./ca-key";
 
 export interface BuildOptions extends PlanOptions {
   /** a new key even when the existing one could be kept */
@@ -129,19 +130,31 @@ async function execute(plan: Plan, bo: BuildOptions, t0: number): Promise<BuildR
     },
   };
   const root = rootCa(o);
+  // the CA key: certs/ca-key.pem, or a key in a PKCS#11 token (CA_KEY or the record; tree/ca-key.ts)
+  const caKey = resolveCaKey(o);
   let caFingerprint = plan.caFingerprint;
   let rootFingerprint: string | undefined;
   const caItem = plan.items.find((i) => i.target.role === "ca");
   if (caItem?.action === "make") {
     const t = Date.now();
-    const key = bo.rotate || bo.newKey || root.key.kind !== "file" ? undefined : await reusableKey(root.key.path, caItem.request.key, deps);
+    const inToken = caKey.token ? await tokenKeyForNewCa(o, caKey, caItem.request.key, !!(bo.rotate || bo.newKey)) : undefined;
+    const key = inToken?.key ?? (bo.rotate || bo.newKey || root.key.kind !== "file" ? undefined : await reusableKey(root.key.path, caItem.request.key, deps));
     const issued = await issueCa(caItem.request, uniqueDeps, key);
     const bundle = planBundle(join(o.certsDir, root.name), { cert: issued.certPem, key: key ? undefined : issued.keyPem, csr: issued.csrPem });
-    await commitWrites([...bundle, stampWrite(o.certsDir, stampFor(caItem, issued))], { fsync });
+    const stamp = stampFor(caItem, issued);
+    if (caKey.token) stamp.files.key = caKey.token.hash;
+    // a CA whose key is in a token: the record in the same commit (a later run without CA_KEY finds the key)
+    const record = caKeyRecordWrite(o, caKey);
+    await commitWrites([...bundle, ...(record ? [record] : []), stampWrite(o.certsDir, stamp)], { fsync });
     rootFingerprint = sha256(issued.certPem);
     caFingerprint = rootFingerprint;
     result.made.push("ca");
-    log(`made ${root.cert} (CA${key ? ", key kept" : ""}): ${caItem.reason} [${Date.now() - t} ms]`);
+    const keyNote = inToken ? `, key ${inToken.made ? "made in" : "kept in"} token ${inToken.key.uri}` : key ? ", key kept" : "";
+    log(`made ${root.cert} (CA${keyNote}): ${caItem.reason} [${Date.now() - t} ms]`);
+    if (record) {
+      caKey.token!.recorded = true;
+      log(recordedLine(o, caKey));
+    }
   } else if (caItem?.action === "adopt") {
     // the files must form a usable CA before we trust them (the certificate alone when the key is kept offline)
     if (keyPresent(root.key)) await loadCa(root, deps);
@@ -212,6 +225,8 @@ async function execute(plan: Plan, bo: BuildOptions, t0: number): Promise<BuildR
     if (failure) throw failure.error;
   }
   // last, once everything else succeeded (a failed run changes nothing on disk)
+  const recorded = await rememberCaKey(o, caKey, { fsync });
+  if (recorded) log(recorded);
   for (const i of plan.items) {
     const key = bundlePaths(join(o.certsDir, i.target.name)).key;
     if (repairKeyMode(key)) log(`made ${key} readable by its owner only (it was readable by others)`);

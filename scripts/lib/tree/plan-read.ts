@@ -5,7 +5,7 @@
 import { createPublicKey } from "node:crypto";
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import { Problem } from "../common/errors";
+import { isUserError, Problem } from "../common/errors";
 import { field, fieldKey } from "../config/gojson";
 import { readJsonObjectFile } from "../config/config-files";
 import { CertRequest, KeySpec, parseRequest } from "../config/request";
@@ -18,7 +18,9 @@ import { toPem } from "../x509/pem";
 import { caFiles, discoverTargets, isCaRole, Target, TreeOptions } from "./targets";
 import { certBlocks, findSigningCa, SigningCa } from "./signing-ca";
 import { readAllStamps, sha256, Stamp } from "./state";
-import { bundlePaths } from "./output";
+import { bundlePaths, caPaths } from "./output";
+import { CaKey, resolveCaKey } from "./ca-key";
+import { formatPkcs11Uri } from "../x509/pkcs11";
 
 /** SHA-256 of a certificate's three files as they are on disk (undefined: missing or unreadable). */
 export interface FileHashes {
@@ -81,6 +83,8 @@ export interface PlanInputs {
   exists: Map<string, { cert: boolean; key: boolean }>;
   /** stamped names whose certificate file exists (orphan candidates) */
   stampedWithCert: Set<string>;
+  /** the CA key's URI when it is in a PKCS#11 token */
+  caTokenKey?: string;
   now: Date;
 }
 
@@ -206,7 +210,24 @@ export function readPlanInputs(o: TreeOptions, ro: ReadOptions = {}): PlanInputs
     exists.set(t.name, { cert: existsSync(p.cert), key: existsSync(p.key) });
   }
 
-  const signer = findSigningCa(o);
+  // a CA key in a PKCS#11 token (tree/ca-key.ts): "present" beside its certificate, its stamp hash the URI's
+  let caKey: CaKey | undefined;
+  let caKeyProblem = false;
+  try {
+    caKey = resolveCaKey(o);
+  } catch (e) {
+    if (!isUserError(e)) throw e;
+    problems.push({ file: "", path: "", message: e.message });
+    caKeyProblem = true;
+  }
+  if ((caKey?.token || caKeyProblem) && files.has("ca")) {
+    if (caKey?.token) files.get("ca")!.key = caKey.token.hash;
+    // (a bad CA_KEY is the one problem said about the CA's key)
+    exists.set("ca", { cert: exists.get("ca")!.cert, key: exists.get("ca")!.cert });
+  }
+
+  // (after a bad CA_KEY, said above, the signing CA is found as if the key were the file)
+  const signer = findSigningCa(o, caKey ?? { ref: caPaths(o.certsDir).key, where: caPaths(o.certsDir).key });
   const caFacts = new Map<string, CertFacts>();
   for (const t of cas) {
     const facts = files.get(t.name)?.cert !== undefined ? readCert(bundlePaths(join(o.certsDir, t.name)).cert) : undefined;
@@ -233,7 +254,7 @@ export function readPlanInputs(o: TreeOptions, ro: ReadOptions = {}): PlanInputs
   }
 
   const stampedWithCert = new Set([...stamps.keys()].filter((n) => existsSync(join(o.certsDir, `${n}.pem`))));
-  return { options: o, layout, cluster, targets, signer, intermediate: signer.parent ? caFacts.get(signer.name) : undefined, allNames: new Set(all.map((t) => t.name)), requests, signing, signingFile, problems, warnings, stamps, files, ca, found, certKeys, exists, stampedWithCert, now: ro.now ?? new Date() };
+  return { options: o, layout, cluster, targets, signer, intermediate: signer.parent ? caFacts.get(signer.name) : undefined, allNames: new Set(all.map((t) => t.name)), requests, signing, signingFile, problems, warnings, stamps, files, ca, found, certKeys, exists, stampedWithCert, caTokenKey: caKey?.token && formatPkcs11Uri(caKey.token.uri, { query: false }), now: ro.now ?? new Date() };
 }
 
 /** The user configs of a tree, parsed and validated, without looking at any certificate (for `make rbac`). */

@@ -165,6 +165,8 @@ export interface CaFacts {
   rotate?: boolean;
   /** intermediate mode: the root's key may be kept offline (absent) while its certificate stays */
   keyMayBeOffline?: boolean;
+  /** the CA key's URI when it is in a PKCS#11 token (tree/ca-key.ts) */
+  tokenKey?: string;
 }
 
 export interface Decision {
@@ -191,6 +193,7 @@ export function decideCa(c: CaFacts): Decision {
   if (c.stamp.inputs.request !== c.inputs.request) return { action: "make", reason: `${c.target.configFile} changed` };
   const d = fileDrift(c.files, c.stamp);
   // a missing ca.csr is harmless; a changed cert or key is someone's CA put in place: adopt it, after checks
+  if (d?.part === "key" && c.tokenKey) return { action: "adopt", reason: `the CA key is now ${c.tokenKey}; adopting it once it proves to be the CA's` };
   if (d && !(d.part === "csr" && d.missing)) return { action: "adopt", reason: `${driftText(c.certsDir, "ca", d)}; adopting the CA found there` };
   return keep;
 }
@@ -407,7 +410,7 @@ export function planFrom(x: PlanInputs, po: PlanOptions = {}): Plan {
     const inputs: Inputs = { request: hashValue(requestInputs(caRequest)) };
     const files = x.files.get("ca") ?? {};
     const stamp = x.stamps.get("ca");
-    const d = decideCa({ target: caTarget, certsDir: o.certsDir, inputs, stamp, files, exists: caExists, rotate: po.rotate, keyMayBeOffline: !!imTarget });
+    const d = decideCa({ target: caTarget, certsDir: o.certsDir, inputs, stamp, files, exists: caExists, rotate: po.rotate, keyMayBeOffline: !!imTarget, tokenKey: x.caTokenKey });
     if (d.problem) problems.push(d.problem);
     items.push({ target: caTarget, action: d.action, reason: d.reason, request: caRequest, inputs, stamp, found: d.action === "adopt" ? x.found.get("ca") : undefined });
     if (d.action !== "make" && caExists.cert) rootFingerprint = files.cert;

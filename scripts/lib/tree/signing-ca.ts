@@ -20,10 +20,14 @@ import { Issuer } from "../x509/issue";
 import { CryptoProvider } from "../x509/keys";
 import { parsePemBlocks, toPem } from "../x509/pem";
 import { caPaths, certPaths } from "./output";
+import { CaKey, resolveCaKey } from "./ca-key";
 import { INTERMEDIATE_NAME, intermediateConfig, TreeOptions } from "./targets";
 
-/** Where a CA's private key is: a PEM file, or (later) an object in a PKCS#11 token named by an RFC 7512 URI. */
-export type KeyRef = { kind: "file"; path: string } | { kind: "pkcs11"; uri: string };
+/**
+ * Where a CA's private key is: a PEM file, or an object in a PKCS#11 token named by an RFC 7512 URI (with its module
+ * path; `where` says where the URI came from, CA_KEY or the record, for messages).
+ */
+export type KeyRef = { kind: "file"; path: string } | { kind: "pkcs11"; uri: string; where: string };
 
 /** A CA of the tree: its name (the stamp and file name), its certificate file and its key. */
 export interface CaRef {
@@ -47,10 +51,10 @@ export const intermediateMode = (o: TreeOptions): boolean => existsSync(intermed
 
 const fileKey = (path: string): KeyRef => ({ kind: "file", path });
 
-/** The root CA: certs/ca.pem and certs/ca-key.pem. */
-export function rootCa(o: TreeOptions): CaRef {
+/** The root CA: certs/ca.pem and its key: certs/ca-key.pem, or the key in a PKCS#11 token (CA_KEY or the record). */
+export function rootCa(o: TreeOptions, ck: CaKey = resolveCaKey(o)): CaRef {
   const p = caPaths(o.certsDir);
-  return { name: "ca", cert: p.cert, key: fileKey(p.key) };
+  return { name: "ca", cert: p.cert, key: ck.token ? { kind: "pkcs11", uri: ck.ref, where: ck.where } : fileKey(p.key) };
 }
 
 /** The intermediate CA: certs/intermediate.pem and certs/intermediate-key.pem. */
@@ -60,8 +64,8 @@ export function intermediateCa(o: TreeOptions): CaRef {
 }
 
 /** The CA that signs the tree's leaves and CRL, with its chain and the trust file. */
-export function findSigningCa(o: TreeOptions): SigningCa {
-  const root = rootCa(o);
+export function findSigningCa(o: TreeOptions, rootKey?: CaKey): SigningCa {
+  const root = rootCa(o, rootKey);
   if (!intermediateMode(o)) return { ...root, chain: [], trust: root.cert };
   const im = intermediateCa(o);
   return { ...im, chain: [im.cert], trust: root.cert, parent: root };
@@ -88,7 +92,7 @@ export interface CaDeps {
  * the certificate, which is a CA allowed to sign, currently valid, not SHA-1 signed, with a strong key).
  */
 export async function loadCa(ca: CaRef, deps: CaDeps): Promise<{ issuer: Issuer; facts: CertFacts }> {
-  if (ca.key.kind === "pkcs11") throw new UserError(`${ca.cert}: its key ${ca.key.uri} is in a PKCS#11 token: PKCS#11 keys are not supported yet; give a key file`);
+  if (ca.key.kind === "pkcs11") return loadIssuer(ca.cert, ca.key.uri, deps.now(), deps.crypto, ca.key.where);
   return loadIssuer(ca.cert, ca.key.path, deps.now(), deps.crypto);
 }
 

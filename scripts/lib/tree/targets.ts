@@ -24,6 +24,10 @@ export interface TreeOptions {
   proxies: string[];
   /** the member layout asked for on the command line (MEMBER_CERTS); undefined: etcd-cluster.json's, else "combined" */
   memberCerts?: MemberCerts;
+  /** CA_KEY: the CA key in a PKCS#11 token (an RFC 7512 URI); unset: the recorded one, else certs/ca-key.pem (tree/ca-key.ts) */
+  caKey?: string;
+  /** PKCS11_MODULE: the token's module, when CA_KEY's URI has no module-path */
+  pkcs11Module?: string;
 }
 
 export interface Target {

@@ -8,6 +8,13 @@ import { CertFacts, parseCertPem } from "./certinfo";
 import { CryptoProvider, getCrypto, importKeyPair } from "./keys";
 import { Issuer } from "./issue";
 import { RSA_MIN } from "../config/request";
+import { isPkcs11Uri, loadTokenKeyPair, tokenRef } from "./pkcs11";
+
+/** A CA key held in a PKCS#11 token (the provider packages are loaded on this first use). */
+async function loadTokenKey(ref: string, where: string, spki: Buffer) {
+  const t = tokenRef(ref, where);
+  return loadTokenKeyPair(t.uri, t.modulePath, t.pin, { where, spki });
+}
 
 /** Signature algorithms we refuse to chain to (SHA-1 and MD5 based). */
 const WEAK_SIGNATURES: Record<string, string> = {
@@ -26,9 +33,15 @@ export function readText(file: string, what: string): string {
   }
 }
 
-export async function loadIssuer(certFile: string, keyFile: string, now: Date, crypto: CryptoProvider = getCrypto()): Promise<{ issuer: Issuer; facts: CertFacts }> {
+/**
+ * Loads a signing CA. `keyFile` is a key reference: a PEM file, or a PKCS#11 URI (`pkcs11:token=etcd-ca;object=ca`,
+ * the module from its module-path or PKCS11_MODULE, the PIN from the environment; see pkcs11.ts). `keyFrom` names
+ * where a URI came from in messages (CA_KEY, -ca-key, the tree's record).
+ */
+export async function loadIssuer(certFile: string, keyFile: string, now: Date, crypto: CryptoProvider = getCrypto(), keyFrom = "CA_KEY"): Promise<{ issuer: Issuer; facts: CertFacts }> {
   const facts = parseCertPem(readText(certFile, "the CA certificate (PEM)"), certFile);
-  const key = await importKeyPair(readText(keyFile, "the CA private key (PEM)"), keyFile, crypto);
+  const key = isPkcs11Uri(keyFile) ? await loadTokenKey(keyFile, keyFrom, facts.spki) : await importKeyPair(readText(keyFile, "the CA private key (PEM)"), keyFile, crypto);
+  if (key.uri) keyFile = key.uri;
   if (!key.spki.equals(facts.spki)) throw new UserError(`${keyFile}: does not match the certificate ${certFile} (different public key); expected the CA's own private key`);
   if (!facts.isCa) throw new UserError(`${certFile}: is not a CA certificate (basicConstraints CA:FALSE or missing); expected a CA such as certs/ca.pem`);
   if (facts.keyUsageBits && !facts.keyUsageBits.includes(5)) throw new UserError(`${certFile}: its key usage does not allow signing certificates (no keyCertSign)`);

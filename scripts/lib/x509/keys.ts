@@ -62,8 +62,12 @@ export interface KeyPair {
   privateKey: CryptoKey;
   /** SubjectPublicKeyInfo DER */
   spki: Buffer;
-  /** private key PEM as cfssl writes it (SEC1 or PKCS#1) */
+  /** private key PEM as cfssl writes it (SEC1 or PKCS#1); empty for a key held in a PKCS#11 token (never written) */
   pem: string;
+  /** the provider the private key belongs to, when it is not the default one (a PKCS#11 token's: x509/pkcs11.ts) */
+  crypto?: CryptoProvider;
+  /** the PKCS#11 URI of a key held in a token (without its module path), for messages */
+  uri?: string;
 }
 
 export async function generateKeyPair(spec: KeySpec, crypto: CryptoProvider = getCrypto()): Promise<KeyPair> {
@@ -140,6 +144,8 @@ export async function importKeyPair(text: string, file: string, crypto: CryptoPr
 
 /** Signs DER with the key's algorithm and returns a DER signature value (ECDSA r||s converted to a SEQUENCE). */
 export async function signDer(key: KeyPair, data: Buffer, crypto: CryptoProvider = getCrypto()): Promise<Buffer> {
+  // a key held in a token signs through its own provider
+  crypto = key.crypto ?? crypto;
   if (key.spec.algo === "rsa") return Buffer.from(await crypto.subtle.sign({ name: "RSASSA-PKCS1-v1_5" }, key.privateKey, bytes(data)));
   const sig = Buffer.from(await crypto.subtle.sign({ name: "ECDSA", hash: hashFor(key.spec) }, key.privateKey, bytes(data)));
   const half = sig.length / 2;
