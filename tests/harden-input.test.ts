@@ -3,7 +3,7 @@
 // so nothing is written outside certs/ either).
 import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { ROOT, Run, runMake, runScript, sh, snapshot, tempTree, haveTool } from "./helpers";
+import { ROOT, Run, runMake, runScript, sh, snapshot, tempTree, haveTool, withTools } from "./helpers";
 import { parseRequest } from "../scripts/lib/config/request";
 import { issueCa, defaultDeps } from "../scripts/lib/x509/issue";
 
@@ -255,8 +255,7 @@ test("after all refusals the tree is still up to date and intact", () => {
   expect(r.stdout).toBe("");
 });
 
-test("a non-ASCII host becomes a punycode DNS SAN (accepted, not refused)", () => {
-  if (!haveTool("openssl")) return;
+withTools("openssl")("a non-ASCII host becomes a punycode DNS SAN (accepted, not refused)", () => {
   writeFileSync(userFile("idn"), json({ CN: "idn", hosts: ["bücher.example", "127.0.0.1"] }));
   try {
     const r = runScript("tls", ["build", "idn", "--config-dir", tree.config, "--certs-dir", tree.certs]);
