@@ -10,6 +10,11 @@ export const DIST = join(ROOT, "dist");
 /** The tests' own configs (a copy of the shipped ones): users edit config/ and still run `make test`. */
 export const FIXTURES = join(ROOT, "tests", "fixtures", "config");
 
+// Under `make test` jest runs inside make, whose MAKELEVEL and MAKEFLAGS every spawned make would inherit: it would
+// print "make[1]: ***" instead of "make: ***" (which tests filter out of stderr) and take make test's flags. The
+// tests run make as a user does from a shell.
+for (const k of ["MAKELEVEL", "MAKEFLAGS", "MFLAGS", "MAKEOVERRIDES"]) delete process.env[k];
+
 const made: string[] = [];
 // temp trees go when the test worker exits (KEEP_TEST_TREES=1 keeps them for a look after a failure)
 process.on("exit", () => {
