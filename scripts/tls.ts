@@ -1,58 +1,6 @@
 #!/usr/bin/env node
-// tls-setup: the tree commands behind the Makefile (build, plan, ...).
-import yargs from "yargs";
+// tls-setup: the tree commands behind the Makefile (build, plan, prune; lib/cli/tls-main.ts).
 import { runMain } from "./lib/common/errors";
-import { failAsUserError } from "./lib/cli/cli";
-import { treeOptions, toTree } from "./lib/cli/tree-args";
-import { buildCommand, nameForFile, planCommand, pruneCommand } from "./lib/tree/commands";
+import { tlsMain } from "./lib/cli/tls-main";
 
-runMain("tls-setup", async () => {
-  let code = 0;
-  await treeOptions(yargs(process.argv.slice(2)))
-    .scriptName("tls-setup")
-    .command(
-      "build [names..]",
-      "make every stale certificate (or only NAMES), the CA first when needed",
-      (y) =>
-        y
-          .positional("names", { type: "string", array: true, describe: "only these certificates (e.g. etcd1 calico-node)" })
-          .option("ca-only", { type: "boolean", describe: "the CA only" })
-          .option("rotate", { type: "boolean", describe: "re-make everything with new keys, the CA included" })
-          .option("rotate-intermediate", { type: "boolean", describe: "a new intermediate CA (new key, signed by the root), then every leaf re-issued (keys kept)" })
-          .option("new-key", { type: "boolean", describe: "new keys for what is re-made (default: keys are kept)" })
-          .option("file", { type: "string", describe: "only the certificate this output file belongs to (certs/NAME.pem, -key.pem, .csr)" }),
-      async (a) => {
-        const tree = toTree(a);
-        const only = a.file ? [nameForFile(tree, a.file)] : a.names?.length ? a.names.map(String) : undefined;
-        code = await buildCommand(tree, { only, caOnly: a["ca-only"] || only?.[0] === "ca", rotate: a.rotate, rotateIntermediate: a["rotate-intermediate"], newKey: a["new-key"] });
-      },
-    )
-    .command(
-      "plan",
-      "show what is stale and why, without changing anything",
-      (y) =>
-        y
-          .option("names", { type: "boolean", describe: "print only the stale names, one per line (for the Makefile)" })
-          .option("ca-only", { type: "boolean", describe: "the CA only" })
-          .option("file", { type: "string", describe: "only the certificate this output file belongs to" }),
-      async (a) => {
-        const tree = toTree(a);
-        const only = a.file ? [nameForFile(tree, a.file)] : undefined;
-        code = planCommand(tree, { names: a.names, caOnly: a["ca-only"] || only?.[0] === "ca", only });
-      },
-    )
-    .command(
-      "prune",
-      "remove the files of orphaned certificates (no longer a member, a proxy, or a user with a config); never automatic",
-      (y) => y,
-      async (a) => {
-        code = await pruneCommand(toTree(a));
-      },
-    )
-    .demandCommand(1, "give a command: build, plan, prune")
-    .strict()
-    .fail(failAsUserError)
-    .help()
-    .parseAsync();
-  return code;
-});
+runMain("tls-setup", () => tlsMain(process.argv.slice(2)));

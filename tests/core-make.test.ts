@@ -1,5 +1,6 @@
 // Integration: `make` on temp trees. What it builds, and what re-running it after each kind of change re-makes.
-import { existsSync, readFileSync, rmSync, unlinkSync, writeFileSync, appendFileSync, cpSync } from "node:fs";
+import { existsSync, readFileSync, rmSync, unlinkSync, writeFileSync, appendFileSync, cpSync, mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { FIXTURES, mode, runMake, sh, snapshot, tempTree, ROOT } from "./helpers";
 import { view } from "./x509";
@@ -99,14 +100,26 @@ describe("the tree make builds", () => {
 });
 
 describe("incremental make", () => {
-  let tree: Tree;
+  // `make` builds the tree once; every test starts from a byte-for-byte copy of that tree (modes included), put back
+  // at the same path, since the stamps name their config files by absolute path: what each test's make sees is what
+  // a fresh make leaves, without a whole build per test.
+  const tree: Tree = tempTree({ examples: ["calico-cni"] });
+  const pristine = mkdtempSync(join(tmpdir(), "tls-setup-test-pristine-"));
   let base: Record<string, string>;
-  beforeEach(() => {
-    tree = tempTree({ examples: ["calico-cni"] });
+  beforeAll(() => {
     make(tree);
-    base = snapshot(tree.certs);
+    cpSync(tree.dir, pristine, { recursive: true });
   });
-  afterEach(() => rmSync(tree.dir, { recursive: true, force: true }));
+  beforeEach(() => {
+    rmSync(tree.dir, { recursive: true, force: true });
+    cpSync(pristine, tree.dir, { recursive: true });
+    base = snapshot(tree.certs);
+    expect(base).toEqual(snapshot(join(pristine, "certs")));
+  });
+  afterAll(() => {
+    rmSync(tree.dir, { recursive: true, force: true });
+    rmSync(pristine, { recursive: true, force: true });
+  });
 
   test("no config change: nothing is made, and make -n shows no certificate work", () => {
     const r = make(tree);

@@ -6,11 +6,10 @@ import { spawnSync } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { haveTool, ROOT, runMake, sh, snapshot, tempTree } from "./helpers";
+import { describeWith, withTools, haveTool, ROOT, runMake, sh, snapshot, tempTree } from "./helpers";
 import { children, raw, readNode, seq } from "../scripts/lib/x509/der";
 
 const haveGo = haveTool("go");
-const haveOpenssl = haveTool("openssl");
 const t = tempTree({ examples: ["calicoctl", "calico-node"] });
 const c = (f: string) => join(t.certs, f);
 const goDir = mkdtempSync(join(tmpdir(), "tls-setup-go-"));
@@ -49,9 +48,7 @@ afterAll(() => {
   rmSync(goDir, { recursive: true, force: true });
 });
 
-const g = haveGo ? describe : describe.skip;
-
-g("Go's crypto/x509 (etcd 3.4, 3.5 and 3.6) reads the CRL", () => {
+describeWith("go")("Go's crypto/x509 (etcd 3.4, 3.5 and 3.6) reads the CRL", () => {
   test("no revocation yet: crl.der and crl.pem are the same CRL; both parsers read it, strict DER, no revoked list", () => {
     const r = runMake(["crl"], t);
     expect(r.status).toBe(0);
@@ -112,7 +109,7 @@ g("Go's crypto/x509 (etcd 3.4, 3.5 and 3.6) reads the CRL", () => {
   });
 });
 
-(haveOpenssl ? test : test.skip)("openssl reads crl.der (DER) and verifies its signature with the CA", () => {
+withTools("openssl")("openssl reads crl.der (DER) and verifies its signature with the CA", () => {
   expect(runMake(["crl"], t).status).toBe(0);
   const text = sh("openssl", ["crl", "-inform", "DER", "-in", c("crl.der"), "-noout", "-text"]);
   expect(text).toMatch(/Version 2 \(0x1\)/);

@@ -3,10 +3,9 @@
 // certificate, and revocation through --client-crl-file. One cluster serves every test of this file (in order).
 import { readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { haveTool, mode, runMake, sh, tempTree } from "./helpers";
+import { describeWith, mode, runMake, sh, tempTree } from "./helpers";
 import { etcdctl, freePorts, Member, memberArgs, Proc, Processes, waitFor } from "./etcd-cluster";
 
-const haveEtcd = haveTool("etcd") && haveTool("etcdctl");
 const EXAMPLES = ["calico-node", "calico-cni", "calico-kube-controllers", "calicoctl", "calicoctl-readonly", "kube-apiserver"];
 const ODD_PREFIXES = [`/it's "odd" $(x) \`y\` \\ *;/`, "-dash/"];
 
@@ -56,7 +55,7 @@ function rbacState(): string {
   });
 }
 
-const d = haveEtcd ? describe : describe.skip;
+const d = describeWith("etcd", "etcdctl");
 
 d("a real etcd 3.4 cluster with the tree's certificates", () => {
   beforeAll(async () => {

@@ -7,10 +7,9 @@ import { request } from "node:https";
 import { connect } from "node:tls";
 import { readFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
-import { haveTool, runMake, sh, tempTree } from "./helpers";
+import { describeWith, runMake, sh, tempTree } from "./helpers";
 import { etcdctl, freePorts, Member, memberArgs, Processes, sleep, waitFor } from "./etcd-cluster";
 
-const haveEtcd = haveTool("etcd") && haveTool("etcdctl") && haveTool("openssl");
 const LEAVES = ["etcd1", "etcd2", "etcd3", "proxy1", "root", "calicoctl"];
 
 let tree: ReturnType<typeof tempTree>;
@@ -93,7 +92,7 @@ function makeAsync(args: string[]): Promise<{ status: number | null; stdout: str
   });
 }
 
-const d = haveEtcd ? describe : describe.skip;
+const d = describeWith("etcd", "etcdctl", "openssl");
 
 d("make renew of every leaf while a real etcd 3.4 cluster serves traffic", () => {
   beforeAll(async () => {

@@ -5,7 +5,7 @@ import fs, { readdirSync, readFileSync, rmSync, statSync, writeFileSync, fstatSy
 import fsp from "node:fs/promises";
 import { spawnSync } from "node:child_process";
 import { join } from "node:path";
-import { DIST, haveTool, mode, ROOT, runScript, sh, tempTree } from "./helpers";
+import { DIST, mode, ROOT, runScript, sh, tempTree, withTools } from "./helpers";
 import { parseCertPem } from "../scripts/lib/x509/certinfo";
 import { build } from "../scripts/lib/tree/build";
 import { defaultDeps } from "../scripts/lib/x509/issue";
@@ -64,7 +64,7 @@ describe("a tree with RSA and ECDSA users", () => {
     expect({ status: r.status, stderr: r.stderr }).toEqual({ status: 0, stderr: "" });
   });
 
-  test("serials are positive, at most 20 octets and unique (openssl's reading and ours)", () => {
+  test("serials are positive, at most 20 octets and unique (our reading of the DER)", () => {
     const files = certFiles(t.certs);
     expect(files.length).toBe(6 + 6 + 14);
     const seen = new Set<string>();
@@ -76,20 +76,28 @@ describe("a tree with RSA and ECDSA users", () => {
       expect(der[0] & 0x80).toBe(0); // a DER INTEGER with the top bit clear is positive
       if (der.length > 1) expect(der[0] === 0 && (der[1] & 0x80) === 0).toBe(false); // minimal: no needless 00 byte
       expect(BigInt(`0x${der.toString("hex")}`)).toBe(BigInt(`0x${facts.serialHex}`));
-      if (haveTool("openssl")) {
-        const text = sh("openssl", ["x509", "-in", join(t.certs, f), "-noout", "-serial", "-text"]);
-        const hex = /^serial=([0-9A-F]+)$/m.exec(text)![1];
-        expect(text).not.toMatch(/Negative/);
-        expect(BigInt(`0x${hex}`)).toBe(BigInt(`0x${facts.serialHex}`));
-        expect(BigInt(`0x${hex}`) > 0n).toBe(true);
-        seen.add(hex);
-      } else seen.add(facts.serialHex);
+      seen.add(facts.serialHex);
     }
     expect(seen.size).toBe(files.length);
   });
 
-  test("no SHA-1 or MD5 in any certificate or CSR; signature hashes follow the signing key", () => {
-    if (!haveTool("openssl")) return;
+  withTools("openssl")("serials as openssl reads them: positive, the same as ours, and unique", () => {
+    const files = certFiles(t.certs);
+    expect(files.length).toBe(6 + 6 + 14);
+    const seen = new Set<string>();
+    for (const f of files) {
+      const facts = parseCertPem(readFileSync(join(t.certs, f), "utf8"), f);
+      const text = sh("openssl", ["x509", "-in", join(t.certs, f), "-noout", "-serial", "-text"]);
+      const hex = /^serial=([0-9A-F]+)$/m.exec(text)![1];
+      expect(text).not.toMatch(/Negative/);
+      expect(BigInt(`0x${hex}`)).toBe(BigInt(`0x${facts.serialHex}`));
+      expect(BigInt(`0x${hex}`) > 0n).toBe(true);
+      seen.add(hex);
+    }
+    expect(seen.size).toBe(files.length);
+  });
+
+  withTools("openssl")("no SHA-1 or MD5 in any certificate or CSR; signature hashes follow the signing key", () => {
     for (const f of certFiles(t.certs)) {
       const name = f.slice(0, -4);
       const cert = sh("openssl", ["x509", "-in", join(t.certs, f), "-noout", "-text"]);
@@ -182,23 +190,31 @@ test("under umask 000, make, bare and a whole build still write keys 0600 and th
   for (const s of readdirSync(join(t.certs, ".tls-setup"))) expect(`${s} ${mode(join(t.certs, ".tls-setup", s)).toString(8)}`).toBe(`${s} 600`);
 });
 
-test("no leaf outlives its CA: a 1-year profile under a 2-hour CA ends with the CA", () => {
+describe("no leaf outlives its CA", () => {
   const t = newTree();
-  writeFileSync(join(t.config, "ca-csr.json"), JSON.stringify({ CN: "short CA", ca: { expiry: "2h" } }));
-  const r = runScript("tls", ["build", "--config-dir", t.config, "--certs-dir", t.certs]);
-  expect(r.status).toBe(0);
-  const caEnd = parseCertPem(readFileSync(join(t.certs, "ca.pem"), "utf8"), "ca").notAfter.getTime();
-  for (const f of certFiles(t.certs)) expect(`${f} ${parseCertPem(readFileSync(join(t.certs, f), "utf8"), f).notAfter.getTime()}`).toBe(`${f} ${caEnd}`);
-  expect(r.stdout.match(/cut to the CA's end/g)).toHaveLength(5);
-  if (haveTool("openssl")) {
+  let r: ReturnType<typeof runScript>;
+  beforeAll(() => {
+    writeFileSync(join(t.config, "ca-csr.json"), JSON.stringify({ CN: "short CA", ca: { expiry: "2h" } }));
+    r = runScript("tls", ["build", "--config-dir", t.config, "--certs-dir", t.certs]);
+  });
+
+  test("a 1-year profile under a 2-hour CA ends with the CA", () => {
+    expect(r.status).toBe(0);
+    const caEnd = parseCertPem(readFileSync(join(t.certs, "ca.pem"), "utf8"), "ca").notAfter.getTime();
+    for (const f of certFiles(t.certs)) expect(`${f} ${parseCertPem(readFileSync(join(t.certs, f), "utf8"), f).notAfter.getTime()}`).toBe(`${f} ${caEnd}`);
+    expect(r.stdout.match(/cut to the CA's end/g)).toHaveLength(5);
+    const q = runScript("req", ["-ca", join(t.certs, "ca.pem"), "-ca-key", join(t.certs, "ca-key.pem"), join(t.config, "req-root.json")]);
+    expect(q.status).toBe(0);
+    expect(q.stderr).toMatch(/\[WARNING\] the profile's expiry \(8760h\) outlives the CA: the certificate ends with the CA on /);
+    const leaf = parseCertPem(JSON.parse(q.stdout).cert, "stdout");
+    expect(leaf.notAfter.getTime()).toBe(caEnd);
+  });
+
+  withTools("openssl")("openssl reads one end date on every certificate of that tree", () => {
     const ends = certFiles(t.certs).map((f) => sh("openssl", ["x509", "-in", join(t.certs, f), "-noout", "-enddate"]).trim());
+    expect(ends).toHaveLength(6);
     expect(new Set(ends).size).toBe(1);
-  }
-  const q = runScript("req", ["-ca", join(t.certs, "ca.pem"), "-ca-key", join(t.certs, "ca-key.pem"), join(t.config, "req-root.json")]);
-  expect(q.status).toBe(0);
-  expect(q.stderr).toMatch(/\[WARNING\] the profile's expiry \(8760h\) outlives the CA: the certificate ends with the CA on /);
-  const leaf = parseCertPem(JSON.parse(q.stdout).cert, "stdout");
-  expect(leaf.notAfter.getTime()).toBe(caEnd);
+  });
 });
 
 describe("ca and req refuse to print a private key to a terminal", () => {
@@ -212,11 +228,10 @@ describe("ca and req refuse to print a private key to a terminal", () => {
   const ca = `node dist/ca.js config/ca-csr.json`;
   const req = () => `node dist/req.js -ca ${t.certs}/ca.pem -ca-key ${t.certs}/ca-key.pem config/req-root.json`;
 
-  test.each([
+  withTools("script").each([
     ["ca", () => ca],
     ["req", req],
   ])("%s: refused on a terminal, printed with --force, printed into a pipe", (prog, cmd) => {
-    if (!haveTool("script")) return;
     const refused = onTty(cmd());
     expect(refused.status).toBe(1);
     expect(refused.stdout).toContain(`${prog}: stdout is a terminal: refusing to print a private key there; pipe into bare (… | bare certs/NAME) or pass --force`);

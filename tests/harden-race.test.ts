@@ -4,7 +4,7 @@
 import { spawn, spawnSync } from "node:child_process";
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { DIST, haveTool, ROOT, sh, tempTree } from "./helpers";
+import { DIST, ROOT, sh, tempTree, withTools } from "./helpers";
 import { acquireLock } from "../scripts/lib/tree/lock";
 import { parseCertPem } from "../scripts/lib/x509/certinfo";
 import { importKeyPair } from "../scripts/lib/x509/keys";
@@ -42,7 +42,10 @@ const make = (t: { config: string; certs: string }) => start("make", ["--no-prin
 const build = (t: { config: string; certs: string }) => start(process.execPath, [join(DIST, "tls.js"), "build", "--config-dir", t.config, "--certs-dir", t.certs]);
 const madeCount = (out: string) => Number(/tls-setup: made (\d+),/.exec(out)?.[1] ?? NaN);
 
-/** The tree is whole: every cert has its own key, no temp files, no lock, and openssl verifies every leaf. */
+/** Trees the race tests left and consistent() found whole: openssl verifies their leaves (the last test). */
+const raced: { certs: string; leaves: string[] }[] = [];
+
+/** The tree is whole: every cert has its own key, no temp files, no lock (openssl verifies every leaf: below). */
 async function consistent(certs: string): Promise<void> {
   const files = readdirSync(certs);
   expect(files.filter((f) => f.startsWith(TEMP_PREFIX))).toEqual([]);
@@ -57,10 +60,7 @@ async function consistent(certs: string): Promise<void> {
     serials.add(facts.serialHex);
   }
   expect(serials.size).toBe(TOTAL);
-  if (!haveTool("openssl")) return;
-  const leaves = certFiles.filter((f) => f !== "ca.pem").map((f) => join(certs, f));
-  const v = sh("openssl", ["verify", "-x509_strict", "-CAfile", join(certs, "ca.pem"), ...leaves]);
-  expect(v.trim().split("\n").filter((l) => / OK$/.test(l))).toHaveLength(leaves.length);
+  raced.push({ certs, leaves: certFiles.filter((f) => f !== "ca.pem").map((f) => join(certs, f)) });
 }
 
 test("two makes at once: each certificate is made once, one run waits and says so, the tree is consistent", async () => {
@@ -160,4 +160,12 @@ describe("the lock itself (acquireLock)", () => {
     expect((e as Error).message).toBe(`${lock}: another tls-setup run (pid ${process.ppid}) holds the lock; gave up waiting`);
     expect(readFileSync(join(lock, "pid"), "utf8")).toBe(String(process.ppid));
   });
+});
+
+withTools("openssl")("openssl verifies every leaf of the three trees the races above left", () => {
+  expect(raced).toHaveLength(3);
+  for (const { certs, leaves } of raced) {
+    const v = sh("openssl", ["verify", "-x509_strict", "-CAfile", join(certs, "ca.pem"), ...leaves]);
+    expect(v.trim().split("\n").filter((l) => / OK$/.test(l))).toHaveLength(leaves.length);
+  }
 });

@@ -10,6 +10,11 @@ export const DIST = join(ROOT, "dist");
 /** The tests' own configs (a copy of the shipped ones): users edit config/ and still run `make test`. */
 export const FIXTURES = join(ROOT, "tests", "fixtures", "config");
 
+// Under `make test` jest runs inside make, whose MAKELEVEL and MAKEFLAGS every spawned make would inherit: it would
+// print "make[1]: ***" instead of "make: ***" (which tests filter out of stderr) and take make test's flags. The
+// tests run make as a user does from a shell.
+for (const k of ["MAKELEVEL", "MAKEFLAGS", "MFLAGS", "MAKEOVERRIDES"]) delete process.env[k];
+
 const made: string[] = [];
 // temp trees go when the test worker exits (KEEP_TEST_TREES=1 keeps them for a look after a failure)
 process.on("exit", () => {
@@ -73,12 +78,38 @@ export function snapshot(dir: string): Record<string, string> {
 
 export const mode = (f: string): number => statSync(f).mode & 0o777;
 
+const toolCache = new Map<string, boolean>();
+
 /** Whether a command is on PATH. Under CI=true a missing tool is a failure, never a skip. */
 export function haveTool(name: string): boolean {
-  const r = spawnSync("sh", ["-c", `command -v ${name}`], { encoding: "utf8" });
-  if (r.status !== 0 && process.env.CI === "true") throw new Error(`${name} is not installed (tests/tools.sh installs it); under CI a missing tool fails the run`);
-  return r.status === 0;
+  let found = toolCache.get(name);
+  if (found === undefined) {
+    found = spawnSync("sh", ["-c", `command -v ${name}`], { encoding: "utf8" }).status === 0;
+    toolCache.set(name, found);
+  }
+  if (!found && process.env.CI === "true") throw new Error(`${name} is not installed (tests/tools.sh installs it); under CI a missing tool fails the run`);
+  return found;
 }
+
+/** Whether every one of these commands is on PATH (each checked, so under CI=true any missing one fails). */
+export const haveTools = (tools: string[]): boolean => tools.map(haveTool).every(Boolean);
+
+/**
+ * `test` when every judge is installed, else `test.skip`: a test that needs openssl, cfssl, etcd... shows as skipped
+ * in jest's summary when one is missing, never as passed. Under CI=true a missing judge throws here, which fails the
+ * file (tests/tools.sh installs them all). Use it for the whole test: a test that judges partly with a tool and
+ * partly without is split in two, so the part that needs no tool always runs.
+ */
+export const withTools = (...tools: string[]): jest.It => (haveTools(tools) ? test : test.skip);
+
+/**
+ * For an extra judge that tests/tools.sh does not install (kubectl): `test` where it is on PATH, `test.skip` elsewhere,
+ * CI included.
+ */
+export const withOptionalTool = (name: string): jest.It => (spawnSync("sh", ["-c", `command -v ${name}`]).status === 0 ? test : test.skip);
+
+/** `describe` or `describe.skip`, as `withTools`: a block whose tests all need these judges. */
+export const describeWith = (...tools: string[]): jest.Describe => (haveTools(tools) ? describe : describe.skip);
 
 /** openssl x509 -text of a cert file. */
 export const opensslText = (f: string): string => sh("openssl", ["x509", "-in", f, "-noout", "-text"]);

@@ -4,11 +4,10 @@ import fs from "node:fs";
 import fsp from "node:fs/promises";
 import { spawnSync } from "node:child_process";
 import { join } from "node:path";
-import { haveTool, mode, sh, snapshot } from "./helpers";
+import { describeWith, haveTool, mode, sh, snapshot } from "./helpers";
 import { addExpiredUser, make, openssl509, opensslNotAfter, shortTree, Tree } from "./lifecycle-fixtures";
 import { writeMetricsFile } from "../scripts/lib/lifecycle/metrics";
 
-const havePromtool = haveTool("promtool");
 const haveOpenssl = haveTool("openssl");
 const NOT_AFTER = "tls_setup_certificate_not_after_timestamp_seconds";
 const LEFT = "tls_setup_certificate_expires_in_seconds";
@@ -66,9 +65,7 @@ function promtool(file: string): { status: number | null; out: string } {
   return { status: r.status, out: (r.stdout + r.stderr).trim() };
 }
 
-const p = havePromtool && haveOpenssl ? describe : describe.skip;
-
-p("FORMAT=prometheus", () => {
+describeWith("promtool", "openssl")("FORMAT=prometheus", () => {
   test("promtool accepts it; every certificate's notAfter and seconds left, labelled, match openssl", () => {
     const before = snapshot(t.certs);
     const started = Math.floor(Date.now() / 1000);

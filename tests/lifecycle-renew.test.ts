@@ -2,10 +2,8 @@
 // NEW_KEY=1), the CA and every other file untouched byte for byte; openssl judges the new certificates.
 import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { haveTool, sh, snapshot } from "./helpers";
+import { sh, snapshot, withTools } from "./helpers";
 import { certPath, certPubkey, keyPath, keyPubkey, make, opensslNotAfter, shortTree, Tree } from "./lifecycle-fixtures";
-
-const haveOpenssl = haveTool("openssl");
 
 function made(t: Tree): Tree {
   const r = make(t, []);
@@ -22,8 +20,7 @@ function without(snap: Record<string, string>, names: string[]): Record<string, 
 const serial = (f: string) => sh("openssl", ["x509", "-in", f, "-noout", "-serial"]).trim();
 
 describe("make renew", () => {
-  test("renews what ends within WARN_DAYS, keeps keys, leaves the CA and the rest byte for byte", () => {
-    if (!haveOpenssl) return;
+  withTools("openssl")("renews what ends within WARN_DAYS, keeps keys, leaves the CA and the rest byte for byte", () => {
     const t = made(shortTree(["calico-node"]));
     const before = snapshot(t.certs);
     const old = { root: serial(certPath(t, "root")), node: serial(certPath(t, "calico-node")) };
@@ -55,8 +52,7 @@ describe("make renew", () => {
     expect(make(t, ["verify"]).status).toBe(0);
   });
 
-  test("NAME renews one certificate whatever its expiry; NEW_KEY=1 gives it a new key", () => {
-    if (!haveOpenssl) return;
+  withTools("openssl")("NAME renews one certificate whatever its expiry; NEW_KEY=1 gives it a new key", () => {
     const t = made(shortTree());
     const before = snapshot(t.certs);
     const r = make(t, ["renew"], ["NAME=etcd1", "NEW_KEY=1"]);
@@ -72,7 +68,7 @@ describe("make renew", () => {
     expect(text).toMatch(/TLS Web Server Authentication, TLS Web Client Authentication/);
   });
 
-  test("renew re-issues from the current config", () => {
+  withTools("openssl")("renew re-issues from the current config (openssl reads the new SAN)", () => {
     const t = made(shortTree());
     const cfg = join(t.config, "req-csr.json");
     const v = JSON.parse(readFileSync(cfg, "utf8"));
@@ -80,7 +76,7 @@ describe("make renew", () => {
     writeFileSync(cfg, JSON.stringify(v));
     const r = make(t, ["renew"], ["NAME=etcd2"]);
     expect(r.status).toBe(0);
-    if (haveOpenssl) expect(sh("openssl", ["x509", "-in", certPath(t, "etcd2"), "-noout", "-ext", "subjectAltName"])).toMatch(/IP Address:10\.0\.0\.7/);
+    expect(sh("openssl", ["x509", "-in", certPath(t, "etcd2"), "-noout", "-ext", "subjectAltName"])).toMatch(/IP Address:10\.0\.0\.7/);
   });
 
   test("NAME=ca, an unknown NAME or a missing CA: one-line errors, nothing changes", () => {

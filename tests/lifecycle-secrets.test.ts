@@ -4,7 +4,7 @@ import { readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { parseAllDocuments } from "yaml";
 import { spawnSync } from "node:child_process";
-import { mode, runMake, sh, snapshot } from "./helpers";
+import { mode, runMake, sh, snapshot, withOptionalTool } from "./helpers";
 import { certPath, keyPath, make, shortTree, Tree } from "./lifecycle-fixtures";
 
 /** Parses a manifest strictly: exactly one YAML document, no errors or warnings. */
@@ -102,8 +102,7 @@ describe("make secrets", () => {
   // kubectl is not one of the project's tools (tests/tools.sh); where it is installed it is an extra judge, offline:
   // `kubectl label --local` decodes the file as a v1 Secret, and `kubectl create secret generic --dry-run=client`
   // encodes the same files the way kubectl would.
-  const haveKubectl = spawnSync("sh", ["-c", "command -v kubectl"]).status === 0;
-  (haveKubectl ? test : test.skip)("kubectl reads the manifest and encodes the files the same way", () => {
+  withOptionalTool("kubectl")("kubectl reads the manifest and encodes the files the same way", () => {
     const file = join(t.certs, "k8s", "calicoctl.yaml");
     const read = JSON.parse(sh("kubectl", ["label", "--local", "-f", file, "checked=yes", "-o", "json"]));
     const ours = parseManifest(file);

@@ -5,10 +5,9 @@ import { spawnSync } from "node:child_process";
 import { existsSync, mkdtempSync, readFileSync, renameSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { parseAllDocuments } from "yaml";
-import { haveTool, ROOT, sh, snapshot, tempTree } from "./helpers";
+import { describeWith, ROOT, sh, snapshot, tempTree, withTools } from "./helpers";
 import { make, shortTree, Tree } from "./lifecycle-fixtures";
 
-const haveOpenssl = haveTool("openssl");
 const serial = (f: string) => sh("openssl", ["x509", "-in", f, "-noout", "-serial"]).trim();
 
 function made(t: Tree): Tree {
@@ -37,8 +36,7 @@ describe("make renew RENEW_HOOK", () => {
     expect(existsSync(log)).toBe(false);
   });
 
-  test("something renewed: the hook runs once, after the files are in place, with the names in its environment", () => {
-    if (!haveOpenssl) return;
+  withTools("openssl")("something renewed: the hook runs once, after the files are in place, with the names in its environment", () => {
     const before = { root: serial(join(t.certs, "root.pem")) };
     // the hook sees the renewed certificate already in place
     const seen = join(t.dir, "seen-serial");
@@ -51,8 +49,7 @@ describe("make renew RENEW_HOOK", () => {
     expect(readFileSync(seen, "utf8").trim()).toBe(now);
   });
 
-  test("a failing hook: exit non-zero with one line naming its exit code; the renewal stays", () => {
-    if (!haveOpenssl) return;
+  withTools("openssl")("a failing hook: exit non-zero with one line naming its exit code; the renewal stays", () => {
     const before = serial(join(t.certs, "etcd1.pem"));
     const r = make(t, ["renew"], ["NAME=etcd1", `RENEW_HOOK=${recorder(log, 3)}`]);
     expect(r.status).not.toBe(0);
@@ -97,7 +94,7 @@ function unitSection(text: string, section: string): [string, string][] {
 
 const UNITS = join(ROOT, "contrib", "systemd");
 
-(haveTool("systemd-analyze") ? describe : describe.skip)("contrib/systemd", () => {
+describeWith("systemd-analyze")("contrib/systemd", () => {
   function verify(dir: string, files: string[]): { status: number | null; out: string } {
     const r = spawnSync("systemd-analyze", ["verify", ...files.map((f) => join(dir, f))], { encoding: "utf8", env: { ...process.env, SYSTEMD_LOG_COLOR: "0" } });
     return { status: r.status, out: (r.stdout + r.stderr).trim() };
@@ -175,7 +172,7 @@ describe("contrib/kubernetes", () => {
     expect(Array.isArray(dup) && dup[0].errors.length).toBeGreaterThan(0);
   });
 
-  (haveTool("kubectl") ? test : test.skip)("kubectl reads it offline (--local) as the same object", () => {
+  withTools("kubectl")("kubectl reads it offline (--local) as the same object", () => {
     const r = spawnSync("kubectl", ["label", "--local", "-f", file, "-o", "json", "checked=yes"], { encoding: "utf8", env: { ...process.env, KUBECONFIG: "/dev/null" } });
     expect(r.stderr).toBe("");
     expect(r.status).toBe(0);

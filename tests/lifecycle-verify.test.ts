@@ -2,11 +2,9 @@
 // (a swapped key, a loose key mode, a cert from another CA) and verify passes after. openssl judges the repairs.
 import { chmodSync, copyFileSync, mkdirSync, readFileSync, rmSync, unlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { haveTool, mode, runScript, sh, sha256File, snapshot } from "./helpers";
+import { mode, withTools, runScript, sh, sha256File, snapshot } from "./helpers";
 import { addExpiredUser, certPath, certPubkey, editJson, keyPath, keyPubkey, make, shortTree, Tree } from "./lifecycle-fixtures";
 import { toPem } from "../scripts/lib/x509/pem";
-
-const haveOpenssl = haveTool("openssl");
 
 /** The problem lines of a verify run (stdout lines starting with the certs directory). */
 const problemLines = (t: Tree, out: string) => out.split("\n").filter((l) => l.startsWith(t.certs) || l.startsWith(t.config));
@@ -27,8 +25,7 @@ describe("make verify", () => {
     expect(snapshot(t.certs)).toEqual(before);
   });
 
-  test("swapped keys fail naming both key files; make re-issues the pairs and verify passes", () => {
-    if (!haveOpenssl) return;
+  withTools("openssl")("swapped keys fail naming both key files; make re-issues the pairs and verify passes", () => {
     const t = made(shortTree());
     const k1 = readFileSync(keyPath(t, "etcd1"));
     copyFileSync(keyPath(t, "etcd2"), keyPath(t, "etcd1"));
@@ -149,8 +146,7 @@ describe("make verify", () => {
     ]);
   });
 
-  test("certs/crl.pem: a current CRL signed by the CA passes; a stale or badly signed one fails", () => {
-    if (!haveOpenssl) return;
+  withTools("openssl")("certs/crl.pem: a current CRL signed by the CA passes; a stale or badly signed one fails", () => {
     const t = made(shortTree());
     const ca = join(t.dir, "openssl-ca");
     mkdirSync(ca);

@@ -4,11 +4,10 @@ import { execSync } from "node:child_process";
 import { mkdtempSync, readFileSync, writeFileSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { FIXTURES, haveTool, runScript, ROOT, sh } from "./helpers";
+import { FIXTURES, runScript, ROOT, sh, withTools } from "./helpers";
 import { view, CertView } from "./x509";
 
-const hasCfssl = haveTool("cfssl") && haveTool("cfssljson");
-const itCfssl = hasCfssl ? test : test.skip;
+const itCfssl = withTools("cfssl", "cfssljson");
 
 let dir: string;
 const cfg = (f: string) => join(FIXTURES, f);

@@ -11,7 +11,7 @@ import { execFile } from "node:child_process";
 import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { haveTool } from "./helpers";
+import { describeWith } from "./helpers";
 import { x509 } from "./x509";
 import { gencert, initCa } from "../scripts/lib/cli/cfssl";
 import { defaultDeps, issueCa, roundToMinute } from "../scripts/lib/x509/issue";
@@ -346,8 +346,7 @@ const fixedCases: LeafCase[] = [
   { n: 1005, csr: { CN: "\u{1F600}".repeat(40), names: [{ O: "\u{1F510}".repeat(40) }], hosts: ["e.example"], key: { algo: "ecdsa", size: 256 } }, ca: 0 },
 ];
 
-const hasCfssl = haveTool("cfssl");
-const suite = hasCfssl ? describe : describe.skip;
+const suite = describeWith("cfssl");
 
 suite(`randomized differential test against cfssl 1.2.0 (seed ${SEED}; repeat with ORACLE_SEED=${SEED})`, () => {
   const leafOutcomes = new Map<number, Outcome>();

@@ -5,7 +5,7 @@ import { X509Certificate } from "node:crypto";
 import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
-import { FIXTURES, ROOT, haveTool, sha256File, sh } from "./helpers";
+import { FIXTURES, ROOT, describeWith, sha256File, sh } from "./helpers";
 
 const version = JSON.parse(readFileSync(join(ROOT, "package.json"), "utf8")).version as string;
 const NAME = `tls-setup-${version}`;
@@ -49,9 +49,7 @@ const opensslVerify = (cert: string, extra: string[] = []) =>
 const pubkeyOfCert = (f: string) => sh("openssl", ["x509", "-in", f, "-noout", "-pubkey"]);
 const pubkeyOfKey = (f: string) => sh("openssl", ["pkey", "-in", f, "-pubout"]);
 
-const openssl = haveTool("openssl");
-const tar = haveTool("tar");
-const run = openssl && tar ? describe : describe.skip;
+const run = describeWith("openssl", "tar");
 
 run("make release, used offline", () => {
   let listing: string[] = [];

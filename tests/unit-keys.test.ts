@@ -7,7 +7,7 @@ import { execFileSync } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { haveTool } from "./helpers";
+import { describeWith } from "./helpers";
 import { generateKeyPair, importKeyPair, parsePrivateKeyPem, privateKeyPem } from "../scripts/lib/x509/keys";
 import { KeySpec } from "../scripts/lib/config/request";
 
@@ -22,7 +22,7 @@ const SPECS: KeySpec[] = [
   { algo: "ecdsa", size: 521 },
 ];
 
-const describeOpenssl = haveTool("openssl") ? describe : describe.skip;
+const describeOpenssl = describeWith("openssl");
 
 describeOpenssl("key conversion matches OpenSSL on every key type", () => {
   const dir = mkdtempSync(join(tmpdir(), "tls-keys-"));

@@ -9,6 +9,17 @@ export function normalizeArgv(argv: string[]): string[] {
   return argv.map((a) => (/^-[A-Za-z][A-Za-z0-9-]+(=.*)?$/s.test(a) ? `-${a}` : a));
 }
 
+/**
+ * Where an entry script's main function reads and writes: the process's streams in a script (processIo), buffers in
+ * the tests that call it in-process.
+ */
+export interface CliIo {
+  out: (text: string) => void;
+  err: (text: string) => void;
+  stdin: () => string;
+  stdoutIsTTY: () => boolean;
+}
+
 export function readStdin(): string {
   try {
     return readFileSync(0, "utf8");
@@ -20,8 +31,8 @@ export function readStdin(): string {
 }
 
 /** Private keys are not printed to a terminal (where they end up in scrollback) unless forced. */
-export function refuseKeyToTerminal(force: boolean | undefined): void {
-  if (process.stdout.isTTY && !force) throw new UserError("stdout is a terminal: refusing to print a private key there; pipe into bare (… | bare certs/NAME) or pass --force");
+export function refuseKeyToTerminal(force: boolean | undefined, isTTY: boolean = Boolean(process.stdout.isTTY)): void {
+  if (isTTY && !force) throw new UserError("stdout is a terminal: refusing to print a private key there; pipe into bare (… | bare certs/NAME) or pass --force");
 }
 
 /**
@@ -33,6 +44,11 @@ export function failAsUserError(msg: string | undefined, err: Error | undefined)
   throw new UserError(`${msg ?? err?.message ?? "invalid arguments"} (see --help)`);
 }
 
-export const stderrLog = (line: string): void => {
-  process.stderr.write(line + "\n");
+
+/** The process's own streams. */
+export const processIo: CliIo = {
+  out: (text) => void process.stdout.write(text),
+  err: (text) => void process.stderr.write(text),
+  stdin: readStdin,
+  stdoutIsTTY: () => Boolean(process.stdout.isTTY),
 };

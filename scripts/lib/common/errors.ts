@@ -50,22 +50,27 @@ export function show(v: unknown): string {
 }
 
 /**
- * Runs an entry script's main function. User errors print their message, prefixed with the program name, and set
- * exit code 1; anything else is a bug: its stack is printed and the exit code is 2.
+ * Runs an entry script's main function and gives its exit code (undefined: main returned none). User errors print
+ * their message to `writeErr`, one line each prefixed with the program name: exit code 1; anything else is a bug:
+ * its stack is printed and the exit code is 2. The tests call this in-process, as runMain does in a script.
  */
+export async function exitCodeOf(prog: string, main: () => Promise<void | number>, writeErr: (text: string) => void): Promise<number | undefined> {
+  try {
+    const code = await main();
+    return typeof code === "number" ? code : undefined;
+  } catch (e) {
+    if (isUserError(e)) {
+      for (const line of e.message.split("\n")) writeErr(`${prog}: ${line}\n`);
+      return 1;
+    }
+    writeErr(`${prog}: internal error (please report): ${e instanceof Error ? e.stack : String(e)}\n`);
+    return 2;
+  }
+}
+
+/** Runs an entry script's main function (see exitCodeOf), writing errors to stderr and setting process.exitCode. */
 export function runMain(prog: string, main: () => Promise<void | number>): void {
-  main().then(
-    (code) => {
-      if (typeof code === "number") process.exitCode = code;
-    },
-    (e: unknown) => {
-      if (isUserError(e)) {
-        for (const line of e.message.split("\n")) process.stderr.write(`${prog}: ${line}\n`);
-        process.exitCode = 1;
-      } else {
-        process.stderr.write(`${prog}: internal error (please report): ${e instanceof Error ? e.stack : String(e)}\n`);
-        process.exitCode = 2;
-      }
-    },
-  );
+  void exitCodeOf(prog, main, (text) => process.stderr.write(text)).then((code) => {
+    if (code !== undefined) process.exitCode = code;
+  });
 }

@@ -1,0 +1,56 @@
+// The entry scripts' main functions run in the test's own process: the same argv, working directory and stdin, what
+// they (and the library under them) print captured, and the exit code the script would end with. Most bad-input
+// cases run this way (no Node start per case); a few per script still spawn dist/*.js to prove the wiring.
+import { exitCodeOf } from "../scripts/lib/common/errors";
+import type { CliIo } from "../scripts/lib/cli/cli";
+import { caMain } from "../scripts/lib/cli/ca-main";
+import { reqMain } from "../scripts/lib/cli/req-main";
+import { bareMain } from "../scripts/lib/cli/bare-main";
+import { tlsMain } from "../scripts/lib/cli/tls-main";
+import type { Run } from "./helpers";
+
+/** Each script's program name (the prefix of its error lines) and main, as scripts/NAME.ts passes them to runMain. */
+const MAINS = {
+  ca: ["ca", caMain],
+  req: ["req", reqMain],
+  bare: ["bare", bareMain],
+  tls: ["tls-setup", (args: string[]) => tlsMain(args)],
+} as const satisfies Record<string, readonly [string, (args: string[], io: CliIo) => Promise<void | number>]>;
+
+type Write = typeof process.stdout.write;
+
+/**
+ * Runs dist/SCRIPT.js's main function here, as `node dist/SCRIPT.js ARGS` would run it in `cwd` with `input` on
+ * stdin: returns its exit status and everything written to stdout and stderr while it ran (the library's own writes
+ * to process.stdout/stderr included). process.exit is refused while it runs (yargs calls it for --help and its own
+ * usage errors): an in-process case must end through runMain's path, so that shows as an internal error here.
+ */
+export async function runInProcess(script: keyof typeof MAINS, args: string[], opts: { cwd?: string; input?: string } = {}): Promise<Run> {
+  const [prog, main] = MAINS[script];
+  let stdout = "";
+  let stderr = "";
+  const capture = (add: (s: string) => void): Write =>
+    ((chunk: string | Uint8Array, ...rest: unknown[]) => {
+      add(typeof chunk === "string" ? chunk : Buffer.from(chunk).toString("utf8"));
+      const cb = rest.find((r) => typeof r === "function") as (() => void) | undefined;
+      cb?.();
+      return true;
+    }) as Write;
+  const io: CliIo = { out: (t) => void (stdout += t), err: (t) => void (stderr += t), stdin: () => opts.input ?? "", stdoutIsTTY: () => false };
+  const saved = { out: process.stdout.write, err: process.stderr.write, exit: process.exit, cwd: process.cwd() };
+  process.stdout.write = capture((s) => (stdout += s));
+  process.stderr.write = capture((s) => (stderr += s));
+  process.exit = ((code?: number) => {
+    throw new Error(`process.exit(${code}) called by an in-process ${script}`);
+  }) as typeof process.exit;
+  if (opts.cwd) process.chdir(opts.cwd);
+  try {
+    const code = await exitCodeOf(prog, () => main(args, io), io.err);
+    return { status: code ?? 0, stdout, stderr };
+  } finally {
+    process.chdir(saved.cwd);
+    process.stdout.write = saved.out;
+    process.stderr.write = saved.err;
+    process.exit = saved.exit;
+  }
+}
