@@ -160,6 +160,9 @@ for (const [name, why] of [
   ["etcd1", "clashes with a built-in certificate"],
   ["proxy1", "clashes with a built-in certificate"],
   ["x".repeat(65), "is longer than 64 characters"],
+  // certs/ca-key.pem is the CA's key: a user "ca-key" would write its certificate over it
+  ["ca-key", 'ends in "-key", which names another certificate\'s key file (certs/ca-key.pem)'],
+  ["etcd1-key", 'ends in "-key", which names another certificate\'s key file (certs/etcd1-key.pem)'],
 ] as const)
   makeCase(`user file req-${name}.json`, () => writeFileSync(userFile(name), userJson), () => rmSync(userFile(name)), [[`config/req-${name}.json: user name ${JSON.stringify(name)} ${why}`]]);
 makeCase("ETCD_MEMBERS=../evil", () => {}, () => {}, [['ETCD_MEMBERS: "../evil" is not a safe name']], ["ETCD_MEMBERS=../evil"]);

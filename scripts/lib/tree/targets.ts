@@ -62,6 +62,8 @@ const SAFE_NAME = /^[A-Za-z0-9_][A-Za-z0-9._-]*$/;
 export function nameProblem(name: string): string | undefined {
   if (!SAFE_NAME.test(name)) return `${JSON.stringify(name)} is not a safe name; use letters, digits, ".", "_" and "-", not starting with "." or "-"`;
   if (name.length > 64) return `${JSON.stringify(name)} is longer than 64 characters`;
+  // NAME-key.pem is the key file of NAME: a certificate named "ca-key" would write its certificate over certs/ca-key.pem
+  if (/-key$/i.test(name)) return `${JSON.stringify(name)} ends in "-key", which names another certificate's key file (certs/${name.slice(0, -4)}-key.pem); choose another name`;
   return undefined;
 }
 
