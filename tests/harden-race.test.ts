@@ -63,7 +63,7 @@ async function consistent(certs: string): Promise<void> {
   raced.push({ certs, leaves: certFiles.filter((f) => f !== "ca.pem").map((f) => join(certs, f)) });
 }
 
-test("two makes at once: each certificate is made once, one run waits and says so, the tree is consistent", async () => {
+test("two makes at once: each certificate is made once, the tree is consistent", async () => {
   const t = userTree();
   const a = make(t);
   const b = make(t);
@@ -72,7 +72,8 @@ test("two makes at once: each certificate is made once, one run waits and says s
   expect([ra.err, rb.err]).toEqual(["", ""]);
   // the lock serialised them: the certificates were made once in all, not once per run
   expect(madeCount(ra.out) + madeCount(rb.out)).toBe(TOTAL);
-  expect(`${ra.out}\n${rb.out}`).toMatch(/waiting for another tls-setup run \(pid \d+\) on /);
+  // whether the later run found the lock held depends on how the two starts fall on a loaded machine (one may finish
+  // before the other starts): the next test holds the lock first and shows the waiting message deterministically
   await consistent(t.certs);
 });
 
