@@ -131,7 +131,7 @@ $(BUILT): $(DEPS) $(SOURCES)
 	$(NODE) build.mjs
 	@touch $@
 
-# tls-setup-VERSION.tar.gz in RELEASE_DIR: the Makefile, CONFIG_DIR's configs (as config/), README, dist/ bundled
+# tls-setup-VERSION.tar.gz in RELEASE_DIR: the Makefile, CONFIG_DIR's configs (as config/), README, docs/, dist/ bundled
 # with every package it loads. Needs node_modules (esbuild) here; the tarball needs only Node >= 20 and make.
 RELEASE_DIR ?= .
 #>   make release         a tarball for an offline CA host (RELEASE_DIR=.)

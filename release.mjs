@@ -1,5 +1,5 @@
 // make release: one tarball tls-setup-VERSION.tar.gz for a host with only Node >= 20 and make (no node_modules, no
-// registry): the Makefile, the configs, README and licences, and self-contained bundles in dist/ (the packages the
+// registry): the Makefile, the configs, README, docs/ and licences, and self-contained bundles in dist/ (the packages the
 // development build leaves in node_modules go to dist/vendor/). dist/.release marks the tree as a release, so its
 // Makefile neither installs nor builds. See README "Offline CA host".
 //   node release.mjs [--out-dir DIR] [--config-dir DIR]
@@ -44,6 +44,9 @@ async function main() {
     writeFileSync(join(root, "dist", ".release"), `${name}\n`);
 
     for (const f of ["Makefile", "README.md"]) copyFileSync(f, join(root, f));
+    // the reference the README links to (docs/*.md)
+    mkdirSync(join(root, "docs"));
+    for (const f of readdirSync("docs")) if (f.endsWith(".md")) copyFileSync(join("docs", f), join(root, "docs", f));
     // the PKCS#11 provider is a native addon: it cannot be bundled, only pinned; `make pkcs11-deps` installs it there
     mkdirSync(join(root, "pkcs11"));
     for (const f of ["package.json", "package-lock.json"]) copyFileSync(join("pkcs11", f), join(root, "pkcs11", f));

@@ -79,7 +79,7 @@ run("make release, used offline", () => {
   test("the tarball holds the runtime and nothing secret: no private keys, no certs/, no node_modules, no sources", () => {
     expect(listing.every((f) => f.startsWith(`${NAME}/`))).toBe(true);
     const files = listing.map((f) => f.slice(NAME.length + 1)).filter((f) => f && !f.endsWith("/"));
-    for (const f of ["Makefile", "README.md", "config/ca-config.json", "config/ca-csr.json", "config/req-csr.json", "dist/.built", "dist/.release", "dist/tls.js", "dist/lifecycle.js", "dist/etcd.js", "dist/watch.js", "dist/cfssl.js", "dist/bare.js", "dist/vendor/chokidar.js", "dist/vendor/peculiar-x509.js"]) {
+    for (const f of ["Makefile", "README.md", "docs/architecture.md", "config/ca-config.json", "config/ca-csr.json", "config/req-csr.json", "dist/.built", "dist/.release", "dist/tls.js", "dist/lifecycle.js", "dist/etcd.js", "dist/watch.js", "dist/cfssl.js", "dist/bare.js", "dist/vendor/chokidar.js", "dist/vendor/peculiar-x509.js"]) {
       expect(files).toContain(f);
     }
     expect(files.filter((f) => f.startsWith("config/examples/")).sort()).toEqual(readdirSync(join(FIXTURES, "examples")).map((f) => `config/examples/${f}`).sort());
