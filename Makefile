@@ -66,7 +66,7 @@ req: ca
 $(CERTS_DIR)/%.pem $(CERTS_DIR)/%.csr: $(BUILT) FORCE
 	$(call when_stale,$(TLS) build $(TREE) --file $(call q,$@),--file $(call q,$@))
 
-#>   make rotate          a NEW CA, new keys and certificates for everything
+#>   make rotate          a NEW CA, keys and certificates at once (an outage)
 # hack/tls-setup's old behaviour: a new CA, new keys and new certificates for everything.
 rotate: $(BUILT)
 	@echo "rotate: making a NEW CA; every certificate is re-issued and everything that trusted the old CA must be updated"
@@ -78,6 +78,27 @@ rotate: $(BUILT)
 rotate-intermediate: $(BUILT)
 	$(TLS) build --rotate-intermediate $(TREE)
 	@if [ -f $(call q,$(CERTS_DIR)/crl.pem) ]; then $(NODE) dist/etcd.js crl $(TREE); fi
+
+# The phased CA rotation without an outage (README "Rotating the CA"): start, rolling restart, reissue, finish,
+# rolling restart. Each step prints what to restart; status reads the step from the files.
+.PHONY: ca-rotate-start ca-rotate-reissue ca-rotate-finish ca-rotate-status
+#>   make ca-rotate-start    new CA beside the old; ca.pem trusts both
+ca-rotate-start: $(BUILT)
+	@$(TLS) ca-rotate start $(TREE)
+
+#>   make ca-rotate-reissue  every leaf re-issued by the new CA; NEW_KEY=1
+ca-rotate-reissue: $(BUILT)
+	@$(TLS) ca-rotate reissue $(TREE) $(if $(filter-out 0 no false,$(NEW_KEY)),--new-key)
+	@if [ -f $(call q,$(CERTS_DIR)/crl.pem) ]; then $(NODE) dist/etcd.js crl $(TREE); fi
+
+#>   make ca-rotate-finish   old CA archived; ca.pem trusts the new CA only
+ca-rotate-finish: $(BUILT)
+	@$(TLS) ca-rotate finish $(TREE)
+	@if [ -f $(call q,$(CERTS_DIR)/crl.pem) ]; then $(NODE) dist/etcd.js crl $(TREE); fi
+
+#>   make ca-rotate-status   which rotation step the tree is in, what remains
+ca-rotate-status: $(BUILT)
+	@$(TLS) ca-rotate status $(TREE)
 
 #>   make plan            what make would make, and why; changes nothing
 # What `make` would do, and why.
