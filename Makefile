@@ -185,7 +185,7 @@ help:
 #>   make renew           re-issue what ends soon (or NAME=x); NEW_KEY=1
 #>   make inspect NAME=x  one certificate, readably; FORMAT=json
 #>   make secrets         a Kubernetes Secret per etcd user (root: NAME=root)
-#   make check-expiration [WARN_DAYS=30] [FORMAT=json|prometheus] [METRICS_FILE=x.prom]   make verify   make renew [WARN_DAYS=30] [NAME=x] [NEW_KEY=1] [RENEW_HOOK='cmd']
+#   make check-expiration [WARN_DAYS=30] [CA_WARN_DAYS=365] [FORMAT=json|prometheus] [METRICS_FILE=x.prom]   make verify   make renew [WARN_DAYS=30] [NAME=x] [NEW_KEY=1] [RENEW_HOOK='cmd']
 #   make inspect NAME=x [FORMAT=json]   make secrets [NAME=user] [SECRET_NAMESPACE=kube-system] [SECRET_NAME=name]
 .PHONY: check-expiration verify renew inspect secrets
 LIFECYCLE      = $(NODE) dist/lifecycle.js
@@ -199,7 +199,7 @@ lifecycle_name = $(if $(name_env),,$(call lifecycle_opt,NAME,name))
 refuse_env_name = $(if $(name_env),@echo $(call q,$(1): NAME came from the environment (NAME=$(NAME)); pass it on make's command line: make $(1) NAME=$(NAME)$(if $(2),; $(2))) >&2; exit 1)
 
 check-expiration: $(BUILT)
-	@$(LIFECYCLE) check-expiration $(TREE) $(call lifecycle_opt,WARN_DAYS,warn-days) $(call lifecycle_opt,FORMAT,format) $(call lifecycle_opt,METRICS_FILE,metrics-file)
+	@$(LIFECYCLE) check-expiration $(TREE) $(call lifecycle_opt,WARN_DAYS,warn-days) $(call lifecycle_opt,CA_WARN_DAYS,ca-warn-days) $(call lifecycle_opt,FORMAT,format) $(call lifecycle_opt,METRICS_FILE,metrics-file)
 
 verify: $(BUILT)
 	@$(LIFECYCLE) verify $(TREE)
