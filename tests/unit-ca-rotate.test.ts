@@ -1,0 +1,155 @@
+// The phased CA rotation's state, read from the files (tree/signing-ca.ts rotationState), in-process: every step and
+// what make, verify and the CRL do during it; misuse (a step out of order, a missing old CA key, a bundle edited by
+// hand) is one line and changes nothing; SIGKILL in the middle of each step leaves a tree whose status is right and
+// whose step, run again, completes it with every certificate matching its key. openssl is the judge of the chains.
+import { spawn } from "node:child_process";
+import { cpSync, existsSync, readdirSync, readFileSync, rmSync, unlinkSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { describeWith, DIST, sh, snapshot, tempTree } from "./helpers";
+import { runInProcess } from "./in-process";
+import { rotationState } from "../scripts/lib/tree/signing-ca";
+import { TreeOptions } from "../scripts/lib/tree/targets";
+import { parseCertPem } from "../scripts/lib/x509/certinfo";
+import { importKeyPair } from "../scripts/lib/x509/keys";
+import { TEMP_PREFIX } from "../scripts/lib/tree/output";
+
+const opts = (t: { config: string; certs: string }): TreeOptions => ({ configDir: t.config, certsDir: t.certs, members: ["etcd1", "etcd2", "etcd3"], proxies: ["proxy1"] });
+const args = (t: { config: string; certs: string }) => ["--config-dir", t.config, "--certs-dir", t.certs];
+const tls = (t: { config: string; certs: string }, ...a: string[]) => runInProcess("tls", [...a, ...args(t)]);
+const trees: { dir: string }[] = [];
+afterAll(() => trees.forEach((t) => rmSync(t.dir, { recursive: true, force: true })));
+
+function newTree(users = 0) {
+  const t = tempTree({ examples: ["calicoctl"] });
+  trees.push(t);
+  for (let i = 1; i <= users; i++) writeFileSync(join(t.config, `req-u${i}.json`), JSON.stringify({ CN: `u${i}`, key: { algo: "ecdsa", size: 256 } }));
+  return t;
+}
+
+/** openssl's verdict on a leaf against a CA file (-partial_chain off: the CA file is the trust anchor). */
+const verifies = (caFile: string, leaf: string) => {
+  try {
+    return sh("openssl", ["verify", "-CAfile", caFile, leaf]).trim().endsWith(": OK");
+  } catch {
+    return false;
+  }
+};
+
+const LEAVES = ["etcd1", "etcd2", "etcd3", "proxy1", "calicoctl", "root"];
+
+/** Every NAME.pem in certs/ (rotation files included) has NAME-key.pem beside it holding the same public key. */
+async function checkPairs(certs: string): Promise<number> {
+  let n = 0;
+  for (const f of readdirSync(certs)) {
+    if (!f.endsWith(".pem") || f.endsWith("-key.pem") || f.startsWith(TEMP_PREFIX) || f === "ca-prev.pem" || f === "crl.pem") continue;
+    const name = f.slice(0, -4);
+    const cert = parseCertPem(readFileSync(join(certs, f), "utf8"), f);
+    const key = await importKeyPair(readFileSync(join(certs, `${name}-key.pem`), "utf8"), name);
+    expect([name, key.spki.equals(cert.spki)]).toEqual([name, true]);
+    n++;
+  }
+  return n;
+}
+
+describeWith("openssl")("CA rotation, step by step", () => {
+  test("every step: the state from the files, make makes nothing unexpected, new users signed by the right CA", async () => {
+    const t = newTree();
+    expect((await tls(t, "build")).status).toBe(0);
+    const c = (f: string) => join(t.certs, f);
+    const oldCa = readFileSync(c("ca.pem"), "utf8");
+    expect(rotationState(opts(t)).step).toBe("none");
+
+    const start = await tls(t, "ca-rotate", "start");
+    expect([start.status, start.stderr]).toEqual([0, ""]);
+    expect(start.stdout).toMatch(/etcdctl --endpoints=https:\/\/HOST:2379 --cacert \S+ca\.pem --cert \S+root\.pem --key \S+root-key\.pem endpoint health/);
+    let s = rotationState(opts(t));
+    expect([s.step, s.trust.length, s.leaves.filter((l) => l.by === "old").length]).toEqual(["started", 2, LEAVES.length]);
+    expect(readFileSync(c("ca-prev.pem"), "utf8")).toBe(oldCa);
+    // the bundle trusts both: an old leaf verifies against it, and so will a new one
+    for (const n of LEAVES) expect([n, verifies(c("ca.pem"), c(`${n}.pem`))]).toEqual([n, true]);
+    // start re-issues nothing; a plain build makes nothing; a new user is signed by the OLD CA
+    const before = snapshot(t.certs);
+    expect((await tls(t, "build")).stdout).toMatch(/made 0,/);
+    expect(snapshot(t.certs)).toEqual(before);
+    cpSync(join(t.config, "req-calicoctl.json"), join(t.config, "req-early.json"));
+    writeFileSync(join(t.config, "req-early.json"), readFileSync(join(t.config, "req-early.json"), "utf8").replace('"calicoctl"', '"early"'));
+    expect((await tls(t, "build")).stdout).toMatch(/made 1,/);
+    expect([verifies(c("ca-prev.pem"), c("early.pem")), verifies(c("ca-next.pem"), c("early.pem"))]).toEqual([true, false]);
+    expect((await runInProcess("tls", ["plan", ...args(t)])).stdout).toMatch(/ok +ca +CA rotation in progress/);
+
+    const reissue = await tls(t, "ca-rotate", "reissue");
+    expect([reissue.status, reissue.stderr]).toEqual([0, ""]);
+    expect(reissue.stdout).toMatch(/7 certificate\(s\) re-issued/);
+    s = rotationState(opts(t));
+    expect(s.step).toBe("reissued");
+    for (const n of [...LEAVES, "early"]) expect([n, verifies(c("ca-next.pem"), c(`${n}.pem`)), verifies(c("ca-prev.pem"), c(`${n}.pem`))]).toEqual([n, true, false]);
+    // keys kept
+    expect(existsSync(c("calicoctl-key.pem"))).toBe(true);
+    expect((await tls(t, "build")).stdout).toMatch(/made 0,/);
+    writeFileSync(join(t.config, "req-late.json"), readFileSync(join(t.config, "req-early.json"), "utf8").replace('"early"', '"late"'));
+    expect((await tls(t, "build")).stdout).toMatch(/made 1,/);
+    expect(verifies(c("ca-next.pem"), c("late.pem"))).toBe(true);
+
+    const newCa = readFileSync(c("ca-next.pem"), "utf8");
+    const finish = await tls(t, "ca-rotate", "finish");
+    expect([finish.status, finish.stderr]).toEqual([0, ""]);
+    expect(rotationState(opts(t)).step).toBe("none");
+    expect(readFileSync(c("ca.pem"), "utf8")).toBe(newCa);
+    for (const f of ["ca-next.pem", "ca-next-key.pem", "ca-next.csr", "ca-prev.pem"]) expect([f, existsSync(c(f))]).toEqual([f, false]);
+    const [arch] = readdirSync(c("archive"));
+    expect(arch).toMatch(/^ca-\d{4}-\d{2}-\d{2}-[0-9a-f]+$/);
+    expect(readFileSync(join(c("archive"), arch, "ca.pem"), "utf8")).toBe(oldCa);
+    expect(sh("openssl", ["x509", "-noout", "-pubkey", "-in", join(c("archive"), arch, "ca.pem")])).toBe(sh("openssl", ["pkey", "-pubout", "-in", join(c("archive"), arch, "ca-key.pem")]));
+    for (const n of [...LEAVES, "early", "late"]) expect([n, verifies(c("ca.pem"), c(`${n}.pem`))]).toEqual([n, true]);
+    const after = snapshot(t.certs);
+    expect((await tls(t, "build")).stdout).toMatch(/made 0,/);
+    expect(snapshot(t.certs)).toEqual(after);
+    await checkPairs(t.certs);
+  });
+
+  test("misuse: a step out of order, a missing old CA key, a bundle edited by hand: one line, nothing changed", async () => {
+    const t = newTree();
+    expect((await tls(t, "build")).status).toBe(0);
+    const c = (f: string) => join(t.certs, f);
+    const refused = async (step: string, re: RegExp) => {
+      const before = snapshot(t.certs);
+      const r = await tls(t, "ca-rotate", step);
+      expect([step, r.status, r.stderr.trim().split("\n").length]).toEqual([step, 1, 1]);
+      expect(r.stderr).toMatch(re);
+      expect(r.stderr).not.toMatch(/\n\s+at /);
+      expect(snapshot(t.certs)).toEqual(before);
+    };
+    await refused("reissue", /at step "none"; the next step is make ca-rotate-start/);
+    await refused("finish", /at step "none"; the next step is make ca-rotate-start/);
+    // the old CA key missing
+    const key = readFileSync(c("ca-key.pem"));
+    unlinkSync(c("ca-key.pem"));
+    await refused("start", /ca-key\.pem: the old CA's key is missing/);
+    writeFileSync(c("ca-key.pem"), key, { mode: 0o600 });
+    expect((await tls(t, "ca-rotate", "start")).status).toBe(0);
+    await refused("start", /at step "started"; the next step is make ca-rotate-reissue/);
+    await refused("finish", /at step "started"; the next step is make ca-rotate-reissue/);
+    // the bundle edited by hand: the CAs swapped, or a third certificate added
+    const bundle = readFileSync(c("ca.pem"), "utf8");
+    writeFileSync(c("ca.pem"), readFileSync(c("ca-next.pem"), "utf8") + readFileSync(c("ca-prev.pem"), "utf8"));
+    await refused("reissue", /ca\.pem: holds 2 certificate\(s\), not the rotation's bundle .*restore it: cat \S+ca-prev\.pem \S+ca-next\.pem > \S+ca\.pem/);
+    await refused("finish", /not the rotation's bundle/);
+    const st = await tls(t, "ca-rotate", "status");
+    expect(st.stdout).toMatch(/not the rotation's bundle/);
+    const mk = await tls(t, "build");
+    expect([mk.status, /not the rotation's bundle/.test(mk.stderr)]).toEqual([1, true]);
+    writeFileSync(c("ca.pem"), bundle + readFileSync(c("etcd1.pem"), "utf8"));
+    await refused("reissue", /holds 3 certificate\(s\)/);
+    writeFileSync(c("ca.pem"), bundle);
+    // the new CA's key missing at reissue
+    const nk = readFileSync(c("ca-next-key.pem"));
+    unlinkSync(c("ca-next-key.pem"));
+    await refused("reissue", /ca-next-key\.pem: the new CA's key is missing/);
+    writeFileSync(c("ca-next-key.pem"), nk, { mode: 0o600 });
+    expect((await tls(t, "ca-rotate", "reissue")).status).toBe(0);
+    await refused("start", /at step "reissued"; the next step is make ca-rotate-finish/);
+    // reissue again at "reissued": nothing left to re-issue
+    const again = await tls(t, "ca-rotate", "reissue");
+    expect([again.status, again.stdout]).toEqual([0, expect.stringMatching(/0 certificate\(s\) re-issued/)]);
+  });
+});
