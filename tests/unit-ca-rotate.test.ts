@@ -152,4 +152,85 @@ describeWith("openssl")("CA rotation, step by step", () => {
     const again = await tls(t, "ca-rotate", "reissue");
     expect([again.status, again.stdout]).toEqual([0, expect.stringMatching(/0 certificate\(s\) re-issued/)]);
   });
+
+  test("SIGKILL in the middle of each step: status is right, the step run again completes it, every cert matches its key", async () => {
+    const t = newTree(40);
+    expect((await tls(t, "build")).status).toBe(0);
+    const run = (step: string) => {
+      const child = spawn(process.execPath, [join(DIST, "tls.js"), "ca-rotate", step, ...args(t)], { stdio: ["ignore", "pipe", "pipe"] });
+      let out = "";
+      child.stdout.on("data", (d) => (out += d));
+      child.stderr.on("data", (d) => (out += d));
+      return { child, exited: new Promise<number | null>((r) => child.on("exit", (code) => r(code))), output: () => out };
+    };
+    const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+    const seen: string[] = [];
+    const expected: Record<string, string[]> = { start: ["none", "starting", "started"], reissue: ["started", "reissuing", "reissued"], finish: ["reissued", "finishing", "none"] };
+    const done: Record<string, string> = { start: "started", reissue: "reissued", finish: "none" };
+    let kills = 0;
+    for (const step of ["start", "reissue", "finish"]) {
+      // node starts in ~100 ms; the kills walk through the step until one finds it done
+      for (const delay of step === "reissue" ? [150, 300, 450, 600, 800, 1000, 1300, 1700] : [100, 150, 200, 250, 300, 400, 500, 700]) {
+        const r = run(step);
+        await sleep(delay);
+        if (r.child.exitCode === null) {
+          r.child.kill("SIGKILL");
+          kills++;
+        }
+        await r.exited;
+        const s = rotationState(opts(t));
+        seen.push(`${step}@${delay}: ${s.step}`);
+        expect([step, delay, s.problem]).toEqual([step, delay, undefined]);
+        expect([step, delay, expected[step].includes(s.step)]).toEqual([step, delay, true]);
+        const status = await tls(t, "ca-rotate", "status");
+        expect(status.stdout).toContain(`step: ${s.step}`);
+        await checkPairs(t.certs);
+        if (s.step === done[step]) break;
+      }
+      // the step run again completes it
+      if (rotationState(opts(t)).step !== done[step]) {
+        const again = await tls(t, "ca-rotate", step);
+        expect([step, again.status, again.stderr]).toEqual([step, 0, ""]);
+      }
+      expect([step, rotationState(opts(t)).step]).toEqual([step, done[step]]);
+      await checkPairs(t.certs);
+    }
+    console.log(`CA rotation under SIGKILL: ${kills} kills; states seen: ${seen.join(", ")}`);
+    expect(kills).toBeGreaterThan(0);
+    for (const f of readdirSync(t.certs)) if (f.endsWith(".pem") && !f.endsWith("-key.pem") && f !== "ca.pem") expect([f, verifies(join(t.certs, "ca.pem"), join(t.certs, f))]).toEqual([f, true]);
+    expect((await tls(t, "build")).stdout).toMatch(/made 0,/);
+  }, 120_000);
+
+  test("the narrow windows a kill rarely hits: start and finish interrupted between their renames resume", async () => {
+    const t = newTree();
+    expect((await tls(t, "build")).status).toBe(0);
+    const c = (f: string) => join(t.certs, f);
+    // start killed after ca-next.pem's rename, before the bundle's: "starting"; run again, it completes
+    expect((await tls(t, "ca-rotate", "start")).status).toBe(0);
+    writeFileSync(c("ca.pem"), readFileSync(c("ca-prev.pem")));
+    expect(rotationState(opts(t)).step).toBe("starting");
+    expect((await tls(t, "ca-rotate", "status")).stdout).toMatch(/next: make ca-rotate-start \(it was interrupted/);
+    expect((await tls(t, "build")).stdout).toMatch(/made 0,/);
+    expect((await tls(t, "ca-rotate", "reissue")).stderr).toMatch(/at step "starting"; the next step is make ca-rotate-start/);
+    expect((await tls(t, "ca-rotate", "start")).status).toBe(0);
+    expect(rotationState(opts(t)).step).toBe("started");
+    expect((await tls(t, "ca-rotate", "reissue")).status).toBe(0);
+    // finish killed after the new CA became ca.pem / ca-key.pem, before the rotation files were removed: "finishing"
+    const keep = Object.fromEntries(["ca-next.pem", "ca-next-key.pem", "ca-next.csr", "ca-prev.pem"].map((f) => [f, readFileSync(c(f))]));
+    expect((await tls(t, "ca-rotate", "finish")).status).toBe(0);
+    for (const [f, data] of Object.entries(keep)) writeFileSync(c(f), data, { mode: 0o600 });
+    expect(rotationState(opts(t)).step).toBe("finishing");
+    expect((await tls(t, "build")).stdout).toMatch(/made 0,/);
+    // ... and killed between removing the bundle and renaming the new CA in: ca.pem missing
+    unlinkSync(c("ca.pem"));
+    expect(rotationState(opts(t)).step).toBe("finishing");
+    const again = await tls(t, "ca-rotate", "finish");
+    expect([again.status, again.stderr]).toEqual([0, ""]);
+    expect(rotationState(opts(t)).step).toBe("none");
+    expect(readFileSync(c("ca.pem"))).toEqual(keep["ca-next.pem"]);
+    expect(readdirSync(c("archive"))).toHaveLength(1);
+    for (const n of LEAVES) expect([n, verifies(c("ca.pem"), c(`${n}.pem`))]).toEqual([n, true]);
+    await checkPairs(t.certs);
+    expect((await tls(t, "build")).stdout).toMatch(/made 0,/);
+  });
 });
