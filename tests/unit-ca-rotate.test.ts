@@ -2,10 +2,10 @@
 // what make, verify and the CRL do during it; misuse (a step out of order, a missing old CA key, a bundle edited by
 // hand) is one line and changes nothing; SIGKILL in the middle of each step leaves a tree whose status is right and
 // whose step, run again, completes it with every certificate matching its key. openssl is the judge of the chains.
-import { spawn } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import { cpSync, existsSync, readdirSync, readFileSync, rmSync, unlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { describeWith, DIST, sh, snapshot, tempTree } from "./helpers";
+import { describeWith, DIST, runMake, sh, snapshot, tempTree } from "./helpers";
 import { runInProcess } from "./in-process";
 import { rotationState } from "../scripts/lib/tree/signing-ca";
 import { TreeOptions } from "../scripts/lib/tree/targets";
@@ -233,4 +233,47 @@ describeWith("openssl")("CA rotation, step by step", () => {
     await checkPairs(t.certs);
     expect((await tls(t, "build")).stdout).toMatch(/made 0,/);
   });
+
+  test("during a rotation: verify, secrets, revoke and the CRL of both CAs, check-expiration's CA warning", async () => {
+    const t = newTree();
+    const c = (f: string) => join(t.certs, f);
+    expect(runMake([], t).status).toBe(0);
+    const ce = runMake(["check-expiration", "CA_WARN_DAYS=36500"], t);
+    expect(ce.status).toBe(0);
+    expect(ce.stderr).toMatch(/warning: \S+ca\.pem: the CA ends on .* \(within CA_WARN_DAYS=36500\); rotate it without an outage: make ca-rotate-start/);
+    expect(runMake(["check-expiration"], t).stderr).not.toMatch(/CA_WARN_DAYS/);
+    expect(runMake(["ca-rotate-start"], t).status).toBe(0);
+    let v = runMake(["verify"], t);
+    expect([v.status, v.stdout]).toEqual([0, expect.stringMatching(/verify: ok/)]);
+    // the Secret's etcd-ca carries the bundle
+    expect(runMake(["secrets", "NAME=calicoctl"], t).status).toBe(0);
+    const ca64 = /etcd-ca: "?([A-Za-z0-9+/=]+)/.exec(readFileSync(c("k8s/calicoctl.yaml"), "utf8"))![1];
+    expect(Buffer.from(ca64, "base64").toString()).toBe(readFileSync(c("ca.pem"), "utf8"));
+    // revoked while the old CA signs, then re-issued: the new CA's CRL still lists the old serial (etcd: serials only)
+    const oldSerial = sh("openssl", ["x509", "-noout", "-serial", "-in", c("proxy1.pem")]).trim().replace("serial=", "").toUpperCase();
+    const saved = { cert: readFileSync(c("etcd1.pem")), key: readFileSync(c("etcd1-key.pem")) };
+    expect(runMake(["revoke", "NAME=proxy1"], t).status).toBe(0);
+    const re = runMake(["ca-rotate-reissue"], t);
+    expect([re.status, re.stderr]).toEqual([0, ""]);
+    // openssl's verdict on the CRL's signature, read from its output ("verify OK" / "verify failure")
+    const crlCheck = (caFile: string) => {
+      const r = spawnSync("openssl", ["crl", "-in", c("crl.pem"), "-noout", "-CAfile", caFile], { encoding: "utf8" });
+      return /verify OK/.test(`${r.stdout}${r.stderr}`) && !/verify fail/i.test(`${r.stdout}${r.stderr}`);
+    };
+    expect([crlCheck(c("ca-next.pem")), crlCheck(c("ca-prev.pem"))]).toEqual([true, false]);
+    expect(runMake(["revoke", "NAME=calicoctl"], t).status).toBe(0);
+    const newSerial = sh("openssl", ["x509", "-noout", "-serial", "-in", c("calicoctl.pem")]).trim().replace("serial=", "").toUpperCase();
+    const listed = sh("openssl", ["crl", "-in", c("crl.pem"), "-noout", "-text"]);
+    expect([listed.includes(oldSerial), listed.includes(newSerial)]).toEqual([true, true]);
+    v = runMake(["verify"], t);
+    expect(v.stdout).toMatch(/verify: ok/);
+    expect(runMake(["ca-rotate-finish"], t).status).toBe(0);
+    expect(crlCheck(c("ca.pem"))).toBe(true);
+    // a leaf of the old CA put back: its CA is not in the trust file
+    writeFileSync(c("etcd1.pem"), saved.cert);
+    writeFileSync(c("etcd1-key.pem"), saved.key, { mode: 0o600 });
+    v = runMake(["verify"], t);
+    expect(v.status).not.toBe(0);
+    expect(v.stdout).toMatch(/etcd1\.pem: its CA is not in the trust file \S+ca\.pem/);
+  }, 60_000);
 });

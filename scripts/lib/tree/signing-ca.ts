@@ -41,7 +41,7 @@ export interface CaRef {
 export interface SigningCa extends CaRef {
   /** certificate files whose certificates follow each leaf in the leaf's .pem: [certs/intermediate.pem] or [] */
   chain: string[];
-  /** the trust file members, proxies and clients read (--trusted-ca-file, etcd-ca): certs/ca.pem, the root only */
+  /** the trust file members, proxies and clients read (--trusted-ca-file, etcd-ca): certs/ca.pem, the root only (during a phased rotation: the bundle old + new) */
   trust: string;
   /** the CA that signs this one (the root, for the intermediate); undefined for a root */
   parent?: CaRef;
@@ -164,7 +164,8 @@ export function intermediateCa(o: TreeOptions): CaRef {
 /** The CA that signs the tree's leaves and CRL, with its chain and the trust file. */
 export function findSigningCa(o: TreeOptions, rootKey?: CaKey): SigningCa {
   const root = rootCa(o, rootKey);
-  if (!intermediateMode(o)) return { ...root, chain: [], trust: root.cert };
+  // the trust file is always certs/ca.pem (during a phased rotation the bundle, while the root that signs is its own file)
+  if (!intermediateMode(o)) return { ...root, chain: [], trust: caPaths(o.certsDir).cert };
   const im = intermediateCa(o);
   return { ...im, chain: [im.cert], trust: root.cert, parent: root };
 }
