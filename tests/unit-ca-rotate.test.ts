@@ -128,6 +128,11 @@ describeWith("openssl")("CA rotation, step by step", () => {
     writeFileSync(c("ca-key.pem"), key, { mode: 0o600 });
     expect((await tls(t, "ca-rotate", "start")).status).toBe(0);
     await refused("start", /at step "started"; the next step is make ca-rotate-reissue/);
+    // the all-at-once make rotate is refused while a phased rotation is in progress
+    const before = snapshot(t.certs);
+    const rot = await tls(t, "build", "--rotate");
+    expect([rot.status, rot.stderr]).toEqual([1, expect.stringMatching(/make rotate: a phased CA rotation is in progress \(make ca-rotate-status\); finish it/)]);
+    expect(snapshot(t.certs)).toEqual(before);
     await refused("finish", /at step "started"; the next step is make ca-rotate-reissue/);
     // the bundle edited by hand: the CAs swapped, or a third certificate added
     const bundle = readFileSync(c("ca.pem"), "utf8");
@@ -276,4 +281,14 @@ describeWith("openssl")("CA rotation, step by step", () => {
     expect(v.status).not.toBe(0);
     expect(v.stdout).toMatch(/etcd1\.pem: its CA is not in the trust file \S+ca\.pem/);
   }, 60_000);
+
+  test("intermediate mode: the phased root rotation is refused in one line", async () => {
+    const t = newTree();
+    cpSync(join(__dirname, "fixtures", "config", "examples", "intermediate-csr.json"), join(t.config, "intermediate-csr.json"));
+    expect((await tls(t, "build")).status).toBe(0);
+    const before = snapshot(t.certs);
+    const r = await tls(t, "ca-rotate", "start");
+    expect([r.status, r.stderr.trim()]).toEqual([1, expect.stringMatching(/^tls-setup: ca-rotate-start: this tree signs with an intermediate CA .*replace the intermediate with make rotate-intermediate; a root rotation in intermediate mode is not supported yet$/)]);
+    expect(snapshot(t.certs)).toEqual(before);
+  });
 });
