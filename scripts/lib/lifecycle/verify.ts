@@ -315,7 +315,7 @@ export async function verifyTree(o: TreeOptions, opts: { deps?: IssueDeps } = {}
       if (rotating && byOtherTrusted) warnings.push(`${p.cert}: is signed by the other CA of the rotation's bundle ${signer.trust}, not by the signing CA ${root.cert}; make ca-rotate-reissue re-issues it`);
       else problems.push(`${p.cert}: is not signed by ${signerText}; run "make" to re-issue it`);
     }
-    if (!signer.parent && trusted.length && !byOtherTrusted) problems.push(`${p.cert}: its CA is not in the trust file ${signer.trust}; members, proxies and clients reading it refuse this certificate`);
+    else if (!signer.parent && trusted.length && !byOtherTrusted) problems.push(`${p.cert}: its CA is not in the trust file ${signer.trust}; members, proxies and clients reading it refuse this certificate`);
     if (signer.chain.length && chain.length === signer.chain.length && !carriesChain(readFileSync(p.cert, "utf8"), chain.map((d) => parseCertDer(d))))
       problems.push(`${p.cert}: does not carry ${signer.chain.join(", ")} after the certificate; etcd sends the chain from --cert-file, so clients cannot verify it; run "make" to re-issue it`);
     checkValidity(p.cert, f, now, `renew it with "make renew NAME=${item.target.name}"`, problems);
