@@ -66,7 +66,7 @@ req: ca
 $(CERTS_DIR)/%.pem $(CERTS_DIR)/%.csr: $(BUILT) FORCE
 	$(call when_stale,$(TLS) build $(TREE) --file $(call q,$@),--file $(call q,$@))
 
-#>   make rotate          a NEW CA, new keys and certificates for everything
+#>   make rotate          a NEW CA, keys and certificates at once (an outage)
 # hack/tls-setup's old behaviour: a new CA, new keys and new certificates for everything.
 rotate: $(BUILT)
 	@echo "rotate: making a NEW CA; every certificate is re-issued and everything that trusted the old CA must be updated"
@@ -78,6 +78,27 @@ rotate: $(BUILT)
 rotate-intermediate: $(BUILT)
 	$(TLS) build --rotate-intermediate $(TREE)
 	@if [ -f $(call q,$(CERTS_DIR)/crl.pem) ]; then $(NODE) dist/etcd.js crl $(TREE); fi
+
+# The phased CA rotation without an outage (README "Rotating the CA"): start, rolling restart, reissue, finish,
+# rolling restart. Each step prints what to restart; status reads the step from the files.
+.PHONY: ca-rotate-start ca-rotate-reissue ca-rotate-finish ca-rotate-status
+#>   make ca-rotate-start    new CA beside the old; ca.pem trusts both
+ca-rotate-start: $(BUILT)
+	@$(TLS) ca-rotate start $(TREE)
+
+#>   make ca-rotate-reissue  every leaf re-issued by the new CA; NEW_KEY=1
+ca-rotate-reissue: $(BUILT)
+	@$(TLS) ca-rotate reissue $(TREE) $(if $(filter-out 0 no false,$(NEW_KEY)),--new-key)
+	@if [ -f $(call q,$(CERTS_DIR)/crl.pem) ]; then $(NODE) dist/etcd.js crl $(TREE); fi
+
+#>   make ca-rotate-finish   old CA archived; ca.pem trusts the new CA only
+ca-rotate-finish: $(BUILT)
+	@$(TLS) ca-rotate finish $(TREE)
+	@if [ -f $(call q,$(CERTS_DIR)/crl.pem) ]; then $(NODE) dist/etcd.js crl $(TREE); fi
+
+#>   make ca-rotate-status   which rotation step the tree is in, what remains
+ca-rotate-status: $(BUILT)
+	@$(TLS) ca-rotate status $(TREE)
 
 #>   make plan            what make would make, and why; changes nothing
 # What `make` would do, and why.
@@ -164,7 +185,7 @@ help:
 #>   make renew           re-issue what ends soon (or NAME=x); NEW_KEY=1
 #>   make inspect NAME=x  one certificate, readably; FORMAT=json
 #>   make secrets         a Kubernetes Secret per etcd user (root: NAME=root)
-#   make check-expiration [WARN_DAYS=30] [FORMAT=json|prometheus] [METRICS_FILE=x.prom]   make verify   make renew [WARN_DAYS=30] [NAME=x] [NEW_KEY=1] [RENEW_HOOK='cmd']
+#   make check-expiration [WARN_DAYS=30] [CA_WARN_DAYS=365] [FORMAT=json|prometheus] [METRICS_FILE=x.prom]   make verify   make renew [WARN_DAYS=30] [NAME=x] [NEW_KEY=1] [RENEW_HOOK='cmd']
 #   make inspect NAME=x [FORMAT=json]   make secrets [NAME=user] [SECRET_NAMESPACE=kube-system] [SECRET_NAME=name]
 .PHONY: check-expiration verify renew inspect secrets
 LIFECYCLE      = $(NODE) dist/lifecycle.js
@@ -178,7 +199,7 @@ lifecycle_name = $(if $(name_env),,$(call lifecycle_opt,NAME,name))
 refuse_env_name = $(if $(name_env),@echo $(call q,$(1): NAME came from the environment (NAME=$(NAME)); pass it on make's command line: make $(1) NAME=$(NAME)$(if $(2),; $(2))) >&2; exit 1)
 
 check-expiration: $(BUILT)
-	@$(LIFECYCLE) check-expiration $(TREE) $(call lifecycle_opt,WARN_DAYS,warn-days) $(call lifecycle_opt,FORMAT,format) $(call lifecycle_opt,METRICS_FILE,metrics-file)
+	@$(LIFECYCLE) check-expiration $(TREE) $(call lifecycle_opt,WARN_DAYS,warn-days) $(call lifecycle_opt,CA_WARN_DAYS,ca-warn-days) $(call lifecycle_opt,FORMAT,format) $(call lifecycle_opt,METRICS_FILE,metrics-file)
 
 verify: $(BUILT)
 	@$(LIFECYCLE) verify $(TREE)

@@ -23,11 +23,12 @@ runMain("tls-setup", async () => {
       (y) =>
         y
           .option("warn-days", { type: "string", describe: "days of warning (default 30)" })
+          .option("ca-warn-days", { type: "string", describe: "warn when the CA ends within this many days (default 365)" })
           .option("format", { type: "string", describe: "text, json or prometheus (node_exporter's textfile format)" })
           .option("metrics-file", { type: "string", describe: "write the prometheus format to this file, atomically (e.g. a *.prom in node_exporter's textfile directory)" }),
       async (a) => {
         const metricsFile = a["metrics-file"] === "" ? undefined : a["metrics-file"];
-        code = await checkExpirationCommand(toTree(a), { warnDays: parseWarnDays(a["warn-days"]), format: parseExpiryFormat(a.format, metricsFile), metricsFile });
+        code = await checkExpirationCommand(toTree(a), { warnDays: parseWarnDays(a["warn-days"]), caWarnDays: parseWarnDays(a["ca-warn-days"], "CA_WARN_DAYS", 365), format: parseExpiryFormat(a.format, metricsFile), metricsFile });
       },
     )
     .command("verify", "check every certificate, key and the CRL against the CA and the configs; exit 1 on any problem", (y) => y, async (a) => {

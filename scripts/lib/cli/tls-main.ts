@@ -4,7 +4,7 @@
 import yargs from "yargs";
 import { failAsUserError } from "./cli";
 import { treeOptions, toTree } from "./tree-args";
-import { buildCommand, nameForFile, planCommand, pruneCommand } from "../tree/commands";
+import { buildCommand, caRotateCommand, nameForFile, planCommand, pruneCommand } from "../tree/commands";
 
 export async function tlsMain(args: string[]): Promise<number> {
   let code = 0;
@@ -49,7 +49,15 @@ export async function tlsMain(args: string[]): Promise<number> {
         code = await pruneCommand(toTree(a));
       },
     )
-    .demandCommand(1, "give a command: build, plan, prune")
+    .command(
+      "ca-rotate <step>",
+      "the phased CA rotation: start (new CA, trust both), reissue (leaves by the new CA), finish (trust the new CA only), status",
+      (y) => y.positional("step", { type: "string", choices: ["start", "reissue", "finish", "status"], demandOption: true }).option("new-key", { type: "boolean", describe: "reissue: new keys for the leaves (default: kept)" }),
+      async (a) => {
+        code = await caRotateCommand(toTree(a), String(a.step), { newKey: a["new-key"] });
+      },
+    )
+    .demandCommand(1, "give a command: build, plan, prune, ca-rotate")
     .strict()
     .fail(failAsUserError)
     .help()

@@ -10,7 +10,7 @@ import { join } from "node:path";
 import { UserError } from "../common/errors";
 import { commonName, parseCertPem } from "../x509/certinfo";
 import { readText } from "../x509/ca-load";
-import { findSigningCa, loadSigningCa, readOneCert } from "../tree/signing-ca";
+import { findSigningCa, inRotation, loadSigningCa, readOneCert, rotationState } from "../tree/signing-ca";
 import { buildCrlDer, crlPem } from "../x509/crl";
 import { certPaths, CA_NAME, commitWrites } from "../tree/output";
 import { acquireLock } from "../tree/lock";
@@ -122,20 +122,31 @@ export async function revoke(o: TreeOptions, name: string | undefined, opts: { d
     const id = caKeyId(ca.subjectDer, ca.spki);
     const rootId = signer.parent ? rootKeyId(signer.parent.cert) : undefined;
     const mine: CaRevocations = index.cas[id] ?? { ca: commonName(ca.subjectDer), crlNumber: 0, revoked: [], root: rootId };
+    // a phased CA rotation (README "Rotating the CA"): etcd takes one --client-crl-file and compares serials only, so
+    // the one CRL, signed by the signing CA, lists the revoked serials of both CAs of the rotation
+    const rs = inRotation(o) ? rotationState(o, false) : undefined;
+    const other = rs?.prev && rs.next ? [rs.prev, rs.next].find((x) => !x.der.equals(ca.der)) : undefined;
+    const otherId = other ? caKeyId(other.subjectDer, other.spki) : undefined;
     let revoked: RevokeResult["revoked"];
     if (certFile !== undefined && name !== undefined) {
       const cert = parseCertPem(readText(certFile, "a certificate (PEM)"), certFile);
       const akid = cert.extensions.get("2.5.29.35");
-      const sameKey = !ca.ski || !akid || akid.value.includes(ca.ski);
-      if (!cert.issuerDer.equals(ca.subjectDer) || !sameKey) throw new UserError(`${certFile}: was not issued by ${caCert}; a CRL only revokes its own CA's certificates`);
-      const already = mine.revoked.some((r) => r.serial === cert.serialHex);
-      if (!already) mine.revoked.push({ serial: cert.serialHex, name, cn: commonName(cert.subjectDer), revokedAt: now.toISOString() });
+      const issuedBy = (x: { subjectDer: Buffer; ski?: Buffer }) => cert.issuerDer.equals(x.subjectDer) && (!x.ski || !akid || akid.value.includes(x.ski));
+      let list = mine.revoked;
+      if (!issuedBy(ca)) {
+        if (!other || !otherId || !issuedBy(other)) throw new UserError(`${certFile}: was not issued by ${caCert}; a CRL only revokes its own CA's certificates`);
+        index.cas[otherId] ??= { ca: commonName(other.subjectDer), crlNumber: 0, revoked: [] };
+        list = index.cas[otherId].revoked;
+      }
+      const already = list.some((r) => r.serial === cert.serialHex);
+      if (!already) list.push({ serial: cert.serialHex, name, cn: commonName(cert.subjectDer), revokedAt: now.toISOString() });
       revoked = { name, serial: cert.serialHex, already };
     }
     mine.crlNumber += 1;
     index.cas[id] = mine;
     const nextUpdate = new Date(Math.min(now.getTime() + CRL_VALIDITY_MS, ca.notAfter.getTime()));
-    const entries = crlEntries(index, id, rootId);
+    const seen = new Set<string>();
+    const entries = [...crlEntries(index, id, rootId), ...(otherId && index.cas[otherId] ? index.cas[otherId].revoked.map((r) => ({ serialHex: r.serial, revokedAt: new Date(r.revokedAt) })) : [])].filter((e) => !seen.has(e.serialHex) && seen.add(e.serialHex));
     const der = await buildCrlDer(
       issuer,
       { thisUpdate: now, nextUpdate, number: mine.crlNumber, entries },

@@ -7,7 +7,7 @@ import { certBlocks } from "../tree/signing-ca";
 import { spawnSync } from "node:child_process";
 import { dirname, join, resolve } from "node:path";
 import { UserError } from "../common/errors";
-import { expiryFailures, expiryReport, formatExpiryTable } from "./expiry";
+import { caExpiryWarnings, DEFAULT_CA_WARN_DAYS, expiryFailures, expiryReport, formatExpiryTable } from "./expiry";
 import { formatPrometheus, writeMetricsFile } from "./metrics";
 import { verifyTree } from "./verify";
 import { renewTree } from "./renew";
@@ -42,8 +42,9 @@ function parseFormatFor(v: unknown, accepted: string): Format {
   throw new UserError(`FORMAT: ${JSON.stringify(String(v))} is not an output format; accepted: ${accepted}`);
 }
 
-export async function checkExpirationCommand(o: TreeOptions, opts: { warnDays: number; format: ExpiryFormat; metricsFile?: string }): Promise<number> {
-  const r = expiryReport(o.certsDir, new Date(), opts.warnDays);
+export async function checkExpirationCommand(o: TreeOptions, opts: { warnDays: number; caWarnDays?: number; format: ExpiryFormat; metricsFile?: string }): Promise<number> {
+  const now = new Date();
+  const r = expiryReport(o.certsDir, now, opts.warnDays);
   if (opts.format === "prometheus" && opts.metricsFile) {
     await writeMetricsFile(opts.metricsFile, formatPrometheus(r));
     out(`check-expiration: wrote the metrics of ${r.certificates.length} certificates to ${opts.metricsFile}`);
@@ -52,6 +53,7 @@ export async function checkExpirationCommand(o: TreeOptions, opts: { warnDays: n
   else for (const l of formatExpiryTable(r)) out(l);
   const failures = expiryFailures(r);
   for (const f of failures) err(f);
+  for (const w of caExpiryWarnings(r, opts.caWarnDays ?? DEFAULT_CA_WARN_DAYS, now)) err(`warning: ${w}`);
   if (opts.format === "text" && !failures.length) out(`check-expiration: ${r.certificates.length} certificates, none ends within ${r.warnDays} days`);
   return failures.length ? 1 : 0;
 }

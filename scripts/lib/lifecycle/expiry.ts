@@ -10,6 +10,8 @@ import { existsSync } from "node:fs";
 
 export const DAY_MS = 86_400_000;
 export const DEFAULT_WARN_DAYS = 30;
+/** CA_WARN_DAYS: a CA ending within this many days is warned about (a CA rotation takes two rolling restarts) */
+export const DEFAULT_CA_WARN_DAYS = 365;
 
 export type ExpiryStatus = "ok" | "expiring" | "expired";
 
@@ -42,10 +44,10 @@ export interface ExpiryReport {
 }
 
 /** WARN_DAYS as given on the command line: a whole, non-negative number of days. */
-export function parseWarnDays(v: unknown): number {
-  if (v === undefined || v === "") return DEFAULT_WARN_DAYS;
+export function parseWarnDays(v: unknown, name = "WARN_DAYS", dflt = DEFAULT_WARN_DAYS): number {
+  if (v === undefined || v === "") return dflt;
   const s = String(v).trim();
-  if (!/^\d+$/.test(s) || Number(s) > 36500) throw new UserError(`WARN_DAYS: ${JSON.stringify(String(v))} is not a whole number of days; expected e.g. 30 (0 to 36500)`);
+  if (!/^\d+$/.test(s) || Number(s) > 36500) throw new UserError(`${name}: ${JSON.stringify(String(v))} is not a whole number of days; expected e.g. ${dflt} (0 to 36500)`);
   return Number(s);
 }
 
@@ -110,4 +112,15 @@ export function expiryFailures(r: ExpiryReport): string[] {
       const fix = e.role === "intermediate" ? 'a new intermediate needs "make rotate-intermediate" (the root key; no restart, the trust stays)' : e.role === "ca" ? 'a new CA needs "make rotate" (and restarting everything that trusts it)' : e.role === "unknown" ? "it was not made by tls-setup; renew it where it came from" : `renew it with "make renew NAME=${e.name}"`;
       return `${e.file}: ${what}; ${fix}`;
     });
+}
+
+/**
+ * A warning for the tree's CA (certs/ca.pem, the stamp's role "ca") when it ends within caWarnDays, naming the
+ * phased rotation: two rolling restarts, not to be done in a hurry. Certificates already failing are left to
+ * expiryFailures.
+ */
+export function caExpiryWarnings(r: ExpiryReport, caWarnDays: number, now: Date): string[] {
+  return r.certificates
+    .filter((e) => e.role === "ca" && e.status === "ok" && new Date(e.notAfter).getTime() - now.getTime() <= caWarnDays * DAY_MS)
+    .map((e) => `${e.file}: the CA ends on ${when(e.notAfter)}, in ${e.daysLeft} days (within CA_WARN_DAYS=${caWarnDays}); rotate it without an outage: make ca-rotate-start, a rolling restart, make ca-rotate-reissue, make ca-rotate-finish, a rolling restart (README "Rotating the CA")`);
 }

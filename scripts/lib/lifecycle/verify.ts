@@ -25,7 +25,7 @@ import { parseIp } from "../config/hosts";
 import { Role } from "../tree/targets";
 import { CertRequest } from "../config/request";
 import { caFiles, isCaRole, memberConfig, TreeOptions } from "../tree/targets";
-import { carriesChain, certBlocks, intermediateProblems, keyPresent, keyText, rootCa } from "../tree/signing-ca";
+import { carriesChain, certBlocks, intermediateProblems, keyPresent, keyText, inRotation, rootCa } from "../tree/signing-ca";
 import { parsePemBlocks } from "../x509/pem";
 import { DAY_MS } from "./expiry";
 
@@ -298,6 +298,9 @@ export async function verifyTree(o: TreeOptions, opts: { deps?: IssueDeps } = {}
   if (ca) hold(ca.spki, { name: "ca", cert: root.cert, key: keyText(root.key), outside: false });
   if (signer.parent && signing) hold(signing.spki, { name: signer.name, cert: signer.cert, key: signer.key.kind === "file" ? signer.key.path : signer.key.uri, outside: false });
   const chain = signer.chain.map((f) => certBlocks(existsSync(f) ? readFileSync(f, "utf8") : "")[0]).filter((d): d is Buffer => !!d);
+  // the trust file's CAs (a bundle of the old and the new CA during a phased rotation)
+  const trusted = existsSync(signer.trust) ? certBlocks(readFileSync(signer.trust, "utf8")).flatMap((d) => { try { return [parseCertDer(d)]; } catch { return []; } }) : [];
+  const rotating = inRotation(o);
   const signerText = signer.parent ? `the intermediate CA in ${signer.cert}` : `the CA in ${root.cert}`;
   for (const item of plan.items) {
     if (isCaRole(item.target.role)) continue;
@@ -306,7 +309,13 @@ export async function verifyTree(o: TreeOptions, opts: { deps?: IssueDeps } = {}
     if (!f) continue;
     checked.push(item.target.name);
     hold(f.spki, { name: item.target.name, cert: p.cert, key: p.key, outside: changedOutside(o.certsDir, item.target.name, plan.stamps.get(item.target.name)) });
-    if (signing && !signedBy(f, signing)) problems.push(`${p.cert}: is not signed by ${signerText}; run "make" to re-issue it`);
+    const byOtherTrusted = !signer.parent && trusted.some((t) => signedBy(f, t));
+    if (signing && !signedBy(f, signing)) {
+      // during a CA rotation a leaf still signed by the other CA of the bundle is expected until the re-issue ends
+      if (rotating && byOtherTrusted) warnings.push(`${p.cert}: is signed by the other CA of the rotation's bundle ${signer.trust}, not by the signing CA ${root.cert}; make ca-rotate-reissue re-issues it`);
+      else problems.push(`${p.cert}: is not signed by ${signerText}; run "make" to re-issue it`);
+    }
+    else if (!signer.parent && trusted.length && !byOtherTrusted) problems.push(`${p.cert}: its CA is not in the trust file ${signer.trust}; members, proxies and clients reading it refuse this certificate`);
     if (signer.chain.length && chain.length === signer.chain.length && !carriesChain(readFileSync(p.cert, "utf8"), chain.map((d) => parseCertDer(d))))
       problems.push(`${p.cert}: does not carry ${signer.chain.join(", ")} after the certificate; etcd sends the chain from --cert-file, so clients cannot verify it; run "make" to re-issue it`);
     checkValidity(p.cert, f, now, `renew it with "make renew NAME=${item.target.name}"`, problems);

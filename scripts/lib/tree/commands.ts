@@ -8,6 +8,7 @@ import { makePlan, staleItems } from "./plan";
 import { UserError } from "../common/errors";
 import { createProgress } from "./progress";
 import { prune } from "./prune";
+import { rotateFinish, rotateReissue, rotateStart, rotateStatus } from "./rotation";
 
 const out = (l: string) => process.stdout.write(l + "\n");
 const err = (l: string) => process.stderr.write(l + "\n");
@@ -49,5 +50,19 @@ export function nameForFile(o: TreeOptions, file: string): string {
 export async function pruneCommand(o: TreeOptions): Promise<number> {
   const removed = await prune(o, { log: out });
   out(removed.length ? `prune: removed ${removed.length} orphaned certificate${removed.length === 1 ? "" : "s"} (${removed.map((p) => p.orphan.name).join(", ")})` : `prune: nothing to prune in ${o.certsDir}`);
+  return 0;
+}
+
+/** `tls-setup ca-rotate STEP`: the phased CA rotation (tree/rotation.ts); prints what to do next. */
+export async function caRotateCommand(o: TreeOptions, step: string, opts: { newKey?: boolean }): Promise<number> {
+  const progress = createProgress();
+  const log = progress.wrap(out);
+  let lines: string[];
+  if (step === "start") lines = await rotateStart(o, { log });
+  else if (step === "reissue") lines = await rotateReissue(o, { log, newKey: opts.newKey }).finally(() => progress.clear());
+  else if (step === "finish") lines = await rotateFinish(o, { log });
+  else if (step === "status") lines = rotateStatus(o);
+  else throw new UserError(`ca-rotate: ${JSON.stringify(step)} is not a step; known: start, reissue, finish, status`);
+  for (const l of lines) out(l);
   return 0;
 }

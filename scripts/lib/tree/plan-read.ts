@@ -16,7 +16,7 @@ import { CertFacts, parseCertDer, parseCertPem } from "../x509/certinfo";
 import { parsePrivateKeyPem } from "../x509/keys";
 import { toPem } from "../x509/pem";
 import { caFiles, discoverTargets, isCaRole, Target, TreeOptions } from "./targets";
-import { certBlocks, findSigningCa, SigningCa } from "./signing-ca";
+import { certBlocks, findSigningCa, inRotation, intermediateMode, rotationState, SigningCa } from "./signing-ca";
 import { readAllStamps, sha256, Stamp } from "./state";
 import { bundlePaths, caPaths } from "./output";
 import { CaKey, resolveCaKey } from "./ca-key";
@@ -51,6 +51,8 @@ export interface Found {
 
 export interface PlanInputs {
   options: TreeOptions;
+  /** during a phased CA rotation: why the CA is kept (ca.pem is the trust bundle; the signing CA is its own file) */
+  rotation?: string;
   /** the member layout in force (MEMBER_CERTS, else etcd-cluster.json, else "combined") */
   layout: MemberCerts;
   /** etcd-cluster.json's settings */
@@ -136,6 +138,14 @@ export function fileHashes(certsDir: string, name: string): FileHashes {
     }
   };
   return { cert: h(p.cert), key: h(p.key), csr: h(p.csr) };
+}
+
+function hashFile(f: string): string | undefined {
+  try {
+    return sha256(readFileSync(f));
+  } catch {
+    return undefined;
+  }
 }
 
 function readCert(file: string): CertFacts | undefined {
@@ -233,6 +243,21 @@ export function readPlanInputs(o: TreeOptions, ro: ReadOptions = {}): PlanInputs
     const facts = files.get(t.name)?.cert !== undefined ? readCert(bundlePaths(join(o.certsDir, t.name)).cert) : undefined;
     if (facts) caFacts.set(t.name, facts);
   }
+  // a phased CA rotation: ca.pem is the trust bundle; the CA the leaves are compared with is the signing CA's own file
+  let rotation: string | undefined;
+  if (!intermediateMode(o)) {
+    const rs = rotationState(o, false);
+    if (rs.problem) problems.push({ file: "", path: "", message: rs.problem });
+    else if (inRotation(o)) {
+      rotation = `CA rotation in progress (make ca-rotate-status); leaves are signed by ${signer.cert}`;
+      const key = signer.key.kind === "file" ? signer.key.path : "";
+      files.set("ca", { ...fileHashes(o.certsDir, "ca"), cert: hashFile(signer.cert), key: hashFile(key) });
+      exists.set("ca", { cert: true, key: existsSync(key) });
+      const f = readCert(signer.cert);
+      if (f) caFacts.set("ca", f);
+      else caFacts.delete("ca");
+    }
+  }
   const ca = caFacts.get("ca");
   const found = new Map<string, Found>();
   for (const t of targets) {
@@ -254,7 +279,7 @@ export function readPlanInputs(o: TreeOptions, ro: ReadOptions = {}): PlanInputs
   }
 
   const stampedWithCert = new Set([...stamps.keys()].filter((n) => existsSync(join(o.certsDir, `${n}.pem`))));
-  return { options: o, layout, cluster, targets, signer, intermediate: signer.parent ? caFacts.get(signer.name) : undefined, allNames: new Set(all.map((t) => t.name)), requests, signing, signingFile, problems, warnings, stamps, files, ca, found, certKeys, exists, stampedWithCert, caTokenKey: caKey?.token && formatPkcs11Uri(caKey.token.uri, { query: false }), now: ro.now ?? new Date() };
+  return { options: o, rotation, layout, cluster, targets, signer, intermediate: signer.parent ? caFacts.get(signer.name) : undefined, allNames: new Set(all.map((t) => t.name)), requests, signing, signingFile, problems, warnings, stamps, files, ca, found, certKeys, exists, stampedWithCert, caTokenKey: caKey?.token && formatPkcs11Uri(caKey.token.uri, { query: false }), now: ro.now ?? new Date() };
 }
 
 /** The user configs of a tree, parsed and validated, without looking at any certificate (for `make rbac`). */

@@ -410,7 +410,8 @@ export function planFrom(x: PlanInputs, po: PlanOptions = {}): Plan {
     const inputs: Inputs = { request: hashValue(requestInputs(caRequest)) };
     const files = x.files.get("ca") ?? {};
     const stamp = x.stamps.get("ca");
-    const d = decideCa({ target: caTarget, certsDir: o.certsDir, inputs, stamp, files, exists: caExists, rotate: po.rotate, keyMayBeOffline: !!imTarget, tokenKey: x.caTokenKey });
+    if (x.rotation && po.rotate) problems.push({ file: "", path: "", message: "make rotate: a phased CA rotation is in progress (make ca-rotate-status); finish it (make ca-rotate-finish) instead" });
+    const d: Decision = x.rotation ? { action: "keep", reason: x.rotation } : decideCa({ target: caTarget, certsDir: o.certsDir, inputs, stamp, files, exists: caExists, rotate: po.rotate, keyMayBeOffline: !!imTarget, tokenKey: x.caTokenKey });
     if (d.problem) problems.push(d.problem);
     items.push({ target: caTarget, action: d.action, reason: d.reason, request: caRequest, inputs, stamp, found: d.action === "adopt" ? x.found.get("ca") : undefined });
     if (d.action !== "make" && caExists.cert) rootFingerprint = files.cert;

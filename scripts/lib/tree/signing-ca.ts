@@ -9,7 +9,8 @@
 // (the planner, verify, check-expiration, secrets, renew) goes through findSigningCa, and every CA key is loaded by
 // loadCa, the single place a key reference becomes a signer (a PKCS#11 key plugs in there).
 
-import { existsSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
+import { join } from "node:path";
 import { UserError } from "../common/errors";
 import { CertFacts, parseCertDer } from "../x509/certinfo";
 import { ekuOpensslName, missingRoleEkus } from "../config/profile";
@@ -21,7 +22,7 @@ import { CryptoProvider } from "../x509/keys";
 import { parsePemBlocks, toPem } from "../x509/pem";
 import { caPaths, certPaths } from "./output";
 import { CaKey, resolveCaKey } from "./ca-key";
-import { INTERMEDIATE_NAME, intermediateConfig, TreeOptions } from "./targets";
+import { discoverTargets, INTERMEDIATE_NAME, intermediateConfig, isCaRole, TreeOptions } from "./targets";
 
 /**
  * Where a CA's private key is: a PEM file, or an object in a PKCS#11 token named by an RFC 7512 URI (with its module
@@ -40,7 +41,7 @@ export interface CaRef {
 export interface SigningCa extends CaRef {
   /** certificate files whose certificates follow each leaf in the leaf's .pem: [certs/intermediate.pem] or [] */
   chain: string[];
-  /** the trust file members, proxies and clients read (--trusted-ca-file, etcd-ca): certs/ca.pem, the root only */
+  /** the trust file members, proxies and clients read (--trusted-ca-file, etcd-ca): certs/ca.pem, the root only (during a phased rotation: the bundle old + new) */
   trust: string;
   /** the CA that signs this one (the root, for the intermediate); undefined for a root */
   parent?: CaRef;
@@ -51,10 +52,107 @@ export const intermediateMode = (o: TreeOptions): boolean => existsSync(intermed
 
 const fileKey = (path: string): KeyRef => ({ kind: "file", path });
 
-/** The root CA: certs/ca.pem and its key: certs/ca-key.pem, or the key in a PKCS#11 token (CA_KEY or the record). */
+/**
+ * The root CA: certs/ca.pem and its key: certs/ca-key.pem, or the key in a PKCS#11 token (CA_KEY or the record).
+ * During a phased CA rotation (rotationState) certs/ca.pem is the trust bundle, so the root that signs is the old
+ * CA's own copy certs/ca-prev.pem (key certs/ca-key.pem) until the re-issue begins, then the new CA certs/ca-next.pem
+ * (key certs/ca-next-key.pem).
+ */
 export function rootCa(o: TreeOptions, ck: CaKey = resolveCaKey(o)): CaRef {
   const p = caPaths(o.certsDir);
+  const rot = rotationSigner(o);
+  if (rot) return { name: "ca", cert: rot.cert, key: fileKey(rot.key) };
   return { name: "ca", cert: p.cert, key: ck.token ? { kind: "pkcs11", uri: ck.ref, where: ck.where } : fileKey(p.key) };
+}
+
+// ---- the phased CA rotation (make ca-rotate-start / -reissue / -finish / -status), read from the files alone ----
+//
+//   none       no certs/ca-next.pem: no rotation (stray ca-next-key.pem / ca-next.csr of an interrupted start are
+//              overwritten by the next start)
+//   starting   ca-next.pem exists but ca.pem is still the old CA alone: start was interrupted; run it again
+//   started    ca.pem = ca-prev.pem + ca-next.pem (the bundle); every leaf still signed by the old CA
+//   reissuing  the bundle; some leaves signed by the new CA: reissue was interrupted; run it again
+//   reissued   the bundle; every leaf signed by the new CA
+//   finishing  ca.pem no longer the bundle but ca-next.pem still there: finish was interrupted; run it again
+
+export type RotationStep = "none" | "starting" | "started" | "reissuing" | "reissued" | "finishing";
+
+export const ROTATION_NEXT = "ca-next";
+
+/** The rotation's files: the old CA's own certificate, the new CA's bundle, the archive folder. */
+export function rotationPaths(certsDir: string) {
+  return { prev: join(certsDir, "ca-prev.pem"), next: certPaths(certsDir, ROTATION_NEXT), trust: caPaths(certsDir), archive: join(certsDir, "archive") };
+}
+
+export interface RotationLeaf {
+  name: string;
+  file: string;
+  by: "old" | "new" | "other" | "missing";
+}
+
+export interface RotationState {
+  step: RotationStep;
+  /** the old CA (ca-prev.pem) and the new one (ca-next.pem), when present */
+  prev?: CertFacts;
+  next?: CertFacts;
+  /** the certificates of the trust file ca.pem */
+  trust: CertFacts[];
+  leaves: RotationLeaf[];
+  /** the files do not form any step (a bundle edited by hand, ca-prev.pem missing): one line */
+  problem?: string;
+}
+
+const readCerts = (file: string): CertFacts[] => {
+  try {
+    return certBlocks(readFileSync(file, "utf8")).map((d) => parseCertDer(d));
+  } catch {
+    return [];
+  }
+};
+
+/** Which step of a CA rotation the tree is in, from its files (which CAs ca.pem holds, which CA signed each leaf). */
+export function rotationState(o: TreeOptions, withLeaves = true): RotationState {
+  const rp = rotationPaths(o.certsDir);
+  if (!existsSync(rp.next.cert)) return { step: "none", trust: [], leaves: [] };
+  const next = readCerts(rp.next.cert)[0];
+  const prev = existsSync(rp.prev) ? readCerts(rp.prev)[0] : undefined;
+  const trust = readCerts(rp.trust.cert);
+  const base = { prev, next, trust, leaves: [] as RotationLeaf[] };
+  if (!next) return { ...base, step: "none", problem: `${rp.next.cert}: holds no readable certificate; restore it from a backup or remove ${rp.next.cert} to start the rotation again` };
+  const isNext = (c: CertFacts) => c.der.equals(next.der);
+  const isPrev = (c: CertFacts) => !!prev && c.der.equals(prev.der);
+  if (trust.length === 1 && isPrev(trust[0])) return { ...base, step: "starting" };
+  if (trust.length <= 1 && (trust.length === 0 || isNext(trust[0]))) return { ...base, step: "finishing" };
+  if (!prev) return { ...base, step: "started", problem: `${rp.prev}: is missing; it holds the old CA's own certificate during a CA rotation; restore it (the first certificate of ${rp.trust.cert})` };
+  if (trust.length !== 2 || !isPrev(trust[0]) || !isNext(trust[1]))
+    return { ...base, step: "started", problem: `${rp.trust.cert}: holds ${trust.length} certificate(s), not the rotation's bundle (${rp.prev} then ${rp.next.cert}); edited by hand? restore it: cat ${rp.prev} ${rp.next.cert} > ${rp.trust.cert}` };
+  const leaves: RotationLeaf[] = [];
+  if (withLeaves) {
+    for (const t of discoverTargets(o).targets) {
+      if (isCaRole(t.role)) continue;
+      const file = certPaths(o.certsDir, t.name).cert;
+      const c = existsSync(file) ? readCerts(file)[0] : undefined;
+      leaves.push({ name: t.name, file, by: !c ? "missing" : signedBy(c, next) ? "new" : signedBy(c, prev) ? "old" : "other" });
+    }
+  }
+  const byNew = leaves.filter((l) => l.by === "new").length;
+  const step: RotationStep = byNew === 0 ? "started" : leaves.every((l) => l.by === "new" || l.by === "missing") ? "reissued" : "reissuing";
+  return { ...base, leaves, step };
+}
+
+/** The CA that signs during a rotation (undefined outside one): the old CA until the re-issue begins, then the new. */
+function rotationSigner(o: TreeOptions): { cert: string; key: string } | undefined {
+  const rp = rotationPaths(o.certsDir);
+  if (!existsSync(rp.next.cert) || intermediateMode(o)) return undefined;
+  const s = o.rotationSigner === "new" ? undefined : rotationState(o);
+  if (s && (s.step === "none" || s.step === "starting" || s.problem)) return undefined;
+  if (s && s.step === "started") return { cert: rp.prev, key: caPaths(o.certsDir).key };
+  return { cert: rp.next.cert, key: rp.next.key };
+}
+
+/** Whether the tree is between ca-rotate-start and the end of ca-rotate-finish (its ca.pem is not the signing CA's). */
+export function inRotation(o: TreeOptions): boolean {
+  return !intermediateMode(o) && rotationSigner(o) !== undefined;
 }
 
 /** The intermediate CA: certs/intermediate.pem and certs/intermediate-key.pem. */
@@ -66,7 +164,8 @@ export function intermediateCa(o: TreeOptions): CaRef {
 /** The CA that signs the tree's leaves and CRL, with its chain and the trust file. */
 export function findSigningCa(o: TreeOptions, rootKey?: CaKey): SigningCa {
   const root = rootCa(o, rootKey);
-  if (!intermediateMode(o)) return { ...root, chain: [], trust: root.cert };
+  // the trust file is always certs/ca.pem (during a phased rotation the bundle, while the root that signs is its own file)
+  if (!intermediateMode(o)) return { ...root, chain: [], trust: caPaths(o.certsDir).cert };
   const im = intermediateCa(o);
   return { ...im, chain: [im.cert], trust: root.cert, parent: root };
 }

@@ -28,6 +28,8 @@ export interface TreeOptions {
   caKey?: string;
   /** PKCS11_MODULE: the token's module, when CA_KEY's URI has no module-path */
   pkcs11Module?: string;
+  /** set by make ca-rotate-reissue only: sign with the rotation's new CA (tree/signing-ca.ts rotationState) */
+  rotationSigner?: "new";
 }
 
 export interface Target {

@@ -1,0 +1,230 @@
+// The phased CA rotation (README "Rotating the CA"): a new root CA replaces the old one without an outage, because
+// etcd reads its trust file only at start but its certificate and key on every handshake.
+//
+//   make ca-rotate-start    a new CA (new key, from ca-csr.json) in certs/ca-next.pem, ca-next-key.pem, ca-next.csr;
+//                           the old CA's own certificate copied to certs/ca-prev.pem (its key stays certs/ca-key.pem);
+//                           certs/ca.pem becomes the bundle old + new. No leaf changes; the old CA still signs.
+//   make ca-rotate-reissue  every leaf re-issued by the new CA (keys kept unless NEW_KEY=1); the new CA signs from now.
+//   make ca-rotate-finish   the old CA's certificate, key and CSR go to certs/archive/ca-DATE-SERIAL/; the new CA's
+//                           files become certs/ca.pem (the new CA alone), ca-key.pem, ca.csr; the rotation files go.
+//
+// The step is read from the files alone (signing-ca.ts rotationState), so an interrupted step is run again and a
+// copied certs folder is read right. Each step's writes are ordered so that its last rename is what moves the state.
+
+import { existsSync, mkdirSync, readdirSync, readFileSync, unlinkSync } from "node:fs";
+import { join } from "node:path";
+import { UserError } from "../common/errors";
+import { isoSeconds, commonName, CertFacts } from "../x509/certinfo";
+import { defaultDeps, IssueDeps, issueCa } from "../x509/issue";
+import { importKeyPair } from "../x509/keys";
+import { caPaths, CERT_MODE, cleanTemps, commitWrites, KEY_MODE, PlannedWrite } from "./output";
+import { acquireLock } from "./lock";
+import { makePlan } from "./plan";
+import { build } from "./build";
+import { sha256, Stamp, stampWrite } from "./state";
+import { intermediateMode, loadCa, rotationPaths, RotationState, rotationState, RotationStep } from "./signing-ca";
+import { resolveCaKey } from "./ca-key";
+import { TreeOptions } from "./targets";
+
+export interface RotateOptions {
+  deps?: IssueDeps;
+  log?: (line: string) => void;
+  newKey?: boolean;
+  fsync?: boolean;
+}
+
+const NEXT: Record<RotationStep, string> = {
+  none: "make ca-rotate-start",
+  starting: "make ca-rotate-start (it was interrupted; run it again)",
+  started: "make ca-rotate-reissue (after the rolling restart printed by ca-rotate-start)",
+  reissuing: "make ca-rotate-reissue (it was interrupted; run it again)",
+  reissued: "make ca-rotate-finish (after the clients that load their certificate once have restarted)",
+  finishing: "make ca-rotate-finish (it was interrupted; run it again)",
+};
+
+/** One line: which step comes next, for a step asked out of order. */
+const outOfOrder = (what: string, s: RotationState) => new UserError(`${what}: the CA rotation is at step "${s.step}"; the next step is ${NEXT[s.step]}`);
+
+function refuseUnsupported(o: TreeOptions, what: string): void {
+  if (intermediateMode(o)) throw new UserError(`${what}: this tree signs with an intermediate CA (config/intermediate-csr.json); replace the intermediate with make rotate-intermediate; a root rotation in intermediate mode is not supported yet`);
+  if (resolveCaKey(o).token) throw new UserError(`${what}: the CA key is in a PKCS#11 token (CA_KEY); the phased rotation supports a CA key file (certs/ca-key.pem) only, for now`);
+}
+
+function stateOrThrow(o: TreeOptions): RotationState {
+  const s = rotationState(o);
+  if (s.problem) throw new UserError(s.problem);
+  return s;
+}
+
+async function underLock<T>(o: TreeOptions, what: string, f: () => Promise<T>): Promise<T> {
+  const lock = await acquireLock(o.certsDir, { onWait: (pid) => process.stderr.write(`${what}: waiting for another tls-setup run (pid ${pid})\n`) });
+  try {
+    cleanTemps(o.certsDir);
+    return await f();
+  } finally {
+    lock.release();
+  }
+}
+
+const caName = (f: CertFacts) => `"${commonName(f.subjectDer)}" (serial ${f.serialHex}, ends ${isoSeconds(f.notAfter).slice(0, 10)})`;
+
+/** The restart plan of a rolling restart: members one at a time with a health gate, then proxies, then clients. */
+export function restartPlan(o: TreeOptions, why: string): string[] {
+  const ca = caPaths(o.certsDir).cert;
+  const root = join(o.certsDir, "root");
+  const out = [`Rolling restart (${why}); etcd reads --trusted-ca-file and --peer-trusted-ca-file only at start:`];
+  o.members.forEach((m, i) => {
+    out.push(`  ${i + 1}. copy ${ca} to ${m} (its --trusted-ca-file and --peer-trusted-ca-file); restart ${m}; wait until healthy:`);
+    out.push(`       etcdctl --endpoints=https://HOST:2379 --cacert ${ca} --cert ${root}.pem --key ${root}-key.pem endpoint health   (HOST: ${m}'s address)`);
+  });
+  out.push(`  then the proxies${o.proxies.length ? ` (${o.proxies.join(", ")})` : ""}, one at a time; then every client that reads ${ca} (--cacert, the Secrets' etcd-ca: make secrets)`);
+  return out;
+}
+
+/** make ca-rotate-start */
+export async function rotateStart(o: TreeOptions, ro: RotateOptions = {}): Promise<string[]> {
+  refuseUnsupported(o, "ca-rotate-start");
+  const deps = ro.deps ?? defaultDeps();
+  return underLock(o, "ca-rotate-start", async () => {
+    const s = stateOrThrow(o);
+    if (s.step !== "none" && s.step !== "starting") throw outOfOrder("ca-rotate-start", s);
+    const rp = rotationPaths(o.certsDir);
+    const tp = rp.trust;
+    if (!existsSync(tp.cert)) throw new UserError(`${tp.cert}: does not exist; there is no CA to rotate (make makes one)`);
+    if (!existsSync(tp.key)) throw new UserError(`${tp.key}: the old CA's key is missing (kept offline?); ca-rotate-start needs it to keep signing until the re-issue: put it back for the rotation`);
+    // the old CA must be usable: its key matches, it is a CA, valid (ca.pem holds exactly the old CA here)
+    const oldText = readFileSync(tp.cert, "utf8");
+    const { facts: old } = await loadCa({ name: "ca", cert: tp.cert, key: { kind: "file", path: tp.key } }, deps);
+    const plan = makePlan(o, { caOnly: true });
+    if (plan.problems.length) throw UserError.fromProblems(plan.problems);
+    const caItem = plan.items.find((i) => i.target.role === "ca")!;
+    const issued = await issueCa(caItem.request, deps);
+    if (issued.certDer.equals(old.der)) throw new Error("internal: the new CA equals the old one");
+    const w = (path: string, data: string, mode = CERT_MODE): PlannedWrite => ({ path, data, mode });
+    // ca.pem (the bundle) last: its rename is what starts the rotation
+    await commitWrites([w(rp.next.key, issued.keyPem, KEY_MODE), w(rp.next.csr, issued.csrPem), w(rp.prev, oldText), w(rp.next.cert, issued.certPem), w(tp.cert, oldText.trimEnd() + "\n" + issued.certPem)], { fsync: ro.fsync ?? true });
+    return [
+      `ca-rotate-start: made the new CA ${rp.next.cert} ${caName(rotationState(o, false).next!)} with a new key ${rp.next.key}`,
+      `ca-rotate-start: ${tp.cert} now trusts the old CA (${rp.prev}, key ${tp.key}) and the new one; no leaf changed; the old CA still signs`,
+      ...restartPlan(o, `1 of 2: every member, proxy and client must trust both CAs before any certificate from the new CA is used`),
+      `Then: make ca-rotate-reissue`,
+    ];
+  });
+}
+
+/** make ca-rotate-reissue */
+export async function rotateReissue(o: TreeOptions, ro: RotateOptions = {}): Promise<string[]> {
+  refuseUnsupported(o, "ca-rotate-reissue");
+  const deps = ro.deps ?? defaultDeps();
+  const s = stateOrThrow(o);
+  if (s.step !== "started" && s.step !== "reissuing" && s.step !== "reissued") throw outOfOrder("ca-rotate-reissue", s);
+  const rp = rotationPaths(o.certsDir);
+  if (!existsSync(rp.next.key)) throw new UserError(`${rp.next.key}: the new CA's key is missing; restore it, or (nothing signed by it yet) remove ${rp.next.cert} and run make ca-rotate-start again`);
+  await loadCa({ name: "ca", cert: rp.next.cert, key: { kind: "file", path: rp.next.key } }, deps);
+  const log = ro.log ?? (() => {});
+  const r = await build({ ...o, rotationSigner: "new" }, { newKey: ro.newKey, deps, log, fsync: ro.fsync });
+  const after = rotationState(o);
+  const left = after.leaves.filter((l) => l.by !== "new" && l.by !== "missing");
+  if (left.length) throw new UserError(`ca-rotate-reissue: ${left.map((l) => l.file).join(", ")} still not signed by the new CA ${rp.next.cert}; run make ca-rotate-reissue again`);
+  const users = after.leaves.filter((l) => !o.members.includes(l.name) && !o.proxies.includes(l.name) && !o.members.some((m) => l.name.startsWith(`${m}-`)));
+  return [
+    `ca-rotate-reissue: ${r.made.length} certificate(s) re-issued by the new CA ${rp.next.cert}${ro.newKey ? " with new keys" : " (keys kept)"}; from now on make signs with it`,
+    `Picks it up by itself: the members (${o.members.join(", ")})${o.proxies.length ? ` and proxies (${o.proxies.join(", ")})` : ""} read --cert-file/--key-file on every new TLS handshake: copy the new files in place (key and certificate together), no restart`,
+    `Must restart: every client that loads its certificate once${users.length ? ` (${users.map((u) => u.name).join(", ")})` : ""}, after its new certificate is in place (Kubernetes: make secrets, then roll the pods)`,
+    `Then: make ca-rotate-finish`,
+  ];
+}
+
+/** The archive folder of the old CA: certs/archive/ca-DATE-SERIAL (an existing one for that serial is reused). */
+function archiveDir(o: TreeOptions, prev: CertFacts, now: Date): string {
+  const base = rotationPaths(o.certsDir).archive;
+  const suffix = `-${prev.serialHex}`;
+  const found = existsSync(base) ? readdirSync(base).find((n) => n.startsWith("ca-") && n.endsWith(suffix)) : undefined;
+  return join(base, found ?? `ca-${now.toISOString().slice(0, 10)}${suffix}`);
+}
+
+/** make ca-rotate-finish */
+export async function rotateFinish(o: TreeOptions, ro: RotateOptions = {}): Promise<string[]> {
+  refuseUnsupported(o, "ca-rotate-finish");
+  const deps = ro.deps ?? defaultDeps();
+  const fsync = ro.fsync ?? true;
+  return underLock(o, "ca-rotate-finish", async () => {
+    const s = stateOrThrow(o);
+    if (s.step !== "reissued" && s.step !== "finishing") {
+      const old = s.leaves.filter((l) => l.by === "old" || l.by === "other");
+      const e = outOfOrder("ca-rotate-finish", s);
+      throw old.length && s.step === "reissuing" ? new UserError(`${e.message}; ${old.length} leaf certificate(s) still signed by the old CA: ${old.map((l) => l.name).join(", ")}`) : e;
+    }
+    const rp = rotationPaths(o.certsDir);
+    const tp = rp.trust;
+    const next = s.next!;
+    const nextText = readFileSync(rp.next.cert, "utf8");
+    const lines: string[] = [];
+    // 1. the old CA into the archive (its certificate last: present means complete); never deleted
+    if (s.prev) {
+      const dir = archiveDir(o, s.prev, deps.now());
+      const ac = join(dir, "ca.pem");
+      if (!existsSync(ac)) {
+        if (!existsSync(tp.key)) throw new UserError(`${tp.key}: the old CA's key is missing; it is archived by ca-rotate-finish: put it back, then run make ca-rotate-finish again`);
+        const oldKey = readFileSync(tp.key, "utf8");
+        const k = await importKeyPair(oldKey, tp.key, deps.crypto);
+        if (!k.spki.equals(s.prev.spki)) throw new UserError(`${tp.key}: is not the old CA's key (${rp.prev}); put the old CA's key back, then run make ca-rotate-finish again`);
+        mkdirSync(dir, { recursive: true, mode: 0o700 });
+        const writes: PlannedWrite[] = [];
+        if (existsSync(tp.csr)) writes.push({ path: join(dir, "ca.csr"), data: readFileSync(tp.csr), mode: CERT_MODE });
+        writes.push({ path: join(dir, "ca-key.pem"), data: oldKey, mode: KEY_MODE }, { path: ac, data: readFileSync(rp.prev), mode: CERT_MODE });
+        await commitWrites(writes, { fsync });
+      }
+      lines.push(`ca-rotate-finish: the old CA ${caName(s.prev)} is archived in ${dir} (certificate, key, CSR)`);
+    }
+    // 2. the new CA becomes certs/ca.pem, ca-key.pem, ca.csr, with its stamp (a plain make then makes nothing)
+    if (existsSync(rp.next.key)) {
+      const keyText = readFileSync(rp.next.key, "utf8");
+      const csrText = existsSync(rp.next.csr) ? readFileSync(rp.next.csr, "utf8") : "";
+      const plan = makePlan(o, { caOnly: true });
+      const caItem = plan.items.find((i) => i.target.role === "ca")!;
+      const stamp: Stamp = {
+        version: 1,
+        name: "ca",
+        role: "ca",
+        config: caItem.target.configFile,
+        inputs: { request: caItem.inputs.request },
+        files: { cert: sha256(nextText), key: sha256(keyText), csr: sha256(csrText) },
+        serial: next.serialHex,
+        notAfter: next.notAfter.toISOString(),
+        issuedAt: new Date().toISOString(),
+      };
+      const writes: PlannedWrite[] = [{ path: tp.key, data: keyText, mode: KEY_MODE }, { path: tp.cert, data: nextText, mode: CERT_MODE }];
+      if (csrText) writes.push({ path: tp.csr, data: csrText, mode: CERT_MODE });
+      await commitWrites([...writes, stampWrite(o.certsDir, stamp)], { fsync });
+    }
+    // 3. the rotation's files go, ca-next.pem before its key (while ca-next.pem is there, its key is too)
+    for (const f of [rp.prev, rp.next.csr, rp.next.cert, rp.next.key]) if (existsSync(f)) unlinkSync(f);
+    lines.push(`ca-rotate-finish: ${tp.cert} now holds the new CA ${caName(next)} alone; its key is ${tp.key}`);
+    lines.push(...restartPlan(o, "2 of 2: the old CA leaves the trust; until a member restarts it still accepts certificates of the old CA"));
+    if (existsSync(join(o.certsDir, "crl.pem"))) lines.push(`The CRL ${join(o.certsDir, "crl.pem")} is re-signed by the new CA (make ca-rotate-finish runs make crl)`);
+    return lines;
+  });
+}
+
+/** make ca-rotate-status: the step, what the files say, and what remains. */
+export function rotateStatus(o: TreeOptions): string[] {
+  if (intermediateMode(o)) return ["ca-rotate-status: intermediate mode: the phased root rotation is not supported yet; make rotate-intermediate replaces the intermediate"];
+  const s = rotationState(o);
+  const rp = rotationPaths(o.certsDir);
+  const out = [`ca-rotate-status: step: ${s.step}${s.step === "none" ? " (no CA rotation in progress)" : ""}`];
+  if (s.problem) return [...out, `ca-rotate-status: ${s.problem}`];
+  if (s.step !== "none") {
+    out.push(`  trust file ${rp.trust.cert}: ${s.trust.length} CA certificate(s)${s.trust.map((t) => `; ${s.prev && t.der.equals(s.prev.der) ? "old" : s.next && t.der.equals(s.next.der) ? "new" : "unknown"} CA ${caName(t)}`).join("")}`);
+    if (s.leaves.length) {
+      const n = (b: string) => s.leaves.filter((l) => l.by === b);
+      out.push(`  leaves: ${n("new").length} signed by the new CA, ${n("old").length} by the old CA${n("other").length ? `, ${n("other").length} by neither (${n("other").map((l) => l.name).join(", ")})` : ""}${n("missing").length ? `, ${n("missing").length} missing (make makes them)` : ""}`);
+      if (s.step === "reissuing") out.push(`  still by the old CA: ${n("old").map((l) => l.name).join(", ")}`);
+    }
+  } else {
+    const stray = [rp.next.key, rp.next.csr, rp.prev].filter((f) => existsSync(f));
+    if (stray.length) out.push(`  left by an interrupted ca-rotate-start (overwritten by the next one): ${stray.join(", ")}`);
+  }
+  out.push(`  next: ${NEXT[s.step]}`);
+  return out;
+}

@@ -1,0 +1,181 @@
+// The phased CA rotation on a live cluster (issue 10): a real 3-member etcd 3.4 cluster on 127.0.0.1 with client and
+// peer certificate auth and CN-based RBAC from `make rbac-apply` serves a calicoctl client (etcdctl with calicoctl's
+// certificate, all three endpoints) writing and reading continuously, while the test carries out what the steps
+// print: ca-rotate-start, a rolling restart (each member restarted, then the printed `etcdctl endpoint health` run
+// until it passes), ca-rotate-reissue (no restart), ca-rotate-finish, the second rolling restart. No request may fail
+// for a TLS or trust reason, at least 99% must succeed; at the end only the new CA is trusted, a client certificate
+// of the old CA is refused, every member is healthy and the data written before the rotation is still there.
+import { execFile, spawn } from "node:child_process";
+import { cpSync, mkdirSync, readFileSync, rmSync } from "node:fs";
+import { join } from "node:path";
+import { haveTool, runMake, tempTree } from "./helpers";
+import { etcdctl, freePorts, Member, memberArgs, Processes, sleep } from "./etcd-cluster";
+
+let tree: ReturnType<typeof tempTree>;
+let procs = new Processes("/nonexistent");
+const members: Member[] = [];
+const c = (f: string) => join(tree.certs, f);
+const endpoints = (first = 0) => [...members.slice(first), ...members.slice(0, first)].map((m) => m.client).join(",");
+const certCount = (file: string) => (readFileSync(file, "utf8").match(/BEGIN CERTIFICATE/g) ?? []).length;
+const TLS_REASON = /x509|certificate|unknown authority|handshake|tls:/i;
+
+async function step(fn: () => unknown | Promise<unknown>): Promise<void> {
+  try {
+    await fn();
+  } catch (e) {
+    if (e instanceof Error) e.message += `\n\nprocess logs:\n${procs.logs()}`;
+    throw e;
+  }
+}
+
+function makeAsync(args: string[]): Promise<{ status: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    const env = { ...process.env };
+    delete env.MAKEFLAGS;
+    delete env.MAKELEVEL;
+    const p = spawn("make", ["--no-print-directory", "-C", join(__dirname, ".."), ...args, `CONFIG_DIR=${tree.config}`, `CERTS_DIR=${tree.certs}`], { env });
+    let [stdout, stderr] = ["", ""];
+    p.stdout.on("data", (d) => (stdout += d));
+    p.stderr.on("data", (d) => (stderr += d));
+    p.on("close", (status) => resolve({ status, stdout, stderr }));
+  });
+}
+
+/** etcdctl as USER (files from DIR, the trust file certs/ca.pem), asynchronously, bounded. */
+function etcdctlAsync(user: string, eps: string, args: string[], dir = tree.certs): Promise<{ ok: boolean; stderr: string }> {
+  const env: NodeJS.ProcessEnv = {};
+  for (const [k, v] of Object.entries(process.env)) if (!k.startsWith("ETCDCTL")) env[k] = v;
+  Object.assign(env, { ETCDCTL_API: "3", ETCDCTL_ENDPOINTS: eps, ETCDCTL_CACERT: c("ca.pem"), ETCDCTL_CERT: join(dir, `${user}.pem`), ETCDCTL_KEY: join(dir, `${user}-key.pem`), ETCDCTL_DIAL_TIMEOUT: "3s", ETCDCTL_COMMAND_TIMEOUT: "6s" });
+  return new Promise((resolve) => execFile("etcdctl", args, { env, timeout: 20_000 }, (err, _out, stderr) => resolve({ ok: !err, stderr: String(stderr) })));
+}
+
+interface Traffic {
+  requests: number;
+  ok: number;
+  tls: string[];
+  other: string[];
+}
+
+/** calicoctl: put then get (compared) in a loop through all three endpoints (this worker's first one first). */
+async function worker(first: number, t: Traffic, stopped: () => boolean): Promise<void> {
+  for (let i = 0; !stopped(); i++) {
+    const key = `/calico/ipam/v2/rot-${first}-${i % 20}`;
+    for (const args of [["put", key, `v${i}`], ["get", key, "--print-value-only"]]) {
+      t.requests++;
+      const r = await etcdctlAsync("calicoctl", endpoints(first), args);
+      if (r.ok) t.ok++;
+      else (TLS_REASON.test(r.stderr) ? t.tls : t.other).push(`${args[0]}: ${r.stderr.trim().split("\n").pop()}`);
+    }
+  }
+}
+
+/** Carries out a printed rolling-restart plan: each member in the printed order, restarted, then its health gate. */
+async function rollingRestart(printed: string): Promise<string[]> {
+  const gates = printed.split("\n").filter((l) => /etcdctl --endpoints=https:\/\/HOST:2379 .* endpoint health/.test(l));
+  const order = printed.split("\n").map((l) => /restart (etcd\d)/.exec(l)?.[1]).filter((x): x is string => !!x);
+  expect(order).toEqual(members.map((m) => m.name));
+  expect(gates).toHaveLength(members.length);
+  const ran: string[] = [];
+  for (const [i, name] of order.entries()) {
+    const m = members.find((x) => x.name === name)!;
+    await procs.stop(m.proc!);
+    m.proc = procs.start(m.name, "etcd", memberArgs(m, members, tree.certs, join(tree.dir, "data")));
+    // the printed gate, with the member's address for HOST:2379
+    const words = gates[i].trim().split(/\s+/);
+    const cmd = words.slice(1, words.indexOf("health") + 1).map((w) => w.replace("https://HOST:2379", m.client));
+    const end = Date.now() + 30_000;
+    for (;;) {
+      const r = await new Promise<boolean>((res) => execFile("etcdctl", cmd, { timeout: 10_000 }, (err) => res(!err)));
+      if (r) break;
+      if (Date.now() > end) throw new Error(`${m.name} not healthy after its restart: etcdctl ${cmd.join(" ")}`);
+      await sleep(300);
+    }
+    ran.push(`${m.name}: etcdctl ${cmd.join(" ")}`);
+  }
+  return ran;
+}
+
+const d = haveTool("etcd") && haveTool("etcdctl") ? describe : describe.skip;
+
+d("make ca-rotate-* on a live etcd 3.4 cluster with RBAC, under calicoctl traffic", () => {
+  beforeAll(async () => {
+    await step(async () => {
+      tree = tempTree({ examples: ["calicoctl"] });
+      procs = new Processes(join(tree.dir, "logs"));
+      expect(runMake([], tree).status).toBe(0);
+      const ports = await freePorts(6);
+      for (let i = 0; i < 3; i++) members.push({ name: `etcd${i + 1}`, client: `https://127.0.0.1:${ports[2 * i]}`, peer: `https://127.0.0.1:${ports[2 * i + 1]}` });
+      for (const m of members) m.proc = procs.start(m.name, "etcd", memberArgs(m, members, tree.certs, join(tree.dir, "data")));
+      const end = Date.now() + 60_000;
+      while (etcdctl(tree.certs, "root", endpoints(), ["endpoint", "health"]).status !== 0) {
+        if (Date.now() > end) throw new Error("the cluster did not become healthy");
+        await sleep(300);
+      }
+      const rbac = runMake(["rbac-apply", `ENDPOINTS=${endpoints()}`], tree);
+      expect([rbac.status, rbac.stderr]).toEqual([0, expect.any(String)]);
+    });
+  }, 120_000);
+
+  afterAll(async () => {
+    await procs.stopAll();
+    if (tree) rmSync(tree.dir, { recursive: true, force: true });
+  }, 60_000);
+
+  test("start, rolling restart, reissue, finish, rolling restart: no TLS failure, >= 99% served", () =>
+    step(async () => {
+      // auth is on: calicoctl may write its prefix only
+      expect(etcdctl(tree.certs, "calicoctl", endpoints(), ["put", "/calico/ipam/v2/before", "kept"]).status).toBe(0);
+      const denied = etcdctl(tree.certs, "calicoctl", endpoints(), ["put", "/registry/x", "1"]);
+      expect([denied.status === 0, /permission denied/.test(denied.stderr)]).toEqual([false, true]);
+      // calicoctl's certificate from the old CA, kept aside to try at the end
+      const oldDir = join(tree.dir, "old-client");
+      mkdirSync(oldDir);
+      for (const f of ["calicoctl.pem", "calicoctl-key.pem"]) cpSync(c(f), join(oldDir, f));
+
+      const t: Traffic = { requests: 0, ok: 0, tls: [], other: [] };
+      let stop = false;
+      const started = Date.now();
+      const workers = [0, 1, 2].map((first) => worker(first, t, () => stop));
+      await sleep(1000);
+
+      const start = await makeAsync(["ca-rotate-start"]);
+      expect([start.status, start.stderr]).toEqual([0, ""]);
+      expect(certCount(c("ca.pem"))).toBe(2);
+      const first = await rollingRestart(start.stdout);
+
+      const reissue = await makeAsync(["ca-rotate-reissue"]);
+      expect([reissue.status, reissue.stderr]).toEqual([0, ""]);
+      expect(reissue.stdout).toMatch(/Must restart: .*calicoctl/);
+      await sleep(1500);
+
+      const finish = await makeAsync(["ca-rotate-finish"]);
+      expect([finish.status, finish.stderr]).toEqual([0, ""]);
+      expect(certCount(c("ca.pem"))).toBe(1);
+      const second = await rollingRestart(finish.stdout);
+      await sleep(1000);
+      stop = true;
+      await Promise.all(workers);
+      const seconds = (Date.now() - started) / 1000;
+      console.log(
+        `CA rotation under traffic: ${t.requests} requests (etcdctl as calicoctl, put+get, 3 endpoints) in ${seconds.toFixed(1)} s over 6 member restarts; ${t.ok} ok, ${t.tls.length} failed for a TLS reason, ${t.other.length} failed otherwise (restarts)${t.other.length ? `: ${t.other.slice(0, 4).join("; ")}` : ""}\nhealth gates run: ${[...first, ...second].length}`,
+      );
+      expect(t.tls).toEqual([]);
+      expect(t.requests).toBeGreaterThan(30);
+      expect(t.ok / t.requests).toBeGreaterThanOrEqual(0.99);
+
+      const status = runMake(["ca-rotate-status"], tree);
+      expect(status.stdout).toMatch(/step: none/);
+      // the old CA's client certificate is refused by every member; the new one is served; data kept
+      for (const m of members) {
+        const old = await etcdctlAsync("calicoctl", m.client, ["get", "/calico/ipam/v2/before", "--print-value-only"], oldDir);
+        expect([m.name, old.ok]).toEqual([m.name, false]);
+      }
+      expect(Processes.tail(members[0].proc!, 400) + Processes.tail(members[1].proc!, 400) + Processes.tail(members[2].proc!, 400)).toMatch(/unknown certificate authority|bad certificate|certificate signed by unknown authority/);
+      const kept = etcdctl(tree.certs, "calicoctl", endpoints(), ["get", "/calico/ipam/v2/before", "--print-value-only"]);
+      expect(kept.stdout.trim()).toBe("kept");
+      const health = etcdctl(tree.certs, "root", endpoints(), ["endpoint", "health"]);
+      expect((health.stdout + health.stderr).match(/is healthy/g)).toHaveLength(3);
+      // a plain make afterwards makes nothing
+      expect(runMake([], tree).stdout).toMatch(/made 0,/);
+    }), 150_000);
+});

@@ -1,0 +1,303 @@
+// The phased CA rotation's state, read from the files (tree/signing-ca.ts rotationState), in-process: every step and
+// what make, verify and the CRL do during it; misuse (a step out of order, a missing old CA key, a bundle edited by
+// hand) is one line and changes nothing; SIGKILL in the middle of each step leaves a tree whose status is right and
+// whose step, run again, completes it with every certificate matching its key. openssl is the judge of the chains.
+import { spawn, spawnSync } from "node:child_process";
+import { cpSync, existsSync, readdirSync, readFileSync, rmSync, unlinkSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { describeWith, DIST, runMake, sh, snapshot, tempTree } from "./helpers";
+import { runInProcess } from "./in-process";
+import { rotationState } from "../scripts/lib/tree/signing-ca";
+import { TreeOptions } from "../scripts/lib/tree/targets";
+import { parseCertPem } from "../scripts/lib/x509/certinfo";
+import { importKeyPair } from "../scripts/lib/x509/keys";
+import { TEMP_PREFIX } from "../scripts/lib/tree/output";
+
+const opts = (t: { config: string; certs: string }): TreeOptions => ({ configDir: t.config, certsDir: t.certs, members: ["etcd1", "etcd2", "etcd3"], proxies: ["proxy1"] });
+const args = (t: { config: string; certs: string }) => ["--config-dir", t.config, "--certs-dir", t.certs];
+const tls = (t: { config: string; certs: string }, ...a: string[]) => runInProcess("tls", [...a, ...args(t)]);
+const trees: { dir: string }[] = [];
+afterAll(() => trees.forEach((t) => rmSync(t.dir, { recursive: true, force: true })));
+
+function newTree(users = 0) {
+  const t = tempTree({ examples: ["calicoctl"] });
+  trees.push(t);
+  for (let i = 1; i <= users; i++) writeFileSync(join(t.config, `req-u${i}.json`), JSON.stringify({ CN: `u${i}`, key: { algo: "ecdsa", size: 256 } }));
+  return t;
+}
+
+/** openssl's verdict on a leaf against a CA file (-partial_chain off: the CA file is the trust anchor). */
+const verifies = (caFile: string, leaf: string) => {
+  try {
+    return sh("openssl", ["verify", "-CAfile", caFile, leaf]).trim().endsWith(": OK");
+  } catch {
+    return false;
+  }
+};
+
+const LEAVES = ["etcd1", "etcd2", "etcd3", "proxy1", "calicoctl", "root"];
+
+/** Every NAME.pem in certs/ (rotation files included) has NAME-key.pem beside it holding the same public key. */
+async function checkPairs(certs: string): Promise<number> {
+  let n = 0;
+  for (const f of readdirSync(certs)) {
+    if (!f.endsWith(".pem") || f.endsWith("-key.pem") || f.startsWith(TEMP_PREFIX) || f === "ca-prev.pem" || f === "crl.pem") continue;
+    const name = f.slice(0, -4);
+    const cert = parseCertPem(readFileSync(join(certs, f), "utf8"), f);
+    const key = await importKeyPair(readFileSync(join(certs, `${name}-key.pem`), "utf8"), name);
+    expect([name, key.spki.equals(cert.spki)]).toEqual([name, true]);
+    n++;
+  }
+  return n;
+}
+
+describeWith("openssl")("CA rotation, step by step", () => {
+  test("every step: the state from the files, make makes nothing unexpected, new users signed by the right CA", async () => {
+    const t = newTree();
+    expect((await tls(t, "build")).status).toBe(0);
+    const c = (f: string) => join(t.certs, f);
+    const oldCa = readFileSync(c("ca.pem"), "utf8");
+    expect(rotationState(opts(t)).step).toBe("none");
+
+    const start = await tls(t, "ca-rotate", "start");
+    expect([start.status, start.stderr]).toEqual([0, ""]);
+    expect(start.stdout).toMatch(/etcdctl --endpoints=https:\/\/HOST:2379 --cacert \S+ca\.pem --cert \S+root\.pem --key \S+root-key\.pem endpoint health/);
+    let s = rotationState(opts(t));
+    expect([s.step, s.trust.length, s.leaves.filter((l) => l.by === "old").length]).toEqual(["started", 2, LEAVES.length]);
+    expect(readFileSync(c("ca-prev.pem"), "utf8")).toBe(oldCa);
+    // the bundle trusts both: an old leaf verifies against it, and so will a new one
+    for (const n of LEAVES) expect([n, verifies(c("ca.pem"), c(`${n}.pem`))]).toEqual([n, true]);
+    // start re-issues nothing; a plain build makes nothing; a new user is signed by the OLD CA
+    const before = snapshot(t.certs);
+    expect((await tls(t, "build")).stdout).toMatch(/made 0,/);
+    expect(snapshot(t.certs)).toEqual(before);
+    cpSync(join(t.config, "req-calicoctl.json"), join(t.config, "req-early.json"));
+    writeFileSync(join(t.config, "req-early.json"), readFileSync(join(t.config, "req-early.json"), "utf8").replace('"calicoctl"', '"early"'));
+    expect((await tls(t, "build")).stdout).toMatch(/made 1,/);
+    expect([verifies(c("ca-prev.pem"), c("early.pem")), verifies(c("ca-next.pem"), c("early.pem"))]).toEqual([true, false]);
+    expect((await runInProcess("tls", ["plan", ...args(t)])).stdout).toMatch(/ok +ca +CA rotation in progress/);
+
+    const reissue = await tls(t, "ca-rotate", "reissue");
+    expect([reissue.status, reissue.stderr]).toEqual([0, ""]);
+    expect(reissue.stdout).toMatch(/7 certificate\(s\) re-issued/);
+    s = rotationState(opts(t));
+    expect(s.step).toBe("reissued");
+    for (const n of [...LEAVES, "early"]) expect([n, verifies(c("ca-next.pem"), c(`${n}.pem`)), verifies(c("ca-prev.pem"), c(`${n}.pem`))]).toEqual([n, true, false]);
+    // keys kept
+    expect(existsSync(c("calicoctl-key.pem"))).toBe(true);
+    expect((await tls(t, "build")).stdout).toMatch(/made 0,/);
+    writeFileSync(join(t.config, "req-late.json"), readFileSync(join(t.config, "req-early.json"), "utf8").replace('"early"', '"late"'));
+    expect((await tls(t, "build")).stdout).toMatch(/made 1,/);
+    expect(verifies(c("ca-next.pem"), c("late.pem"))).toBe(true);
+
+    const newCa = readFileSync(c("ca-next.pem"), "utf8");
+    const finish = await tls(t, "ca-rotate", "finish");
+    expect([finish.status, finish.stderr]).toEqual([0, ""]);
+    expect(rotationState(opts(t)).step).toBe("none");
+    expect(readFileSync(c("ca.pem"), "utf8")).toBe(newCa);
+    for (const f of ["ca-next.pem", "ca-next-key.pem", "ca-next.csr", "ca-prev.pem"]) expect([f, existsSync(c(f))]).toEqual([f, false]);
+    const [arch] = readdirSync(c("archive"));
+    expect(arch).toMatch(/^ca-\d{4}-\d{2}-\d{2}-[0-9a-f]+$/);
+    expect(readFileSync(join(c("archive"), arch, "ca.pem"), "utf8")).toBe(oldCa);
+    expect(sh("openssl", ["x509", "-noout", "-pubkey", "-in", join(c("archive"), arch, "ca.pem")])).toBe(sh("openssl", ["pkey", "-pubout", "-in", join(c("archive"), arch, "ca-key.pem")]));
+    for (const n of [...LEAVES, "early", "late"]) expect([n, verifies(c("ca.pem"), c(`${n}.pem`))]).toEqual([n, true]);
+    const after = snapshot(t.certs);
+    expect((await tls(t, "build")).stdout).toMatch(/made 0,/);
+    expect(snapshot(t.certs)).toEqual(after);
+    await checkPairs(t.certs);
+  });
+
+  test("misuse: a step out of order, a missing old CA key, a bundle edited by hand: one line, nothing changed", async () => {
+    const t = newTree();
+    expect((await tls(t, "build")).status).toBe(0);
+    const c = (f: string) => join(t.certs, f);
+    const refused = async (step: string, re: RegExp) => {
+      const before = snapshot(t.certs);
+      const r = await tls(t, "ca-rotate", step);
+      expect([step, r.status, r.stderr.trim().split("\n").length]).toEqual([step, 1, 1]);
+      expect(r.stderr).toMatch(re);
+      expect(r.stderr).not.toMatch(/\n\s+at /);
+      expect(snapshot(t.certs)).toEqual(before);
+    };
+    await refused("reissue", /at step "none"; the next step is make ca-rotate-start/);
+    await refused("finish", /at step "none"; the next step is make ca-rotate-start/);
+    // the old CA key missing
+    const key = readFileSync(c("ca-key.pem"));
+    unlinkSync(c("ca-key.pem"));
+    await refused("start", /ca-key\.pem: the old CA's key is missing/);
+    writeFileSync(c("ca-key.pem"), key, { mode: 0o600 });
+    expect((await tls(t, "ca-rotate", "start")).status).toBe(0);
+    await refused("start", /at step "started"; the next step is make ca-rotate-reissue/);
+    // the all-at-once make rotate is refused while a phased rotation is in progress
+    const before = snapshot(t.certs);
+    const rot = await tls(t, "build", "--rotate");
+    expect([rot.status, rot.stderr]).toEqual([1, expect.stringMatching(/make rotate: a phased CA rotation is in progress \(make ca-rotate-status\); finish it/)]);
+    expect(snapshot(t.certs)).toEqual(before);
+    await refused("finish", /at step "started"; the next step is make ca-rotate-reissue/);
+    // the bundle edited by hand: the CAs swapped, or a third certificate added
+    const bundle = readFileSync(c("ca.pem"), "utf8");
+    writeFileSync(c("ca.pem"), readFileSync(c("ca-next.pem"), "utf8") + readFileSync(c("ca-prev.pem"), "utf8"));
+    await refused("reissue", /ca\.pem: holds 2 certificate\(s\), not the rotation's bundle .*restore it: cat \S+ca-prev\.pem \S+ca-next\.pem > \S+ca\.pem/);
+    await refused("finish", /not the rotation's bundle/);
+    const st = await tls(t, "ca-rotate", "status");
+    expect(st.stdout).toMatch(/not the rotation's bundle/);
+    const mk = await tls(t, "build");
+    expect([mk.status, /not the rotation's bundle/.test(mk.stderr)]).toEqual([1, true]);
+    writeFileSync(c("ca.pem"), bundle + readFileSync(c("etcd1.pem"), "utf8"));
+    await refused("reissue", /holds 3 certificate\(s\)/);
+    writeFileSync(c("ca.pem"), bundle);
+    // the new CA's key missing at reissue
+    const nk = readFileSync(c("ca-next-key.pem"));
+    unlinkSync(c("ca-next-key.pem"));
+    await refused("reissue", /ca-next-key\.pem: the new CA's key is missing/);
+    writeFileSync(c("ca-next-key.pem"), nk, { mode: 0o600 });
+    expect((await tls(t, "ca-rotate", "reissue")).status).toBe(0);
+    await refused("start", /at step "reissued"; the next step is make ca-rotate-finish/);
+    // reissue again at "reissued": nothing left to re-issue
+    const again = await tls(t, "ca-rotate", "reissue");
+    expect([again.status, again.stdout]).toEqual([0, expect.stringMatching(/0 certificate\(s\) re-issued/)]);
+  });
+
+  test("SIGKILL in the middle of each step: status is right, the step run again completes it, every cert matches its key", async () => {
+    const t = newTree(40);
+    expect((await tls(t, "build")).status).toBe(0);
+    const run = (step: string) => {
+      const child = spawn(process.execPath, [join(DIST, "tls.js"), "ca-rotate", step, ...args(t)], { stdio: ["ignore", "pipe", "pipe"] });
+      let out = "";
+      child.stdout.on("data", (d) => (out += d));
+      child.stderr.on("data", (d) => (out += d));
+      return { child, exited: new Promise<number | null>((r) => child.on("exit", (code) => r(code))), output: () => out };
+    };
+    const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+    const seen: string[] = [];
+    const expected: Record<string, string[]> = { start: ["none", "starting", "started"], reissue: ["started", "reissuing", "reissued"], finish: ["reissued", "finishing", "none"] };
+    const done: Record<string, string> = { start: "started", reissue: "reissued", finish: "none" };
+    let kills = 0;
+    for (const step of ["start", "reissue", "finish"]) {
+      // node starts in ~100 ms; the kills walk through the step until one finds it done
+      for (const delay of step === "reissue" ? [150, 300, 450, 600, 800, 1000, 1300, 1700] : [100, 150, 200, 250, 300, 400, 500, 700]) {
+        const r = run(step);
+        await sleep(delay);
+        if (r.child.exitCode === null) {
+          r.child.kill("SIGKILL");
+          kills++;
+        }
+        await r.exited;
+        const s = rotationState(opts(t));
+        seen.push(`${step}@${delay}: ${s.step}`);
+        expect([step, delay, s.problem]).toEqual([step, delay, undefined]);
+        expect([step, delay, expected[step].includes(s.step)]).toEqual([step, delay, true]);
+        const status = await tls(t, "ca-rotate", "status");
+        expect(status.stdout).toContain(`step: ${s.step}`);
+        await checkPairs(t.certs);
+        if (s.step === done[step]) break;
+      }
+      // the step run again completes it
+      if (rotationState(opts(t)).step !== done[step]) {
+        const again = await tls(t, "ca-rotate", step);
+        expect([step, again.status, again.stderr]).toEqual([step, 0, ""]);
+      }
+      expect([step, rotationState(opts(t)).step]).toEqual([step, done[step]]);
+      await checkPairs(t.certs);
+    }
+    console.log(`CA rotation under SIGKILL: ${kills} kills; states seen: ${seen.join(", ")}`);
+    expect(kills).toBeGreaterThan(0);
+    for (const f of readdirSync(t.certs)) if (f.endsWith(".pem") && !f.endsWith("-key.pem") && f !== "ca.pem") expect([f, verifies(join(t.certs, "ca.pem"), join(t.certs, f))]).toEqual([f, true]);
+    expect((await tls(t, "build")).stdout).toMatch(/made 0,/);
+  }, 120_000);
+
+  test("the narrow windows a kill rarely hits: start and finish interrupted between their renames resume", async () => {
+    const t = newTree();
+    expect((await tls(t, "build")).status).toBe(0);
+    const c = (f: string) => join(t.certs, f);
+    // start killed after ca-next.pem's rename, before the bundle's: "starting"; run again, it completes
+    expect((await tls(t, "ca-rotate", "start")).status).toBe(0);
+    writeFileSync(c("ca.pem"), readFileSync(c("ca-prev.pem")));
+    expect(rotationState(opts(t)).step).toBe("starting");
+    expect((await tls(t, "ca-rotate", "status")).stdout).toMatch(/next: make ca-rotate-start \(it was interrupted/);
+    expect((await tls(t, "build")).stdout).toMatch(/made 0,/);
+    expect((await tls(t, "ca-rotate", "reissue")).stderr).toMatch(/at step "starting"; the next step is make ca-rotate-start/);
+    expect((await tls(t, "ca-rotate", "start")).status).toBe(0);
+    expect(rotationState(opts(t)).step).toBe("started");
+    expect((await tls(t, "ca-rotate", "reissue")).status).toBe(0);
+    // finish killed after the new CA became ca.pem / ca-key.pem, before the rotation files were removed: "finishing"
+    const keep = Object.fromEntries(["ca-next.pem", "ca-next-key.pem", "ca-next.csr", "ca-prev.pem"].map((f) => [f, readFileSync(c(f))]));
+    expect((await tls(t, "ca-rotate", "finish")).status).toBe(0);
+    for (const [f, data] of Object.entries(keep)) writeFileSync(c(f), data, { mode: 0o600 });
+    expect(rotationState(opts(t)).step).toBe("finishing");
+    expect((await tls(t, "build")).stdout).toMatch(/made 0,/);
+    // ... and killed between removing the bundle and renaming the new CA in: ca.pem missing
+    unlinkSync(c("ca.pem"));
+    expect(rotationState(opts(t)).step).toBe("finishing");
+    const again = await tls(t, "ca-rotate", "finish");
+    expect([again.status, again.stderr]).toEqual([0, ""]);
+    expect(rotationState(opts(t)).step).toBe("none");
+    expect(readFileSync(c("ca.pem"))).toEqual(keep["ca-next.pem"]);
+    expect(readdirSync(c("archive"))).toHaveLength(1);
+    for (const n of LEAVES) expect([n, verifies(c("ca.pem"), c(`${n}.pem`))]).toEqual([n, true]);
+    await checkPairs(t.certs);
+    expect((await tls(t, "build")).stdout).toMatch(/made 0,/);
+  });
+
+  test("during a rotation: verify, secrets, revoke and the CRL of both CAs, check-expiration's CA warning", async () => {
+    const t = newTree();
+    const c = (f: string) => join(t.certs, f);
+    expect(runMake([], t).status).toBe(0);
+    const ce = runMake(["check-expiration", "CA_WARN_DAYS=36500"], t);
+    expect(ce.status).toBe(0);
+    expect(ce.stderr).toMatch(/warning: \S+ca\.pem: the CA ends on .* \(within CA_WARN_DAYS=36500\); rotate it without an outage: make ca-rotate-start/);
+    expect(runMake(["check-expiration"], t).stderr).not.toMatch(/CA_WARN_DAYS/);
+    expect(runMake(["ca-rotate-start"], t).status).toBe(0);
+    let v = runMake(["verify"], t);
+    expect([v.status, v.stdout]).toEqual([0, expect.stringMatching(/verify: ok/)]);
+    // the Secret's etcd-ca carries the bundle
+    expect(runMake(["secrets", "NAME=calicoctl"], t).status).toBe(0);
+    const ca64 = /etcd-ca: "?([A-Za-z0-9+/=]+)/.exec(readFileSync(c("k8s/calicoctl.yaml"), "utf8"))![1];
+    expect(Buffer.from(ca64, "base64").toString()).toBe(readFileSync(c("ca.pem"), "utf8"));
+    // revoked while the old CA signs, then re-issued: the new CA's CRL still lists the old serial (etcd: serials only)
+    const oldSerial = sh("openssl", ["x509", "-noout", "-serial", "-in", c("proxy1.pem")]).trim().replace("serial=", "").toUpperCase();
+    const saved = { cert: readFileSync(c("etcd1.pem")), key: readFileSync(c("etcd1-key.pem")) };
+    expect(runMake(["revoke", "NAME=proxy1"], t).status).toBe(0);
+    const re = runMake(["ca-rotate-reissue"], t);
+    expect([re.status, re.stderr]).toEqual([0, ""]);
+    // openssl's verdict on the CRL's signature, read from its output ("verify OK" / "verify failure")
+    const crlCheck = (caFile: string) => {
+      const r = spawnSync("openssl", ["crl", "-in", c("crl.pem"), "-noout", "-CAfile", caFile], { encoding: "utf8" });
+      return /verify OK/.test(`${r.stdout}${r.stderr}`) && !/verify fail/i.test(`${r.stdout}${r.stderr}`);
+    };
+    expect([crlCheck(c("ca-next.pem")), crlCheck(c("ca-prev.pem"))]).toEqual([true, false]);
+    expect(runMake(["revoke", "NAME=calicoctl"], t).status).toBe(0);
+    const newSerial = sh("openssl", ["x509", "-noout", "-serial", "-in", c("calicoctl.pem")]).trim().replace("serial=", "").toUpperCase();
+    const listed = sh("openssl", ["crl", "-in", c("crl.pem"), "-noout", "-text"]);
+    expect([listed.includes(oldSerial), listed.includes(newSerial)]).toEqual([true, true]);
+    v = runMake(["verify"], t);
+    expect(v.stdout).toMatch(/verify: ok/);
+    // while re-issuing, a leaf still signed by the old CA of the bundle is a warning, not a problem
+    const newPair = { cert: readFileSync(c("etcd1.pem")), key: readFileSync(c("etcd1-key.pem")) };
+    writeFileSync(c("etcd1.pem"), saved.cert);
+    writeFileSync(c("etcd1-key.pem"), saved.key, { mode: 0o600 });
+    expect(rotationState(opts(t)).step).toBe("reissuing");
+    v = runMake(["verify"], t);
+    expect([v.status, v.stdout, v.stderr]).toEqual([0, expect.stringMatching(/verify: ok/), expect.stringMatching(/warning: \S+etcd1\.pem: is signed by the other CA of the rotation's bundle/)]);
+    writeFileSync(c("etcd1.pem"), newPair.cert);
+    writeFileSync(c("etcd1-key.pem"), newPair.key, { mode: 0o600 });
+    expect(runMake(["ca-rotate-finish"], t).status).toBe(0);
+    expect(crlCheck(c("ca.pem"))).toBe(true);
+    // a leaf of the old CA put back: its CA is not in the trust file
+    writeFileSync(c("etcd1.pem"), saved.cert);
+    writeFileSync(c("etcd1-key.pem"), saved.key, { mode: 0o600 });
+    v = runMake(["verify"], t);
+    expect(v.status).not.toBe(0);
+    expect(v.stdout).toMatch(/etcd1\.pem: is not signed by the CA in \S+ca\.pem/);
+  }, 60_000);
+
+  test("intermediate mode: the phased root rotation is refused in one line", async () => {
+    const t = newTree();
+    cpSync(join(__dirname, "fixtures", "config", "examples", "intermediate-csr.json"), join(t.config, "intermediate-csr.json"));
+    expect((await tls(t, "build")).status).toBe(0);
+    const before = snapshot(t.certs);
+    const r = await tls(t, "ca-rotate", "start");
+    expect([r.status, r.stderr.trim()]).toEqual([1, expect.stringMatching(/^tls-setup: ca-rotate-start: this tree signs with an intermediate CA .*replace the intermediate with make rotate-intermediate; a root rotation in intermediate mode is not supported yet$/)]);
+    expect(snapshot(t.certs)).toEqual(before);
+  });
+});
