@@ -8,6 +8,7 @@ import { X509Certificate } from "node:crypto";
 import { cpSync, existsSync, readFileSync, renameSync, rmSync, unlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { haveTool, runScript, sh, snapshot, tempTree, FIXTURES } from "./helpers";
+import { actions, copyTree, expectActions, make, reason } from "./plan-helpers";
 import { editJson } from "./lifecycle-fixtures";
 import { build } from "../scripts/lib/tree/build";
 import { Action, makePlan, Plan, PlanOptions } from "../scripts/lib/tree/plan";
@@ -41,21 +42,8 @@ beforeAll(async () => {
   await build(opts(base), { fsync: false });
 }, 60_000);
 
-function copy(): Tree {
-  const t = tempTree();
-  rmSync(t.config, { recursive: true });
-  cpSync(base.config, t.config, { recursive: true });
-  cpSync(base.certs, t.certs, { recursive: true });
-  return t;
-}
+const copy = (): Tree => copyTree(base);
 
-const actions = (p: Plan): Record<string, Action> => Object.fromEntries(p.items.map((i) => [i.target.name, i.action]));
-const reason = (p: Plan, name: string): string => p.items.find((i) => i.target.name === name)!.reason;
-const expectActions = (p: Plan, changed: Record<string, Action>) => {
-  expect(p.problems).toEqual([]);
-  expect(actions(p)).toEqual(Object.fromEntries(Object.keys(actions(p)).map((n) => [n, changed[n] ?? "keep"])));
-};
-const make = (...names: string[]): Record<string, Action> => Object.fromEntries(names.map((n) => [n, "make" as Action]));
 const pem = (t: Tree, name: string) => readFileSync(join(t.certs, `${name}.pem`), "utf8");
 const x509 = (text: string) => new X509Certificate(text);
 /** The certificates of a PEM text (each as PEM). */

@@ -8,6 +8,7 @@ import { X509Certificate, createPrivateKey, createPublicKey } from "node:crypto"
 import { appendFileSync, cpSync, existsSync, readFileSync, readdirSync, rmSync, unlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { tempTree } from "./helpers";
+import { actions, copyTree, expectActions, make, reason } from "./plan-helpers";
 import { editJson } from "./lifecycle-fixtures";
 import { build } from "../scripts/lib/tree/build";
 import { Action, decideLeaf, findOrphans, makePlan, Plan, PlanOptions } from "../scripts/lib/tree/plan";
@@ -34,22 +35,8 @@ beforeAll(async () => {
 const opts = (t: { config: string; certs: string }, members = ["etcd1", "etcd2", "etcd3"], proxies = ["proxy1"]): TreeOptions => ({ configDir: t.config, certsDir: t.certs, members, proxies });
 
 /** A fresh copy of the built base tree. */
-function copy(): ReturnType<typeof tempTree> {
-  const t = tempTree();
-  rmSync(t.config, { recursive: true });
-  cpSync(base.config, t.config, { recursive: true });
-  cpSync(base.certs, t.certs, { recursive: true });
-  return t;
-}
+const copy = () => copyTree(base);
 
-const actions = (p: Plan): Record<string, Action> => Object.fromEntries(p.items.map((i) => [i.target.name, i.action]));
-const reason = (p: Plan, name: string): string => p.items.find((i) => i.target.name === name)!.reason;
-/** every target "keep" except those named */
-const expectActions = (p: Plan, changed: Record<string, Action>) => {
-  expect(p.problems).toEqual([]);
-  expect(actions(p)).toEqual(Object.fromEntries(Object.keys(actions(p)).map((n) => [n, changed[n] ?? "keep"])));
-};
-const make = (...names: string[]): Record<string, Action> => Object.fromEntries(names.map((n) => [n, "make" as Action]));
 const bytes = (t: { certs: string }, name: string) => readFileSync(join(t.certs, `${name}.pem`), "utf8") + readFileSync(join(t.certs, `${name}-key.pem`), "utf8");
 
 /** A certificate made outside tls-setup, as `req | bare` (the pasted rule) would: its own key unless one is given. */

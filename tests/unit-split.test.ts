@@ -10,9 +10,10 @@ import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } 
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { haveTool, tempTree } from "./helpers";
+import { actions, copyTree, reason } from "./plan-helpers";
 import { editJson, writeJson } from "./lifecycle-fixtures";
 import { build } from "../scripts/lib/tree/build";
-import { Action, makePlan, Plan } from "../scripts/lib/tree/plan";
+import { makePlan, Plan } from "../scripts/lib/tree/plan";
 import { prune } from "../scripts/lib/tree/prune";
 import { discoverTargets, TreeOptions } from "../scripts/lib/tree/targets";
 import { verifyTree } from "../scripts/lib/lifecycle/verify";
@@ -38,16 +39,8 @@ beforeAll(async () => {
   await build(opts(split, "split"), { fsync: false });
 }, 60_000);
 
-function copy(from: T): T {
-  const t = tempTree();
-  rmSync(t.config, { recursive: true });
-  cpSync(from.config, t.config, { recursive: true });
-  cpSync(from.certs, t.certs, { recursive: true });
-  return t;
-}
+const copy = (from: T): T => copyTree(from);
 
-const actions = (p: Plan): Record<string, Action> => Object.fromEntries(p.items.map((i) => [i.target.name, i.action]));
-const reason = (p: Plan, name: string) => p.items.find((i) => i.target.name === name)!.reason;
 const roles = (p: Plan) => Object.fromEntries(p.items.map((i) => [i.target.name, i.target.role]));
 const cert = (t: T, n: string) => new X509Certificate(readFileSync(join(t.certs, `${n}.pem`)));
 const pem = (t: T, n: string) => readFileSync(join(t.certs, `${n}.pem`), "utf8");
