@@ -2,20 +2,15 @@
 import { join } from "node:path";
 import { readdirSync } from "node:fs";
 import { haveTool, runScript, sh, snapshot, withTools } from "./helpers";
-import { addExpiredUser, certPath, make, openssl509, opensslNotAfter, shortTree, Tree } from "./lifecycle-fixtures";
+import { certPath, expiryTree, make, openssl509, opensslNotAfter, shortTree, Tree } from "./lifecycle-fixtures";
 
 const haveOpenssl = haveTool("openssl");
 const DAY = 86_400_000;
 
 let t: Tree;
 beforeAll(() => {
-  t = shortTree(["calico-node"]);
-  addExpiredUser(t, "old");
-  const r = make(t, []);
-  if (r.status !== 0) throw new Error(r.stderr);
   // a certificate tls-setup did not make, from another (self-signed, non-CA) origin
-  if (haveOpenssl)
-    sh("openssl", ["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-subj", "/CN=foreign", "-days", "400", "-addext", "basicConstraints=critical,CA:FALSE", "-keyout", join(t.certs, "foreign-key.pem"), "-out", join(t.certs, "foreign.pem")]);
+  t = expiryTree({ name: "foreign", subj: "/CN=foreign", extra: ["-addext", "basicConstraints=critical,CA:FALSE"] }, haveOpenssl);
 });
 
 describe("make check-expiration", () => {

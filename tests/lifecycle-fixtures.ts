@@ -43,6 +43,21 @@ export function addExpiredUser(t: Tree, name: string): void {
 /** make in the project root against the tree; asserts nothing. */
 export const make = (t: Tree, targets: string[], extra: string[] = []) => runMake(targets, t, extra);
 
+/**
+ * The expiry reports' tree: a short-lived CA's tree with calico-node and an expired user "old", made; plus, where
+ * openssl is there, NAME.pem: a self-signed P-256 certificate tls-setup did not make (subject SUBJ, openssl's -subj
+ * syntax; EXTRA: more `openssl req` arguments).
+ */
+export function expiryTree(foreign: { name: string; subj: string; extra?: string[] }, haveOpenssl: boolean): Tree {
+  const t = shortTree(["calico-node"]);
+  addExpiredUser(t, "old");
+  const r = make(t, []);
+  if (r.status !== 0) throw new Error(r.stderr);
+  if (haveOpenssl)
+    sh("openssl", ["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-subj", foreign.subj, "-days", "400", ...(foreign.extra ?? []), "-keyout", keyPath(t, foreign.name), "-out", certPath(t, foreign.name)]);
+  return t;
+}
+
 export const certPath = (t: Tree, name: string) => join(t.certs, `${name}.pem`);
 export const keyPath = (t: Tree, name: string) => join(t.certs, `${name}-key.pem`);
 

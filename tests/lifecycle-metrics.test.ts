@@ -5,7 +5,7 @@ import fsp from "node:fs/promises";
 import { spawnSync } from "node:child_process";
 import { join } from "node:path";
 import { describeWith, haveTool, mode, sh, snapshot } from "./helpers";
-import { addExpiredUser, make, openssl509, opensslNotAfter, shortTree, Tree } from "./lifecycle-fixtures";
+import { expiryTree, make, openssl509, opensslNotAfter, Tree } from "./lifecycle-fixtures";
 import { writeMetricsFile } from "../scripts/lib/lifecycle/metrics";
 
 const haveOpenssl = haveTool("openssl");
@@ -15,13 +15,8 @@ const ODD_CN = 'odd "quoted" \\ name';
 
 let t: Tree;
 beforeAll(() => {
-  t = shortTree(["calico-node"]);
-  addExpiredUser(t, "old");
-  const r = make(t, []);
-  if (r.status !== 0) throw new Error(r.stderr);
   // a certificate with a CN that needs escaping in a label value (openssl reads \\ in -subj as one backslash)
-  if (haveOpenssl)
-    sh("openssl", ["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-subj", `/CN=${ODD_CN.replace(/\\/g, "\\\\")}`, "-days", "400", "-keyout", join(t.certs, "odd-key.pem"), "-out", join(t.certs, "odd.pem")]);
+  t = expiryTree({ name: "odd", subj: `/CN=${ODD_CN.replace(/\\/g, "\\\\")}` }, haveOpenssl);
 });
 
 interface Sample {
