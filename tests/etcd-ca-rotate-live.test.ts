@@ -10,6 +10,7 @@ import { cpSync, mkdirSync, readFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { haveTool, runMake, tempTree } from "./helpers";
 import { etcdctl, freePorts, Member, memberArgs, Processes, sleep } from "./etcd-cluster";
+import { getEquals, put, userFiles } from "./etcd-grpc";
 
 let tree: ReturnType<typeof tempTree>;
 let procs = new Processes("/nonexistent");
@@ -17,7 +18,6 @@ const members: Member[] = [];
 const c = (f: string) => join(tree.certs, f);
 const endpoints = (first = 0) => [...members.slice(first), ...members.slice(0, first)].map((m) => m.client).join(",");
 const certCount = (file: string) => (readFileSync(file, "utf8").match(/BEGIN CERTIFICATE/g) ?? []).length;
-const TLS_REASON = /x509|certificate|unknown authority|handshake|tls:/i;
 
 async function step(fn: () => unknown | Promise<unknown>): Promise<void> {
   try {
@@ -41,14 +41,6 @@ function makeAsync(args: string[]): Promise<{ status: number | null; stdout: str
   });
 }
 
-/** etcdctl as USER (files from DIR, the trust file certs/ca.pem), asynchronously, bounded. */
-function etcdctlAsync(user: string, eps: string, args: string[], dir = tree.certs): Promise<{ ok: boolean; stderr: string }> {
-  const env: NodeJS.ProcessEnv = {};
-  for (const [k, v] of Object.entries(process.env)) if (!k.startsWith("ETCDCTL")) env[k] = v;
-  Object.assign(env, { ETCDCTL_API: "3", ETCDCTL_ENDPOINTS: eps, ETCDCTL_CACERT: c("ca.pem"), ETCDCTL_CERT: join(dir, `${user}.pem`), ETCDCTL_KEY: join(dir, `${user}-key.pem`), ETCDCTL_DIAL_TIMEOUT: "3s", ETCDCTL_COMMAND_TIMEOUT: "6s" });
-  return new Promise((resolve) => execFile("etcdctl", args, { env, timeout: 20_000 }, (err, _out, stderr) => resolve({ ok: !err, stderr: String(stderr) })));
-}
-
 interface Traffic {
   requests: number;
   ok: number;
@@ -56,16 +48,23 @@ interface Traffic {
   other: string[];
 }
 
-/** calicoctl: put then get (compared) in a loop through all three endpoints (this worker's first one first). */
+/**
+ * calicoctl: put then get (compared) in a loop through all three endpoints (this worker's first one first), each
+ * request a new TLS connection with calicoctl's files and the trust file read again (tests/etcd-grpc.ts).
+ */
 async function worker(first: number, t: Traffic, stopped: () => boolean): Promise<void> {
+  const eps = () => endpoints(first).split(",");
   for (let i = 0; !stopped(); i++) {
     const key = `/calico/ipam/v2/rot-${first}-${i % 20}`;
-    for (const args of [["put", key, `v${i}`], ["get", key, "--print-value-only"]]) {
+    const files = userFiles(tree.certs, "calicoctl", c("ca.pem"));
+    for (const call of [() => put(eps(), files, key, `v${i}`), () => getEquals(eps(), files, key, `v${i}`)]) {
       t.requests++;
-      const r = await etcdctlAsync("calicoctl", endpoints(first), args);
+      const r = await call();
       if (r.ok) t.ok++;
-      else (TLS_REASON.test(r.stderr) ? t.tls : t.other).push(`${args[0]}: ${r.stderr.trim().split("\n").pop()}`);
+      else (r.tls ? t.tls : t.other).push(r.error);
     }
+    // a steady client, not a load test: about 6 requests a second per worker (the CPU goes to the other tests)
+    await sleep(300);
   }
 }
 
@@ -161,7 +160,7 @@ d("make ca-rotate-* on a live etcd 3.4 cluster with RBAC, under calicoctl traffi
       await Promise.all(workers);
       const seconds = (Date.now() - started) / 1000;
       console.log(
-        `CA rotation under traffic: ${t.requests} requests (etcdctl as calicoctl, put+get, 3 endpoints) in ${seconds.toFixed(1)} s over 6 member restarts; ${t.ok} ok, ${t.tls.length} failed for a TLS reason, ${t.other.length} failed otherwise (restarts)${t.other.length ? `: ${t.other.slice(0, 4).join("; ")}` : ""}\nhealth gates run: ${[...first, ...second].length}`,
+        `CA rotation under traffic: ${t.requests} requests (gRPC as calicoctl, put+get, a new TLS connection each, 3 endpoints) in ${seconds.toFixed(1)} s over 6 member restarts; ${t.ok} ok, ${t.tls.length} failed for a TLS reason, ${t.other.length} failed otherwise (restarts)${t.other.length ? `: ${t.other.slice(0, 4).join("; ")}` : ""}\nhealth gates run: ${[...first, ...second].length}`,
       );
       expect(t.tls).toEqual([]);
       expect(t.requests).toBeGreaterThan(30);
@@ -171,8 +170,8 @@ d("make ca-rotate-* on a live etcd 3.4 cluster with RBAC, under calicoctl traffi
       expect(status.stdout).toMatch(/step: none/);
       // the old CA's client certificate is refused by every member; the new one is served; data kept
       for (const m of members) {
-        const old = await etcdctlAsync("calicoctl", m.client, ["get", "/calico/ipam/v2/before", "--print-value-only"], oldDir);
-        expect([m.name, old.ok]).toEqual([m.name, false]);
+        const old = await getEquals([m.client], userFiles(oldDir, "calicoctl", c("ca.pem")), "/calico/ipam/v2/before", "kept");
+        expect([m.name, old.ok, old.tls]).toEqual([m.name, false, true]);
       }
       expect(Processes.tail(members[0].proc!, 400) + Processes.tail(members[1].proc!, 400) + Processes.tail(members[2].proc!, 400)).toMatch(/unknown certificate authority|bad certificate|certificate signed by unknown authority/);
       const kept = etcdctl(tree.certs, "calicoctl", endpoints(), ["get", "/calico/ipam/v2/before", "--print-value-only"]);

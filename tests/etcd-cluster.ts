@@ -1,7 +1,7 @@
 // A throwaway etcd 3.4 cluster on 127.0.0.1 for the end-to-end tests: members and the gRPC proxy run with the
 // tree's certificates, on ports the OS hands out; every process is tracked so afterAll can stop it, and each logs
 // to a file whose last lines go into failure messages.
-import { ChildProcess, spawn, spawnSync } from "node:child_process";
+import { ChildProcess, execFile, spawn, spawnSync } from "node:child_process";
 import { closeSync, mkdirSync, openSync, readFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { join } from "node:path";
@@ -129,11 +129,10 @@ export interface Ctl {
   stderr: string;
 }
 
-/** etcdctl as USER (its certificate from certs/) against the endpoints; bounded by a timeout. */
-export function etcdctl(certs: string, user: string, endpoints: string, args: string[], timeoutMs = 20_000): Ctl {
+function etcdctlEnv(certs: string, user: string, endpoints: string): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = {};
   for (const [k, v] of Object.entries(process.env)) if (!k.startsWith("ETCDCTL")) env[k] = v;
-  Object.assign(env, {
+  return Object.assign(env, {
     ETCDCTL_API: "3",
     ETCDCTL_ENDPOINTS: endpoints,
     ETCDCTL_CACERT: join(certs, "ca.pem"),
@@ -142,15 +141,28 @@ export function etcdctl(certs: string, user: string, endpoints: string, args: st
     ETCDCTL_DIAL_TIMEOUT: "3s",
     ETCDCTL_COMMAND_TIMEOUT: "5s",
   });
-  const r = spawnSync("etcdctl", args, { env, encoding: "utf8", timeout: timeoutMs });
+}
+
+/** etcdctl as USER (its certificate from certs/) against the endpoints; bounded by a timeout. */
+export function etcdctl(certs: string, user: string, endpoints: string, args: string[], timeoutMs = 20_000): Ctl {
+  const r = spawnSync("etcdctl", args, { env: etcdctlEnv(certs, user, endpoints), encoding: "utf8", timeout: timeoutMs });
   return { status: r.status, stdout: r.stdout ?? "", stderr: r.stderr ?? "" };
 }
 
+/** etcdctl as above without blocking the test's event loop (for waits that run side by side). */
+export function etcdctlAsync(certs: string, user: string, endpoints: string, args: string[], timeoutMs = 20_000): Promise<Ctl> {
+  return new Promise((resolve) =>
+    execFile("etcdctl", args, { env: etcdctlEnv(certs, user, endpoints), encoding: "utf8", timeout: timeoutMs }, (err, stdout, stderr) =>
+      resolve({ status: err ? (typeof err.code === "number" ? err.code : 1) : 0, stdout: stdout ?? "", stderr: stderr ?? "" }),
+    ),
+  );
+}
+
 /** Retries until ok() or the deadline; returns the last result. */
-export async function waitFor<T>(what: string, attempt: () => T, ok: (t: T) => boolean, deadlineMs = 60_000): Promise<T> {
+export async function waitFor<T>(what: string, attempt: () => T | Promise<T>, ok: (t: T) => boolean, deadlineMs = 60_000): Promise<T> {
   const end = Date.now() + deadlineMs;
   for (;;) {
-    const r = attempt();
+    const r = await attempt();
     if (ok(r)) return r;
     if (Date.now() > end) throw new Error(`timed out waiting for ${what}: ${JSON.stringify(r)}`);
     await sleep(300);

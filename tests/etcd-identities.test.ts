@@ -7,7 +7,7 @@
 import { readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { haveTool, runMake, runScript, tempTree } from "./helpers";
-import { etcdctl, freePorts, Member, memberArgs, Processes, sleep, waitFor } from "./etcd-cluster";
+import { etcdctlAsync, freePorts, Member, memberArgs, Processes, sleep, waitFor } from "./etcd-cluster";
 
 const haveEtcd = haveTool("etcd") && haveTool("etcdctl");
 const d = haveEtcd ? describe : describe.skip;
@@ -45,13 +45,14 @@ async function scenario(t: Tree, cluster: Record<string, unknown>, flag: string[
     const ports = await freePorts(6);
     const members: Member[] = [1, 2, 3].map((i) => ({ name: `etcd${i}`, client: `https://127.0.0.1:${ports[2 * i - 2]}`, peer: `https://127.0.0.1:${ports[2 * i - 1]}` }));
     for (const m of members) m.proc = procs.start(m.name, "etcd", memberArgs(m, members, t.certs, join(t.dir, "data"), flag));
-    const health = (m: Member) => etcdctl(t.certs, "root", m.client, ["endpoint", "health"]).status === 0;
-    await waitFor("etcd1 and etcd2 to be healthy", () => [health(members[0]), health(members[1])], (r) => r.every(Boolean), 90_000);
+    const health = async (m: Member) => (await etcdctlAsync(t.certs, "root", m.client, ["endpoint", "health"])).status === 0;
+    await waitFor("etcd1 and etcd2 to be healthy", () => Promise.all([health(members[0]), health(members[1])]), (r) => r.every(Boolean), 90_000);
     const refused = () => ["etcd1", "etcd2"].some((n) => Processes.tail(procs.all.find((p) => p.name === n)!, 400).includes("client certificate authentication failed"));
     const refusedInLogs = await waitFor("etcd1 or etcd2 to log the refusal of etcd3", refused, Boolean, 30_000).catch(() => false);
     // etcd3 had as long as the others; give it a few more seconds to show that it does not come up
     await sleep(3000);
-    const healthy = members.filter(health).map((m) => m.name);
+    const up = await Promise.all(members.map(health));
+    const healthy = members.filter((_, i) => up[i]).map((m) => m.name);
     return { verify: { status: v.status, problems }, healthy, unhealthy: members.map((m) => m.name).filter((n) => !healthy.includes(n)), refusedInLogs, logs: procs.logs() };
   } finally {
     await procs.stopAll();
@@ -72,7 +73,8 @@ d("etcd 3.4's allowed peer identities, and verify's prediction", () => {
     for (const t of trees) rmSync(t.dir, { recursive: true, force: true });
   });
 
-  test("--peer-cert-allowed-cn etcd: our members (CN etcd) are accepted; etcd3 with CN intruder is refused; verify flags exactly etcd3", async () => {
+  // the two scenarios are independent clusters that mostly wait on etcd: side by side
+  test.concurrent("--peer-cert-allowed-cn etcd: our members (CN etcd) are accepted; etcd3 with CN intruder is refused; verify flags exactly etcd3", async () => {
     const t = tempTree();
     trees.push(t);
     const o = await scenario(t, { peer_cert_allowed_cn: "etcd" }, ["--peer-cert-allowed-cn", "etcd"], (j) => (j.CN = "intruder"));
@@ -83,7 +85,7 @@ d("etcd 3.4's allowed peer identities, and verify's prediction", () => {
     ]);
   }, 200_000);
 
-  test("--peer-cert-allowed-hostname localhost: etcd3 whose SANs lack localhost is refused; verify flags etcd3 for it, the others pass", async () => {
+  test.concurrent("--peer-cert-allowed-hostname localhost: etcd3 whose SANs lack localhost is refused; verify flags etcd3 for it, the others pass", async () => {
     const t = tempTree();
     trees.push(t);
     const o = await scenario(t, { peer_cert_allowed_hostname: "localhost" }, ["--peer-cert-allowed-hostname", "localhost"], (j) => (j.hosts = ["127.0.0.1", "etcd3.example"]));
