@@ -10,7 +10,7 @@ import { cpSync, mkdirSync, readFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { haveTool, runMake, tempTree } from "./helpers";
 import { etcdctl, freePorts, Member, memberArgs, Processes, sleep } from "./etcd-cluster";
-import { getEquals, put, userFiles } from "./etcd-grpc";
+import { getEquals, put, userFiles, waitHealthy } from "./etcd-grpc";
 
 let tree: ReturnType<typeof tempTree>;
 let procs = new Processes("/nonexistent");
@@ -109,11 +109,7 @@ d("make ca-rotate-* on a live etcd 3.4 cluster with RBAC, under calicoctl traffi
       const ports = await freePorts(6);
       for (let i = 0; i < 3; i++) members.push({ name: `etcd${i + 1}`, client: `https://127.0.0.1:${ports[2 * i]}`, peer: `https://127.0.0.1:${ports[2 * i + 1]}` });
       for (const m of members) m.proc = procs.start(m.name, "etcd", memberArgs(m, members, tree.certs, join(tree.dir, "data")));
-      const end = Date.now() + 60_000;
-      while (etcdctl(tree.certs, "root", endpoints(), ["endpoint", "health"]).status !== 0) {
-        if (Date.now() > end) throw new Error("the cluster did not become healthy");
-        await sleep(300);
-      }
+      await waitHealthy(tree.certs, members.map((m) => m.client));
       const rbac = runMake(["rbac-apply", `ENDPOINTS=${endpoints()}`], tree);
       expect([rbac.status, rbac.stderr]).toEqual([0, expect.any(String)]);
     });

@@ -5,6 +5,7 @@ import { readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { describeWith, mode, runMake, sh, tempTree } from "./helpers";
 import { etcdctl, freePorts, Member, memberArgs, Proc, Processes, waitFor } from "./etcd-cluster";
+import { waitHealthy } from "./etcd-grpc";
 
 const EXAMPLES = ["calico-node", "calico-cni", "calico-kube-controllers", "calicoctl", "calicoctl-readonly", "kube-apiserver"];
 const ODD_PREFIXES = [`/it's "odd" $(x) \`y\` \\ *;/`, "-dash/"];
@@ -79,7 +80,7 @@ d("a real etcd 3.4 cluster with the tree's certificates", () => {
         const extra = m.name === "etcd3" ? ["--client-crl-file", join(certs, "crl.pem")] : [];
         m.proc = procs.start(m.name, "etcd", memberArgs(m, members, certs, join(tree.dir, "data"), extra));
       }
-      await waitFor("the cluster to be healthy", () => etcdctl(certs, "root", allEndpoints(), ["endpoint", "health"]), (r) => r.status === 0);
+      await waitHealthy(certs, members.map((m) => m.client));
     });
   }, 120_000);
 

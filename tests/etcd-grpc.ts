@@ -164,3 +164,25 @@ export async function getEquals(endpoints: string[], files: ClientFiles, key: st
   const got = kvs.length ? ((pbFields(kvs[0]).get(5)?.[0] as Buffer | undefined)?.toString() ?? "") : undefined;
   return got === value ? r : { ok: false, error: `read ${JSON.stringify(got)} for ${key}, expected ${JSON.stringify(value)}`, tls: false };
 }
+
+/**
+ * Whether a member serves as `etcdctl endpoint health` judges it: a linearizable read of the key "health" is
+ * answered (a permission error counts as answered, as in etcdctl: the member and its leader are there). Fails fast
+ * on a member not listening yet, where etcdctl waits out its dial timeout.
+ */
+export async function memberHealthy(endpoint: string, files: ClientFiles): Promise<boolean> {
+  const r = await grpcCall(endpoint, files, "Range", bytesField(1, Buffer.from("health")), 3000);
+  return r.ok || /^grpc-status 7:/.test(r.error);
+}
+
+/** Waits until every endpoint is healthy (memberHealthy, as root of the tree in CERTS); throws after the deadline. */
+export async function waitHealthy(certs: string, endpoints: string[], deadlineMs = 60_000): Promise<void> {
+  const files = userFiles(certs, "root", join(certs, "ca.pem"));
+  const end = Date.now() + deadlineMs;
+  for (;;) {
+    const up = await Promise.all(endpoints.map((e) => memberHealthy(e, files)));
+    if (up.every(Boolean)) return;
+    if (Date.now() > end) throw new Error(`timed out waiting for ${endpoints.filter((_, i) => !up[i]).join(", ")} to be healthy`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}

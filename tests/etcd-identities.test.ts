@@ -7,7 +7,8 @@
 import { readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { haveTool, runMake, runScript, tempTree } from "./helpers";
-import { etcdctlAsync, freePorts, Member, memberArgs, Processes, sleep, waitFor } from "./etcd-cluster";
+import { freePorts, Member, memberArgs, Processes, sleep, waitFor } from "./etcd-cluster";
+import { memberHealthy, userFiles } from "./etcd-grpc";
 
 const haveEtcd = haveTool("etcd") && haveTool("etcdctl");
 const d = haveEtcd ? describe : describe.skip;
@@ -45,7 +46,8 @@ async function scenario(t: Tree, cluster: Record<string, unknown>, flag: string[
     const ports = await freePorts(6);
     const members: Member[] = [1, 2, 3].map((i) => ({ name: `etcd${i}`, client: `https://127.0.0.1:${ports[2 * i - 2]}`, peer: `https://127.0.0.1:${ports[2 * i - 1]}` }));
     for (const m of members) m.proc = procs.start(m.name, "etcd", memberArgs(m, members, t.certs, join(t.dir, "data"), flag));
-    const health = async (m: Member) => (await etcdctlAsync(t.certs, "root", m.client, ["endpoint", "health"])).status === 0;
+    const rootFiles = userFiles(t.certs, "root", join(t.certs, "ca.pem"));
+    const health = (m: Member) => memberHealthy(m.client, rootFiles);
     await waitFor("etcd1 and etcd2 to be healthy", () => Promise.all([health(members[0]), health(members[1])]), (r) => r.every(Boolean), 90_000);
     const refused = () => ["etcd1", "etcd2"].some((n) => Processes.tail(procs.all.find((p) => p.name === n)!, 400).includes("client certificate authentication failed"));
     const refusedInLogs = await waitFor("etcd1 or etcd2 to log the refusal of etcd3", refused, Boolean, 30_000).catch(() => false);

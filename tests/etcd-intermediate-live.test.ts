@@ -9,7 +9,8 @@ import { execFile, spawnSync } from "node:child_process";
 import { cpSync, readFileSync, renameSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { FIXTURES, haveTool, runMake, tempTree } from "./helpers";
-import { etcdctl, freePorts, Member, memberArgs, Processes, sleep, waitFor } from "./etcd-cluster";
+import { etcdctl, freePorts, Member, memberArgs, Processes, sleep } from "./etcd-cluster";
+import { waitHealthy } from "./etcd-grpc";
 
 const haveEtcd = haveTool("etcd") && haveTool("etcdctl") && haveTool("openssl");
 const USERS = ["calicoctl", "calicoctl-readonly"];
@@ -82,7 +83,7 @@ d("an intermediate tree run by a real etcd 3.4 cluster; the intermediate replace
       const ports = await freePorts(6);
       for (let i = 0; i < 3; i++) members.push({ name: `etcd${i + 1}`, client: `https://127.0.0.1:${ports[2 * i]}`, peer: `https://127.0.0.1:${ports[2 * i + 1]}` });
       for (const m of members) m.proc = procs.start(m.name, "etcd", memberArgs(m, members, tree.certs, join(tree.dir, "data")));
-      await waitFor("the cluster to be healthy", () => etcdctl(tree.certs, "root", endpoints(), ["endpoint", "health"]), (r) => r.status === 0);
+      await waitHealthy(tree.certs, members.map((m) => m.client));
       const rbac = runMake(["rbac-apply", `ENDPOINTS=${endpoints()}`], tree);
       expect(rbac.status).toBe(0);
     });

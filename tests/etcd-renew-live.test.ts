@@ -8,7 +8,8 @@ import { connect } from "node:tls";
 import { readFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { describeWith, runMake, sh, tempTree } from "./helpers";
-import { etcdctl, freePorts, Member, memberArgs, Processes, sleep, waitFor } from "./etcd-cluster";
+import { etcdctl, freePorts, Member, memberArgs, Processes, sleep } from "./etcd-cluster";
+import { waitHealthy } from "./etcd-grpc";
 
 const LEAVES = ["etcd1", "etcd2", "etcd3", "proxy1", "root", "calicoctl"];
 
@@ -104,7 +105,7 @@ d("make renew of every leaf while a real etcd 3.4 cluster serves traffic", () =>
     for (let i = 0; i < 3; i++) members.push({ name: `etcd${i + 1}`, client: `https://127.0.0.1:${ports[2 * i]}`, peer: `https://127.0.0.1:${ports[2 * i + 1]}` });
     // every member reads the DER CRL (the file etcd 3.6 needs; 3.4 reads it with x509.ParseCRL)
     for (const m of members) m.proc = procs.start(m.name, "etcd", memberArgs(m, members, tree.certs, join(tree.dir, "data"), ["--client-crl-file", c("crl.der"), "--peer-crl-file", c("crl.der")]));
-    await waitFor("the cluster to be healthy", () => etcdctl(tree.certs, "root", members.map((m) => m.client).join(","), ["endpoint", "health"]), (r) => r.status === 0);
+    await waitHealthy(tree.certs, members.map((m) => m.client));
   }, 120_000);
 
   afterAll(async () => {
