@@ -14,6 +14,12 @@ export interface Parsed<T> {
   problems: Problem[];
 }
 
+/**
+ * The same shape for a listing (the targets of a config directory, its users), whose value is useful even when some
+ * entries are wrong: every good entry in value, and one problem for each bad one.
+ */
+export type Listed<T> = Parsed<T> & { value: T };
+
 /** A parse that failed for one reason. */
 export const failed = <T>(problem: Problem): Parsed<T> => ({ problems: [problem] });
 

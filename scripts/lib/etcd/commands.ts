@@ -22,7 +22,7 @@ export function etcdUsers(o: TreeOptions): { users: EtcdUser[]; skipped: string[
   if (loaded.problems.length) throw UserError.fromProblems(loaded.problems);
   const users: EtcdUser[] = [];
   const skipped: string[] = [];
-  for (const u of loaded.users) {
+  for (const u of loaded.value) {
     if (u.etcd) users.push({ name: u.request.cn, file: u.target.configFile, access: u.etcd });
     else if (u.request.cn === ROOT_USER) users.push({ name: ROOT_USER, file: u.target.configFile, access: { readwrite: [], read: [], roles: [] } });
     else skipped.push(u.target.configFile);

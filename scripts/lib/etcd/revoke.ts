@@ -81,7 +81,7 @@ function certFileFor(o: TreeOptions, name: string): string {
   if (name === INTERMEDIATE_NAME && findSigningCa(o).parent) throw new UserError(`NAME: "intermediate" is the intermediate CA that signs the CRL; replace it with "make rotate-intermediate" (the root key is needed; every leaf is re-issued)`);
   const file = certPaths(o.certsDir, name).cert;
   if (existsSync(file)) return file;
-  const known = discoverTargets(o).targets.filter((t) => !isCaRole(t.role)).map((t) => t.name);
+  const known = discoverTargets(o).value.targets.filter((t) => !isCaRole(t.role)).map((t) => t.name);
   if (known.includes(name)) throw new UserError(`${file}: does not exist; there is no certificate of ${JSON.stringify(name)} to revoke`);
   throw new UserError(`NAME: ${JSON.stringify(name)} is not a certificate of this tree; known: ${known.join(", ")}`);
 }

@@ -119,7 +119,7 @@ export function inspectCommand(o: TreeOptions, opts: { name?: string; format: Fo
   }
   const inFile = certBlocks(readFileSync(file, "utf8")).slice(1).map((der) => nameString(parseCertDer(der).subjectDer));
   const inTree = resolve(dirname(file)) === resolve(o.certsDir);
-  const role = !inTree ? "unknown" : readAllStamps(o.certsDir).get(name)?.role ?? discoverTargets(o).targets.find((t) => t.name === name)?.role ?? "unknown";
+  const role = !inTree ? "unknown" : readAllStamps(o.certsDir).get(name)?.role ?? discoverTargets(o).value.targets.find((t) => t.name === name)?.role ?? "unknown";
   const d = describeCert(facts, { name, file, role, chainsTo, chainPath: path, chainInFile: inFile, now: new Date() });
   if (opts.format === "json") out(JSON.stringify(d, null, 2));
   else for (const l of formatDescription(d)) out(l);

@@ -112,12 +112,12 @@ export async function writeSecrets(o: TreeOptions, opts: SecretsOptions = {}): P
   if (nsProblem) throw new UserError(nsProblem);
   const loaded = loadUsers(o);
   if (loaded.problems.length) throw UserError.fromProblems(loaded.problems);
-  const users = loaded.users.map((u) => u.target.name);
+  const users = loaded.value.map((u) => u.target.name);
   if (opts.user !== undefined && !users.includes(opts.user)) throw new UserError(`NAME: ${JSON.stringify(opts.user)} is not an etcd user of ${o.configDir} (one req-<user>.json each); known: ${users.join(", ") || "none"}`);
   if (!users.length) throw new UserError(`${o.configDir}: has no req-<user>.json, so there is no user to make a Secret for; add one (see config/examples/)`);
   const leftOut: LeftOut[] = [];
   const rootWhy = new Map<string, string>();
-  for (const u of loaded.users) {
+  for (const u of loaded.value) {
     const why = rootReason(u.request.cn, u.etcd?.roles);
     if (why) rootWhy.set(u.target.name, why);
     if (why && opts.user === undefined) leftOut.push({ user: u.target.name, why });

@@ -39,7 +39,7 @@ export function planCommand(o: TreeOptions, opts: { names?: boolean; caOnly?: bo
 /** The certificate an output file belongs to: certs/NAME.pem, certs/NAME-key.pem or certs/NAME.csr. */
 export function nameForFile(o: TreeOptions, file: string): string {
   const base = basename(file).replace(/\.(pem|csr)$/, "");
-  const names = new Set(discoverTargets(o).targets.map((t) => t.name));
+  const names = new Set(discoverTargets(o).value.targets.map((t) => t.name));
   if (names.has(base)) return base;
   const stripped = base.replace(/-key$/, "");
   if (names.has(stripped)) return stripped;

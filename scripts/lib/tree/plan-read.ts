@@ -5,7 +5,7 @@
 import { createPublicKey } from "node:crypto";
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import { isUserError, Problem } from "../common/errors";
+import { isUserError, Listed, Problem } from "../common/errors";
 import { field, fieldKey } from "../config/gojson";
 import { readJsonObjectFile } from "../config/config-files";
 import { CertRequest, KeySpec, parseRequest } from "../config/request";
@@ -190,7 +190,10 @@ const differs = (f: FileHashes, s: Stamp | undefined) => !s || f.cert !== s.file
 export function readPlanInputs(o: TreeOptions, ro: ReadOptions = {}): PlanInputs {
   const problems: Problem[] = [];
   const warnings: string[] = [];
-  const { targets: all, problems: tp, warnings: tw, layout, settings: cluster } = discoverTargets(o);
+  const {
+    value: { targets: all, warnings: tw, layout, settings: cluster },
+    problems: tp,
+  } = discoverTargets(o);
   problems.push(...tp);
   warnings.push(...tw);
   const stamps = readAllStamps(o.certsDir);
@@ -282,18 +285,27 @@ export function readPlanInputs(o: TreeOptions, ro: ReadOptions = {}): PlanInputs
   return { options: o, rotation, layout, cluster, targets, signer, intermediate: signer.parent ? caFacts.get(signer.name) : undefined, allNames: new Set(all.map((t) => t.name)), requests, signing, signingFile, problems, warnings, stamps, files, ca, found, certKeys, exists, stampedWithCert, caTokenKey: caKey?.token && formatPkcs11Uri(caKey.token.uri, { query: false }), now: ro.now ?? new Date() };
 }
 
-/** The user configs of a tree, parsed and validated, without looking at any certificate (for `make rbac`). */
-export function loadUsers(o: TreeOptions): { users: { target: Target; request: CertRequest; etcd?: EtcdAccess }[]; problems: Problem[] } {
+export interface LoadedUser {
+  target: Target;
+  request: CertRequest;
+  etcd?: EtcdAccess;
+}
+
+/** The user configs of a tree, parsed and validated, without looking at any certificate (for `make rbac`, secrets). */
+export function loadUsers(o: TreeOptions): Listed<LoadedUser[]> {
   const problems: Problem[] = [];
   const warnings: string[] = [];
-  const { targets, problems: tp } = discoverTargets(o);
+  const {
+    value: { targets },
+    problems: tp,
+  } = discoverTargets(o);
   problems.push(...tp);
-  const users: { target: Target; request: CertRequest; etcd?: EtcdAccess }[] = [];
+  const users: LoadedUser[] = [];
   for (const t of targets) {
     if (t.role !== "user") continue;
     const l = loadRequestFor(t, problems, warnings);
     if (l.request) users.push({ target: t, request: l.request, etcd: l.etcd });
   }
-  return { users, problems };
+  return { value: users, problems };
 }
 

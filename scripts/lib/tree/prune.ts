@@ -29,7 +29,10 @@ export async function prune(o: TreeOptions, opts: { log?: (line: string) => void
   if (!existsSync(o.certsDir)) return [];
   const lock = await acquireLock(o.certsDir, { onWait: (pid) => log(`waiting for another tls-setup run (pid ${pid}) on ${o.certsDir}...`) });
   try {
-    const { targets, problems } = discoverTargets(o);
+    const {
+      value: { targets },
+      problems,
+    } = discoverTargets(o);
     if (problems.length) throw UserError.fromProblems(problems);
     const stamps = readAllStamps(o.certsDir);
     const withCert = new Set([...stamps.keys()].filter((n) => existsSync(bundlePaths(join(o.certsDir, n)).cert)));

@@ -128,7 +128,7 @@ export function rotationState(o: TreeOptions, withLeaves = true): RotationState 
     return { ...base, step: "started", problem: `${rp.trust.cert}: holds ${trust.length} certificate(s), not the rotation's bundle (${rp.prev} then ${rp.next.cert}); edited by hand? restore it: cat ${rp.prev} ${rp.next.cert} > ${rp.trust.cert}` };
   const leaves: RotationLeaf[] = [];
   if (withLeaves) {
-    for (const t of discoverTargets(o).targets) {
+    for (const t of discoverTargets(o).value.targets) {
       if (isCaRole(t.role)) continue;
       const file = certPaths(o.certsDir, t.name).cert;
       const c = existsSync(file) ? readCerts(file)[0] : undefined;

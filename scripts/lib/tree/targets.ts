@@ -7,7 +7,7 @@
 
 import { existsSync, readdirSync } from "node:fs";
 import { join } from "node:path";
-import { Problem } from "../common/errors";
+import { Listed, Problem } from "../common/errors";
 import { errnoCode, readFailure } from "../common/fs-errors";
 import { readJsonObjectFile } from "../config/config-files";
 import { ClusterSettings, clusterFile, MemberCerts, NO_SETTINGS, parseClusterSettings } from "../config/etcd-cluster";
@@ -75,16 +75,16 @@ export const intermediateConfig = (o: TreeOptions) => join(o.configDir, "interme
 export const INTERMEDIATE_NAME = "intermediate";
 export const memberConfig = (o: TreeOptions) => join(o.configDir, "req-csr.json");
 
-export interface Discovered {
+/** What a config directory defines: its targets, with the cluster settings and member layout they were made under. */
+export interface TargetSet {
   targets: Target[];
-  problems: Problem[];
   warnings: string[];
   layout: MemberCerts;
   settings: ClusterSettings;
 }
 
 /** Lists the targets a config directory defines, with problems for unsafe or clashing names. */
-export function discoverTargets(o: TreeOptions): Discovered {
+export function discoverTargets(o: TreeOptions): Listed<TargetSet> {
   const cluster = readClusterSettings(o.configDir);
   const problems: Problem[] = [...cluster.problems];
   const layout = memberLayout(o, cluster.settings);
@@ -121,5 +121,5 @@ export function discoverTargets(o: TreeOptions): Discovered {
     else if (builtin.has(name)) problems.push({ file, path: "", message: `user name ${JSON.stringify(name)} clashes with a built-in certificate (${[...builtin].join(", ")}); rename the file` });
     else targets.push({ name, role: "user", configFile: file });
   }
-  return { targets, problems, warnings: cluster.warnings, layout, settings: cluster.settings };
+  return { value: { targets, warnings: cluster.warnings, layout, settings: cluster.settings }, problems };
 }
