@@ -2,7 +2,8 @@
 import { mkdtempSync, writeFileSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { FIXTURES, runScript, ROOT, sh } from "./helpers";
+import { spawnSync } from "node:child_process";
+import { DIST, FIXTURES, runScript, ROOT, sh } from "./helpers";
 import { view } from "./x509";
 import { issueCa, issueLeaf, IssueDeps } from "../scripts/lib/x509/issue";
 import { parseRequest } from "../scripts/lib/config/request";
@@ -91,4 +92,22 @@ test("bare into a directory that does not exist: one line naming it, exit 1", ()
   const r = runScript("bare", [join(dir, "no-such-dir", "x")], { input: json });
   expect(r.status).toBe(1);
   expect(r.stderr).toBe(`bare: ${join(dir, "no-such-dir")}: cannot write there: the directory does not exist\n`);
+});
+
+test("a reader that stops early (make plan | head -1) ends the output quietly: no EPIPE stack, exit 0, the work done", () => {
+  const t = mkdtempSync(join(tmpdir(), "tls-setup-pipe-"));
+  const config = join(t, "config");
+  sh("cp", ["-r", FIXTURES, config]);
+  for (let i = 0; i < 400; i++) writeFileSync(join(config, `req-u${i}.json`), JSON.stringify({ CN: `u${i}`, key: { algo: "ecdsa", size: 256 } }));
+  const args = ["--config-dir", config, "--certs-dir", join(t, "certs")];
+  // the shell's pipe into head: head exits after one line and closes the pipe while the script still writes
+  const node = JSON.stringify(process.execPath);
+  for (const cmd of ["plan", "build"]) {
+    const r = spawnSync("bash", ["-c", `set -o pipefail; ${node} ${JSON.stringify(join(DIST, "tls.js"))} ${cmd} ${args.map((a) => JSON.stringify(a)).join(" ")} 2>${JSON.stringify(join(t, "err"))} | head -1`], { encoding: "utf8" });
+    expect({ cmd, status: r.status, lines: r.stdout.split("\n").filter(Boolean).length, stderr: readFileSync(join(t, "err"), "utf8") }).toEqual({ cmd, status: 0, lines: 1, stderr: "" });
+  }
+  // the build finished despite its closed output: every user's certificate is there and the next plan is all "ok"
+  const plan = runScript("tls", ["plan", ...args]);
+  expect(plan.stdout.split("\n").filter((l) => l && !l.startsWith("ok "))).toEqual([]);
+  expect(plan.stdout.split("\n").filter((l) => l.startsWith("ok ")).length).toBe(406);
 });

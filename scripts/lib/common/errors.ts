@@ -76,6 +76,12 @@ export async function exitCodeOf(prog: string, main: () => Promise<void | number
 
 /** Runs an entry script's main function (see exitCodeOf), writing errors to stderr and setting process.exitCode. */
 export function runMain(prog: string, main: () => Promise<void | number>): void {
+  // a reader that stops early (make plan | head) closes the pipe: the rest of the output is dropped, and the run
+  // still finishes its work (a build is never cut off mid-commit) instead of dying on an unhandled EPIPE
+  for (const stream of [process.stdout, process.stderr])
+    stream.on("error", (e: NodeJS.ErrnoException) => {
+      if (e.code !== "EPIPE") throw e;
+    });
   void exitCodeOf(prog, main, (text) => process.stderr.write(text)).then((code) => {
     if (code !== undefined) process.exitCode = code;
   });
