@@ -1,7 +1,8 @@
 // A throwaway etcd 3.4 cluster on 127.0.0.1 for the end-to-end tests: members and the gRPC proxy run with the
 // tree's certificates, on ports the OS hands out; every process is tracked so afterAll can stop it, and each logs
-// to a file whose last lines go into failure messages.
-import { ChildProcess, spawn, spawnSync } from "node:child_process";
+// to a file whose last lines go into failure messages. The pieces the live CA rotations share (make run asynchronously,
+// client traffic counting failed requests, the printed rolling restart carried out) are here too.
+import { ChildProcess, execFile, spawn, spawnSync } from "node:child_process";
 import { closeSync, mkdirSync, openSync, readFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { join } from "node:path";
@@ -155,4 +156,90 @@ export async function waitFor<T>(what: string, attempt: () => T, ok: (t: T) => b
     if (Date.now() > end) throw new Error(`timed out waiting for ${what}: ${JSON.stringify(r)}`);
     await sleep(300);
   }
+}
+
+/** `make ARGS` on a tree, asynchronously (the test's clients keep running meanwhile). */
+export function makeAsync(tree: { config: string; certs: string }, args: string[]): Promise<{ status: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    const env = { ...process.env };
+    delete env.MAKEFLAGS;
+    delete env.MAKELEVEL;
+    const p = spawn("make", ["--no-print-directory", "-C", join(__dirname, ".."), ...args, `CONFIG_DIR=${tree.config}`, `CERTS_DIR=${tree.certs}`], { env });
+    let [stdout, stderr] = ["", ""];
+    p.stdout.on("data", (d) => (stdout += d));
+    p.stderr.on("data", (d) => (stderr += d));
+    p.on("close", (status) => resolve({ status, stdout, stderr }));
+  });
+}
+
+/** etcdctl as USER (its files from `certDir`, default certs/; the trust file certs/ca.pem), asynchronously, bounded. */
+export function etcdctlAsync(certs: string, user: string, endpoints: string, args: string[], o: { certDir?: string; dialTimeout?: string; commandTimeout?: string } = {}): Promise<{ ok: boolean; stderr: string }> {
+  const env: NodeJS.ProcessEnv = {};
+  for (const [k, v] of Object.entries(process.env)) if (!k.startsWith("ETCDCTL")) env[k] = v;
+  const dir = o.certDir ?? certs;
+  Object.assign(env, { ETCDCTL_API: "3", ETCDCTL_ENDPOINTS: endpoints, ETCDCTL_CACERT: join(certs, "ca.pem"), ETCDCTL_CERT: join(dir, `${user}.pem`), ETCDCTL_KEY: join(dir, `${user}-key.pem`), ETCDCTL_DIAL_TIMEOUT: o.dialTimeout ?? "3s", ETCDCTL_COMMAND_TIMEOUT: o.commandTimeout ?? "6s" });
+  return new Promise((resolve) => execFile("etcdctl", args, { env, timeout: 20_000 }, (err, _out, stderr) => resolve({ ok: !err, stderr: String(stderr) })));
+}
+
+/** A failed request whose error names TLS or trust (what a CA rotation must never cause). */
+export const TLS_REASON = /x509|certificate|unknown authority|handshake|tls:/i;
+
+/** Client traffic during a rotation: requests sent, served, failed for a TLS reason, failed otherwise (restarts). */
+export interface Traffic {
+  requests: number;
+  ok: number;
+  tls: string[];
+  other: string[];
+}
+export const newTraffic = (): Traffic => ({ requests: 0, ok: 0, tls: [], other: [] });
+
+/**
+ * A client (etcdctl as USER, a new TLS connection per request, its files re-read each time): put then get of KEY(i)
+ * in a loop through ENDPOINTS until stopped, `pauseMs` between rounds (modest traffic on shared cores).
+ */
+export async function trafficWorker(w: { certs: string; user: string; endpoints: string; key: (i: number) => string; pauseMs?: number }, t: Traffic, stopped: () => boolean): Promise<void> {
+  for (let i = 0; !stopped(); i++) {
+    const key = w.key(i);
+    for (const args of [["put", key, `v${i}`], ["get", key, "--print-value-only"]]) {
+      t.requests++;
+      const r = await etcdctlAsync(w.certs, w.user, w.endpoints, args);
+      if (r.ok) t.ok++;
+      else (TLS_REASON.test(r.stderr) ? t.tls : t.other).push(`${args[0]}: ${r.stderr.trim().split("\n").pop()}`);
+    }
+    if (w.pauseMs) await sleep(w.pauseMs);
+  }
+}
+
+/**
+ * Carries out a printed rolling-restart plan (make ca-rotate-start / -finish): each member in the printed order is
+ * stopped and started again with `args(member)`, then the printed `etcdctl ... endpoint health` gate (HOST:2379 made
+ * the member's address) is run until it passes. Returns the gates run.
+ */
+export async function rollingRestart(printed: string, members: Member[], procs: Processes, args: (m: Member) => string[]): Promise<string[]> {
+  const gates = printed.split("\n").filter((l) => /etcdctl --endpoints=https:\/\/HOST:2379 .* endpoint health/.test(l));
+  const order = printed.split("\n").map((l) => /restart (etcd\d)/.exec(l)?.[1]).filter((x): x is string => !!x);
+  expect(order).toEqual(members.map((m) => m.name));
+  expect(gates).toHaveLength(members.length);
+  const ran: string[] = [];
+  for (const [i, name] of order.entries()) {
+    const m = members.find((x) => x.name === name)!;
+    await procs.stop(m.proc!);
+    m.proc = procs.start(m.name, "etcd", args(m));
+    // the printed gate, with the member's address for HOST:2379
+    const words = gates[i].trim().split(/\s+/);
+    const cmd = words.slice(1, words.indexOf("health") + 1).map((w) => w.replace("https://HOST:2379", m.client));
+    const end = Date.now() + 30_000;
+    for (;;) {
+      const r = await new Promise<boolean>((res) => execFile("etcdctl", cmd, { timeout: 10_000 }, (err) => res(!err)));
+      if (r) break;
+      if (Date.now() > end) throw new Error(`${m.name} not healthy after its restart: etcdctl ${cmd.join(" ")}`);
+      await sleep(300);
+    }
+    ran.push(`${m.name}: etcdctl ${cmd.join(" ")}`);
+    // as an operator would, let the restarted member settle (it rejoins, elections end) before the next one goes
+    // down: without it the test restarts members back to back within a few seconds, far denser than a real rolling
+    // restart, and the few requests caught by a restart weigh more against the 99% than they would in practice
+    await sleep(2000);
+  }
+  return ran;
 }
