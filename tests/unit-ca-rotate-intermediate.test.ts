@@ -4,10 +4,10 @@
 // out of order or missing the new root's key refused in one line with nothing changed, interrupted steps run again,
 // verify and the CRL during the rotation. Judges: openssl (verify -x509_strict with -CAfile and -untrusted, verify
 // -crl_check, crl -CAfile) and the files' bytes.
-import { spawnSync } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import { cpSync, existsSync, readdirSync, readFileSync, renameSync, rmSync, unlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { describeWith, FIXTURES, runMake, sh, snapshot, tempTree } from "./helpers";
+import { describeWith, DIST, FIXTURES, runMake, sh, snapshot, tempTree } from "./helpers";
 import { runInProcess } from "./in-process";
 import { rotationState } from "../scripts/lib/tree/signing-ca";
 import { TreeOptions } from "../scripts/lib/tree/targets";
@@ -316,4 +316,49 @@ describeWith("openssl")("the phased root rotation in intermediate mode", () => {
     expect((await tls(t, "build")).stdout).toMatch(/made 0,/);
     await checkPairs(t.certs);
   });
+  test("SIGKILL in the middle of ca-rotate-reissue: the old intermediate is archived before it is replaced, every file verifies, run again completes", async () => {
+    const t = await newTree();
+    for (let i = 1; i <= 30; i++) addUser(t, `u${i}`);
+    expect((await tls(t, "build")).stdout).toMatch(/made 30,/);
+    expect((await tls(t, "ca-rotate", "start")).status).toBe(0);
+    const oldIm = read(t, "intermediate.pem");
+    const names = [...LEAVES, ...Array.from({ length: 30 }, (_, i) => `u${i + 1}`)];
+    const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+    const seen: string[] = [];
+    let kills = 0;
+    // node starts in ~100 ms; the kills walk through the step until one finds it done
+    for (const delay of [120, 200, 280, 360, 450, 600, 800, 1100]) {
+      const child = spawn(process.execPath, [join(DIST, "tls.js"), "ca-rotate", "reissue", ...args(t)], { stdio: "ignore" });
+      const exited = new Promise((r) => child.on("exit", r));
+      await sleep(delay);
+      if (child.exitCode === null) {
+        child.kill("SIGKILL");
+        kills++;
+      }
+      await exited;
+      const s = rotationState(opts(t));
+      seen.push(`${delay}: ${s.step} (intermediate ${s.intermediate}, ${s.leaves.filter((l) => l.by === "new").length} leaves new)`);
+      expect([delay, s.problem, ["started", "reissuing", "reissued"].includes(s.step)]).toEqual([delay, undefined, true]);
+      // a new intermediate is never there without the old one in the archive
+      if (s.intermediate === "new") {
+        const dir = readdirSync(c(t, "archive")).find((d) => d.startsWith("intermediate-"));
+        expect(dir && readFileSync(join(c(t, "archive"), dir, "intermediate.pem"), "utf8")).toBe(oldIm);
+      }
+      // every leaf file (with the chain it carries) verifies under the bundle, whichever root it is under
+      for (const n of names) expect([delay, n, strict(c(t, "ca.pem"), c(t, `${n}.pem`), c(t, `${n}.pem`))]).toEqual([delay, n, "OK"]);
+      await checkPairs(t.certs);
+      if (s.step === "reissued") break;
+    }
+    console.log(`intermediate-mode reissue under SIGKILL: ${kills} kills; states seen: ${seen.join(", ")}`);
+    expect(kills).toBeGreaterThan(0);
+    if (rotationState(opts(t)).step !== "reissued") {
+      const again = await tls(t, "ca-rotate", "reissue");
+      expect([again.status, again.stderr]).toEqual([0, ""]);
+    }
+    expect(rotationState(opts(t)).step).toBe("reissued");
+    expect(readdirSync(c(t, "archive")).filter((d) => d.startsWith("intermediate-"))).toHaveLength(1);
+    allVerify(t, names);
+    for (const n of names) expect([n, strict(c(t, "ca-next.pem"), c(t, `${n}.pem`), c(t, `${n}.pem`))]).toEqual([n, "OK"]);
+    expect((await tls(t, "build")).stdout).toMatch(/made 0,/);
+  }, 90_000);
 });
