@@ -9,7 +9,7 @@ import { cpSync, existsSync, readdirSync, readFileSync, renameSync, rmSync, unli
 import { join } from "node:path";
 import { describeWith, DIST, FIXTURES, runMake, sh, snapshot, tempTree } from "./helpers";
 import { runInProcess } from "./in-process";
-import { rotationState } from "../scripts/lib/tree/signing-ca";
+import { findSigningCa, keyText, rotationState } from "../scripts/lib/tree/signing-ca";
 import { TreeOptions } from "../scripts/lib/tree/targets";
 import { build } from "../scripts/lib/tree/build";
 import { verifyTree } from "../scripts/lib/lifecycle/verify";
@@ -55,6 +55,14 @@ function allVerify(t: Tree, names = LEAVES, caFile = c(t, "ca.pem")) {
 /** The files of the leaves and the intermediate (bytes), to show that a step changed none of them. */
 const treeFiles = (t: Tree) => Object.fromEntries(Object.entries(snapshot(t.certs)).filter(([f]) => !f.startsWith("ca") && !f.startsWith("archive")));
 
+/** Who signs, the chain each leaf carries, the trust file, and the root above the intermediate (with its key), as files. */
+const signerFiles = (t: Tree) => {
+  const s = findSigningCa(opts(t));
+  const rel = (f: string) => f.replace(`${t.certs}/`, "");
+  return { cert: rel(s.cert), key: rel(keyText(s.key)), chain: s.chain.map(rel), trust: rel(s.trust), root: s.parent && rel(s.parent.cert), rootKey: s.parent && rel(keyText(s.parent.key)) };
+};
+const imSigner = (root: string, rootKey: string) => ({ cert: "intermediate.pem", key: "intermediate-key.pem", chain: ["intermediate.pem"], trust: "ca.pem", root, rootKey });
+
 /** Every certificate file in certs/ (the rotation's included) has its key beside it holding the same public key. */
 async function checkPairs(certs: string): Promise<void> {
   for (const f of readdirSync(certs)) {
@@ -77,6 +85,7 @@ describeWith("openssl")("the phased root rotation in intermediate mode", () => {
     const oldKeys = Object.fromEntries(LEAVES.map((n) => [n, read(t, `${n}-key.pem`)]));
     allVerify(t);
     expect(rotationState(opts(t)).step).toBe("none");
+    expect(signerFiles(t)).toEqual(imSigner("ca.pem", "ca-key.pem"));
 
     // 1. start, with the old root's key offline: a new root beside the old; no leaf and no intermediate changed
     const before = treeFiles(t);
@@ -92,6 +101,7 @@ describeWith("openssl")("the phased root rotation in intermediate mode", () => {
     let s = rotationState(opts(t));
     expect([s.step, s.intermediate, s.leaves.map((l) => l.by)]).toEqual(["started", "old", LEAVES.map(() => "old")]);
     allVerify(t); // under the bundle
+    expect(signerFiles(t)).toEqual(imSigner("ca-prev.pem", "ca-key.pem"));
     // a plain make makes nothing; a new user is signed by the old intermediate, its file carrying it
     let snap = snapshot(t.certs);
     expect((await tls(t, "build")).stdout).toMatch(/made 0,/);
@@ -118,6 +128,7 @@ describeWith("openssl")("the phased root rotation in intermediate mode", () => {
     expect(strict(c(t, "ca-next.pem"), c(t, "ca-next.pem"), c(t, "intermediate.pem"))).toBe("OK");
     s = rotationState(opts(t));
     expect([s.step, s.intermediate]).toEqual(["reissued", "new"]);
+    expect(signerFiles(t)).toEqual(imSigner("ca-next.pem", "ca-next-key.pem"));
     for (const n of [...LEAVES, "early"]) {
       expect([n, blocks(read(t, `${n}.pem`))[1]]).toEqual([n, newIm]);
       expect([n, strict(c(t, "ca-next.pem"), c(t, `${n}.pem`), c(t, `${n}.pem`))]).toEqual([n, "OK"]);
@@ -148,6 +159,7 @@ describeWith("openssl")("the phased root rotation in intermediate mode", () => {
     expect(readFileSync(join(c(t, "archive"), caArch, "ca.pem"), "utf8")).toBe(oldRoot);
     expect(existsSync(join(c(t, "archive"), caArch, "ca-key.pem"))).toBe(false);
     expect(rotationState(opts(t)).step).toBe("none");
+    expect(signerFiles(t)).toEqual(imSigner("ca.pem", "ca-key.pem"));
     allVerify(t, [...LEAVES, "early", "late"]);
     // the old root is trusted no more: a leaf of the old chain fails under the new ca.pem
     expect(strict(c(t, "ca.pem"), join(c(t, "archive"), imArch, "intermediate.pem"), join(c(t, "archive"), imArch, "intermediate.pem"))).not.toBe("OK");
