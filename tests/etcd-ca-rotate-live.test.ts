@@ -1,16 +1,15 @@
 // The phased CA rotation on a live cluster (issue 10): a real 3-member etcd 3.4 cluster on 127.0.0.1 with client and
-// peer certificate auth and CN-based RBAC from `make rbac-apply` serves a calicoctl client (etcdctl with calicoctl's
-// certificate, all three endpoints) writing and reading continuously, while the test carries out what the steps
+// peer certificate auth and CN-based RBAC from `make rbac-apply` serves a calicoctl client (calicoctl's certificate,
+// all three endpoints, a new TLS connection per request: tests/etcd-grpc.ts) writing and reading continuously, while the test carries out what the steps
 // print: ca-rotate-start, a rolling restart (each member restarted, then the printed `etcdctl endpoint health` run
 // until it passes), ca-rotate-reissue (no restart), ca-rotate-finish, the second rolling restart. No request may fail
 // for a TLS or trust reason, at least 99% must succeed; at the end only the new CA is trusted, a client certificate
 // of the old CA is refused, every member is healthy and the data written before the rotation is still there.
-import { execFile, spawn } from "node:child_process";
 import { cpSync, mkdirSync, readFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { haveTool, runMake, tempTree } from "./helpers";
-import { etcdctl, freePorts, Member, memberArgs, Processes, sleep } from "./etcd-cluster";
-import { getEquals, put, userFiles, waitHealthy } from "./etcd-grpc";
+import { etcdctl, freePorts, makeAsync as makeIn, Member, memberArgs, Processes, rollingRestart as restartAll, sleep, Traffic, trafficWorker } from "./etcd-cluster";
+import { getEquals, userFiles, waitHealthy } from "./etcd-grpc";
 
 let tree: ReturnType<typeof tempTree>;
 let procs = new Processes("/nonexistent");
@@ -18,6 +17,10 @@ const members: Member[] = [];
 const c = (f: string) => join(tree.certs, f);
 const endpoints = (first = 0) => [...members.slice(first), ...members.slice(0, first)].map((m) => m.client).join(",");
 const certCount = (file: string) => (readFileSync(file, "utf8").match(/BEGIN CERTIFICATE/g) ?? []).length;
+const makeAsync = (args: string[]) => makeIn(tree, args);
+/** calicoctl: put then get in a loop through all three endpoints (this worker's first one first). */
+const worker = (first: number, t: Traffic, stopped: () => boolean) => trafficWorker({ certs: tree.certs, user: "calicoctl", endpoints: endpoints(first), key: (i) => `/calico/ipam/v2/rot-${first}-${i % 20}` }, t, stopped);
+const rollingRestart = (printed: string) => restartAll(printed, members, procs, (m) => memberArgs(m, members, tree.certs, join(tree.dir, "data")));
 
 async function step(fn: () => unknown | Promise<unknown>): Promise<void> {
   try {
@@ -26,76 +29,6 @@ async function step(fn: () => unknown | Promise<unknown>): Promise<void> {
     if (e instanceof Error) e.message += `\n\nprocess logs:\n${procs.logs()}`;
     throw e;
   }
-}
-
-function makeAsync(args: string[]): Promise<{ status: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const env = { ...process.env };
-    delete env.MAKEFLAGS;
-    delete env.MAKELEVEL;
-    const p = spawn("make", ["--no-print-directory", "-C", join(__dirname, ".."), ...args, `CONFIG_DIR=${tree.config}`, `CERTS_DIR=${tree.certs}`], { env });
-    let [stdout, stderr] = ["", ""];
-    p.stdout.on("data", (d) => (stdout += d));
-    p.stderr.on("data", (d) => (stderr += d));
-    p.on("close", (status) => resolve({ status, stdout, stderr }));
-  });
-}
-
-interface Traffic {
-  requests: number;
-  ok: number;
-  tls: string[];
-  other: string[];
-}
-
-/**
- * calicoctl: put then get (compared) in a loop through all three endpoints (this worker's first one first), each
- * request a new TLS connection with calicoctl's files and the trust file read again (tests/etcd-grpc.ts).
- */
-async function worker(first: number, t: Traffic, stopped: () => boolean): Promise<void> {
-  const eps = () => endpoints(first).split(",");
-  for (let i = 0; !stopped(); i++) {
-    const key = `/calico/ipam/v2/rot-${first}-${i % 20}`;
-    const files = userFiles(tree.certs, "calicoctl", c("ca.pem"));
-    for (const call of [() => put(eps(), files, key, `v${i}`), () => getEquals(eps(), files, key, `v${i}`)]) {
-      t.requests++;
-      const r = await call();
-      if (r.ok) t.ok++;
-      else (r.tls ? t.tls : t.other).push(r.error);
-    }
-    // a steady client, not a load test: about 6 requests a second per worker (the CPU goes to the other tests)
-    await sleep(300);
-  }
-}
-
-/** Carries out a printed rolling-restart plan: each member in the printed order, restarted, then its health gate. */
-async function rollingRestart(printed: string): Promise<string[]> {
-  const gates = printed.split("\n").filter((l) => /etcdctl --endpoints=https:\/\/HOST:2379 .* endpoint health/.test(l));
-  const order = printed.split("\n").map((l) => /restart (etcd\d)/.exec(l)?.[1]).filter((x): x is string => !!x);
-  expect(order).toEqual(members.map((m) => m.name));
-  expect(gates).toHaveLength(members.length);
-  const ran: string[] = [];
-  for (const [i, name] of order.entries()) {
-    const m = members.find((x) => x.name === name)!;
-    await procs.stop(m.proc!);
-    m.proc = procs.start(m.name, "etcd", memberArgs(m, members, tree.certs, join(tree.dir, "data")));
-    // the printed gate, with the member's address for HOST:2379
-    const words = gates[i].trim().split(/\s+/);
-    const cmd = words.slice(1, words.indexOf("health") + 1).map((w) => w.replace("https://HOST:2379", m.client));
-    const end = Date.now() + 30_000;
-    for (;;) {
-      const r = await new Promise<boolean>((res) => execFile("etcdctl", cmd, { timeout: 10_000 }, (err) => res(!err)));
-      if (r) break;
-      if (Date.now() > end) throw new Error(`${m.name} not healthy after its restart: etcdctl ${cmd.join(" ")}`);
-      await sleep(300);
-    }
-    ran.push(`${m.name}: etcdctl ${cmd.join(" ")}`);
-    // as an operator would, let the restarted member settle (it rejoins, elections end) before the next one goes
-    // down: without it the test restarts members back to back within a few seconds, far denser than a real rolling
-    // restart, and the few requests caught by a restart weigh more against the 99% than they would in practice
-    await sleep(2000);
-  }
-  return ran;
 }
 
 const d = haveTool("etcd") && haveTool("etcdctl") ? describe : describe.skip;

@@ -1,9 +1,11 @@
 // A throwaway etcd 3.4 cluster on 127.0.0.1 for the end-to-end tests: members and the gRPC proxy run with the
 // tree's certificates, on ports the OS hands out; every process is tracked so afterAll can stop it, and each logs
-// to a file whose last lines go into failure messages.
+// to a file whose last lines go into failure messages. The pieces the live CA rotations share (make run asynchronously,
+// client traffic counting failed requests, the printed rolling restart carried out) are here too.
 import { ChildProcess, execFile, spawn, spawnSync } from "node:child_process";
 import { closeSync, mkdirSync, openSync, readFileSync } from "node:fs";
 import { createServer } from "node:net";
+import { getEquals, put, userFiles } from "./etcd-grpc";
 import { join } from "node:path";
 
 export interface Proc {
@@ -149,15 +151,6 @@ export function etcdctl(certs: string, user: string, endpoints: string, args: st
   return { status: r.status, stdout: r.stdout ?? "", stderr: r.stderr ?? "" };
 }
 
-/** etcdctl as above without blocking the test's event loop (for waits that run side by side). */
-export function etcdctlAsync(certs: string, user: string, endpoints: string, args: string[], timeoutMs = 20_000): Promise<Ctl> {
-  return new Promise((resolve) =>
-    execFile("etcdctl", args, { env: etcdctlEnv(certs, user, endpoints), encoding: "utf8", timeout: timeoutMs }, (err, stdout, stderr) =>
-      resolve({ status: err ? (typeof err.code === "number" ? err.code : 1) : 0, stdout: stdout ?? "", stderr: stderr ?? "" }),
-    ),
-  );
-}
-
 /** Retries until ok() or the deadline; returns the last result. */
 export async function waitFor<T>(what: string, attempt: () => T | Promise<T>, ok: (t: T) => boolean, deadlineMs = 60_000): Promise<T> {
   const end = Date.now() + deadlineMs;
@@ -167,4 +160,83 @@ export async function waitFor<T>(what: string, attempt: () => T | Promise<T>, ok
     if (Date.now() > end) throw new Error(`timed out waiting for ${what}: ${JSON.stringify(r)}`);
     await sleep(300);
   }
+}
+
+/** `make ARGS` on a tree, asynchronously (the test's clients keep running meanwhile). */
+export function makeAsync(tree: { config: string; certs: string }, args: string[]): Promise<{ status: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    const env = { ...process.env };
+    delete env.MAKEFLAGS;
+    delete env.MAKELEVEL;
+    const p = spawn("make", ["--no-print-directory", "-C", join(__dirname, ".."), ...args, `CONFIG_DIR=${tree.config}`, `CERTS_DIR=${tree.certs}`], { env });
+    let [stdout, stderr] = ["", ""];
+    p.stdout.on("data", (d) => (stdout += d));
+    p.stderr.on("data", (d) => (stderr += d));
+    p.on("close", (status) => resolve({ status, stdout, stderr }));
+  });
+}
+
+/** Client traffic during a rotation: requests sent, served, failed for a TLS reason, failed otherwise (restarts). */
+export interface Traffic {
+  requests: number;
+  ok: number;
+  tls: string[];
+  other: string[];
+}
+export const newTraffic = (): Traffic => ({ requests: 0, ok: 0, tls: [], other: [] });
+
+/**
+ * A client as USER: put then get (compared) of KEY(i) in a loop through ENDPOINTS (the first one first, the next when
+ * one refuses the connection) until stopped, `pauseMs` between rounds (a steady client, not a load test). Each
+ * request is a new TLS connection with the user's files and the trust file read again (tests/etcd-grpc.ts: in
+ * process, where an etcdctl per request cost a core of this 2-core machine). A failure is counted as TLS (a
+ * certificate refused by either side: what a rotation must never cause) or other (a member down for its restart).
+ */
+export async function trafficWorker(w: { certs: string; user: string; endpoints: string; key: (i: number) => string; pauseMs?: number; certDir?: string }, t: Traffic, stopped: () => boolean): Promise<void> {
+  const eps = w.endpoints.split(",");
+  for (let i = 0; !stopped(); i++) {
+    const key = w.key(i);
+    const files = userFiles(w.certDir ?? w.certs, w.user, join(w.certs, "ca.pem"));
+    for (const [what, call] of [["put", () => put(eps, files, key, `v${i}`)], ["get", () => getEquals(eps, files, key, `v${i}`)]] as const) {
+      t.requests++;
+      const r = await call();
+      if (r.ok) t.ok++;
+      else (r.tls ? t.tls : t.other).push(`${what}: ${r.error}`);
+    }
+    await sleep(w.pauseMs ?? 150);
+  }
+}
+
+/**
+ * Carries out a printed rolling-restart plan (make ca-rotate-start / -finish): each member in the printed order is
+ * stopped and started again with `args(member)`, then the printed `etcdctl ... endpoint health` gate (HOST:2379 made
+ * the member's address) is run until it passes. Returns the gates run.
+ */
+export async function rollingRestart(printed: string, members: Member[], procs: Processes, args: (m: Member) => string[]): Promise<string[]> {
+  const gates = printed.split("\n").filter((l) => /etcdctl --endpoints=https:\/\/HOST:2379 .* endpoint health/.test(l));
+  const order = printed.split("\n").map((l) => /restart (etcd\d)/.exec(l)?.[1]).filter((x): x is string => !!x);
+  expect(order).toEqual(members.map((m) => m.name));
+  expect(gates).toHaveLength(members.length);
+  const ran: string[] = [];
+  for (const [i, name] of order.entries()) {
+    const m = members.find((x) => x.name === name)!;
+    await procs.stop(m.proc!);
+    m.proc = procs.start(m.name, "etcd", args(m));
+    // the printed gate, with the member's address for HOST:2379
+    const words = gates[i].trim().split(/\s+/);
+    const cmd = words.slice(1, words.indexOf("health") + 1).map((w) => w.replace("https://HOST:2379", m.client));
+    const end = Date.now() + 30_000;
+    for (;;) {
+      const r = await new Promise<boolean>((res) => execFile("etcdctl", cmd, { timeout: 10_000 }, (err) => res(!err)));
+      if (r) break;
+      if (Date.now() > end) throw new Error(`${m.name} not healthy after its restart: etcdctl ${cmd.join(" ")}`);
+      await sleep(300);
+    }
+    ran.push(`${m.name}: etcdctl ${cmd.join(" ")}`);
+    // as an operator would, let the restarted member settle (it rejoins, elections end) before the next one goes
+    // down: without it the test restarts members back to back within a few seconds, far denser than a real rolling
+    // restart, and the few requests caught by a restart weigh more against the 99% than they would in practice
+    await sleep(2000);
+  }
+  return ran;
 }

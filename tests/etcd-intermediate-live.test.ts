@@ -1,16 +1,20 @@
 // An intermediate tree run by a real 3-member etcd 3.4 cluster (issue 11): client and peer certificate auth, every
 // --trusted-ca-file the root alone (certs/ca.pem), every member and client certificate file the leaf followed by the
 // intermediate, CN RBAC from `make rbac-apply`, and the root key moved offline after `make`. Users are allowed and
-// refused as their configs say. Then, while the cluster serves traffic (etcdctl, a new TLS connection per request,
+// refused as their configs say. Then, while the cluster serves traffic (a gRPC client, a new TLS connection per request,
 // re-reading its files each time), the root key is brought back and `make rotate-intermediate` replaces the
 // intermediate and re-issues every leaf: no request fails, no member restarts, and the members serve the new chain
-// (openssl s_client shows the new intermediate after the leaf).
-import { execFile, spawnSync } from "node:child_process";
-import { cpSync, readFileSync, renameSync, rmSync } from "node:fs";
+// (openssl s_client shows the new intermediate after the leaf). Last, on the same cluster, the ROOT is replaced by the
+// phased rotation with both root keys offline where the design allows (make ca-rotate-start, the printed rolling
+// restart, ca-rotate-reissue: a new intermediate under the new root, no restart; ca-rotate-finish, the second rolling
+// restart) under calicoctl traffic through all members: no request fails for a TLS reason, >= 99% are served, and at
+// the end calicoctl's certificate under the old root is refused while the new one is served.
+import { spawnSync } from "node:child_process";
+import { cpSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { FIXTURES, haveTool, runMake, tempTree } from "./helpers";
-import { etcdctl, freePorts, Member, memberArgs, Processes, sleep } from "./etcd-cluster";
-import { waitHealthy } from "./etcd-grpc";
+import { etcdctl, freePorts, makeAsync, Member, memberArgs, newTraffic, Processes, rollingRestart, sleep, trafficWorker } from "./etcd-cluster";
+import { getEquals, put, userFiles, waitHealthy } from "./etcd-grpc";
 
 const haveEtcd = haveTool("etcd") && haveTool("etcdctl") && haveTool("openssl");
 const USERS = ["calicoctl", "calicoctl-readonly"];
@@ -41,29 +45,26 @@ function servedChain(m: Member): { certs: string[]; verify: string } {
   return { certs: certsOf(out), verify: /Verify return code: (.*)/.exec(out)?.[1] ?? `(none: ${out.slice(-400)})` };
 }
 
-/** etcdctl as USER, asynchronously (so several clients run at once), bounded. */
-function etcdctlAsync(user: string, endpoint: string, args: string[]): Promise<{ ok: boolean; stderr: string }> {
-  const env: NodeJS.ProcessEnv = {};
-  for (const [k, v] of Object.entries(process.env)) if (!k.startsWith("ETCDCTL")) env[k] = v;
-  Object.assign(env, { ETCDCTL_API: "3", ETCDCTL_ENDPOINTS: endpoint, ETCDCTL_CACERT: c("ca.pem"), ETCDCTL_CERT: c(`${user}.pem`), ETCDCTL_KEY: c(`${user}-key.pem`), ETCDCTL_DIAL_TIMEOUT: "5s", ETCDCTL_COMMAND_TIMEOUT: "8s" });
-  return new Promise((resolve) => execFile("etcdctl", args, { env, timeout: 20_000 }, (err, _out, stderr) => resolve({ ok: !err, stderr: String(stderr) })));
-}
-
 interface Traffic {
   requests: number;
   failures: string[];
 }
 
-/** put then get in a loop through one member as USER, until stopped. */
+/**
+ * put then get (compared) in a loop through one member as USER, until stopped: a new TLS connection per request with
+ * the user's files re-read each time (tests/etcd-grpc.ts), a short pause between rounds.
+ */
 async function worker(m: Member, user: string, prefix: string, t: Traffic, stopped: () => boolean): Promise<void> {
   for (let i = 0; !stopped(); i++) {
     const key = `${prefix}live-${m.name}-${user}-${i % 20}`;
+    const files = userFiles(tree.certs, user, c("ca.pem"));
     t.requests++;
-    const put = await etcdctlAsync(user, m.client, ["put", key, `v${i}`]);
-    if (!put.ok) t.failures.push(`${m.name} ${user} put: ${put.stderr.trim()}`);
+    const w = await put([m.client], files, key, `v${i}`);
+    if (!w.ok) t.failures.push(`${m.name} ${user} put: ${w.error}`);
     t.requests++;
-    const get = await etcdctlAsync(user, m.client, ["get", key, "--print-value-only"]);
-    if (!get.ok) t.failures.push(`${m.name} ${user} get: ${get.stderr.trim()}`);
+    const r = await getEquals([m.client], files, key, `v${i}`);
+    if (!r.ok) t.failures.push(`${m.name} ${user} get: ${r.error}`);
+    await sleep(100);
   }
 }
 
@@ -139,7 +140,7 @@ d("an intermediate tree run by a real etcd 3.4 cluster; the intermediate replace
       stop = true;
       await Promise.all(workers);
       const during = traffic.requests - atRotate;
-      console.log(`rotate-intermediate under traffic: ${traffic.requests} etcdctl requests (a new TLS connection each) through 3 members in ${((Date.now() - started) / 1000).toFixed(1)} s; make rotate-intermediate took ${rotMs} ms; ${during} requests from its start on; ${traffic.failures.length} failed${traffic.failures.length ? `: ${traffic.failures.slice(0, 5).join("; ")}` : ""}`);
+      console.log(`rotate-intermediate under traffic: ${traffic.requests} gRPC requests (a new TLS connection each) through 3 members in ${((Date.now() - started) / 1000).toFixed(1)} s; make rotate-intermediate took ${rotMs} ms; ${during} requests from its start on; ${traffic.failures.length} failed${traffic.failures.length ? `: ${traffic.failures.slice(0, 5).join("; ")}` : ""}`);
 
       expect(rot.status).toBe(0);
       expect(rot.stdout).toContain(`made ${c("intermediate.pem")} (intermediate CA, signed by ${c("ca.pem")}): a new intermediate CA was asked for (make rotate-intermediate)`);
@@ -166,4 +167,75 @@ d("an intermediate tree run by a real etcd 3.4 cluster; the intermediate replace
       // and with the root key offline again, make has nothing to do
       expect(runMake([], tree).stdout).toMatch(/tls-setup: made 0, unchanged 9, orphaned 0/);
     }), 120_000);
+  test("the root replaced by the phased rotation under traffic, root keys offline: no TLS failure, >= 99% served, the old root's client refused", () =>
+    step(async () => {
+      const endpointsFrom = (first: number) => [...members.slice(first), ...members.slice(0, first)].map((m) => m.client).join(",");
+      const restart = (printed: string) => rollingRestart(printed, members, procs, (m) => memberArgs(m, members, tree.certs, join(tree.dir, "data")));
+      const certCount = (f: string) => certsOf(readFileSync(f, "utf8")).length;
+      expect(existsSync(c("ca-key.pem"))).toBe(false); // the old root's key is offline, and stays so
+      expect(etcdctl(tree.certs, "calicoctl", endpoints(), ["put", "/calico/ipam/v2/before-root", "kept"]).status).toBe(0);
+      // calicoctl's certificate under the old root (leaf + intermediate), kept aside to try at the end
+      const oldDir = join(tree.dir, "old-root-client");
+      mkdirSync(oldDir);
+      for (const f of ["calicoctl.pem", "calicoctl-key.pem"]) cpSync(c(f), join(oldDir, f));
+      const oldIm = readFileSync(c("intermediate.pem"), "utf8");
+
+      const t = newTraffic();
+      let stop = false;
+      const started = Date.now();
+      // modest traffic: three calicoctl clients, all endpoints each (a different one first), a short pause per round
+      const workers = [0, 1, 2].map((first) => trafficWorker({ certs: tree.certs, user: "calicoctl", endpoints: endpointsFrom(first), key: (i) => `/calico/ipam/v2/root-${first}-${i % 20}`, pauseMs: 150 }, t, () => stop));
+      await sleep(1000);
+
+      const start = await makeAsync(tree, ["ca-rotate-start"]);
+      expect([start.status, start.stderr]).toEqual([0, ""]);
+      expect(certCount(c("ca.pem"))).toBe(2);
+      const first = await restart(start.stdout);
+
+      // reissue (the new root's key is here for this step): a new intermediate; no restart, members serve the new chain
+      const pids = members.map((m) => m.proc!.child.pid);
+      const reissue = await makeAsync(tree, ["ca-rotate-reissue"]);
+      expect([reissue.status, reissue.stderr]).toEqual([0, ""]);
+      expect(reissue.stdout).toMatch(/made the new intermediate CA \S+intermediate\.pem .*signed by the new root/);
+      const newIm = readFileSync(c("intermediate.pem"), "utf8");
+      expect(newIm).not.toBe(oldIm);
+      await sleep(1500);
+      for (const m of members) {
+        const s = servedChain(m);
+        expect([m.name, s.verify, s.certs[1]]).toEqual([m.name, "0 (ok)", newIm]);
+      }
+      expect(members.map((m) => m.proc!.child.pid)).toEqual(pids);
+      // the new root's key goes offline before the finish, which needs neither root key
+      renameSync(c("ca-next-key.pem"), join(tree.dir, "ca-next-key.offline"));
+      const finish = await makeAsync(tree, ["ca-rotate-finish"]);
+      expect([finish.status, finish.stderr]).toEqual([0, ""]);
+      expect(certCount(c("ca.pem"))).toBe(1);
+      const second = await restart(finish.stdout);
+      await sleep(1000);
+      stop = true;
+      await Promise.all(workers);
+      console.log(
+        `root rotation (intermediate mode) under traffic: ${t.requests} requests (gRPC as calicoctl, put+get, a new TLS connection each, 3 endpoints, 150 ms pause per round) in ${((Date.now() - started) / 1000).toFixed(1)} s over ${first.length + second.length} member restarts; ${t.ok} ok, ${t.tls.length} failed for a TLS reason, ${t.other.length} failed otherwise${t.other.length ? `: ${t.other.slice(0, 4).join("; ")}` : ""}`,
+      );
+      expect(t.tls).toEqual([]);
+      expect(t.requests).toBeGreaterThan(30);
+      expect(t.ok / t.requests).toBeGreaterThanOrEqual(0.99);
+
+      expect(runMake(["ca-rotate-status"], tree).stdout).toMatch(/step: none/);
+      expect(existsSync(c("ca-key.pem"))).toBe(false);
+      for (const m of members) {
+        const s = servedChain(m);
+        expect([m.name, s.verify, s.certs[1]]).toEqual([m.name, "0 (ok)", newIm]);
+      }
+      // calicoctl under the old root is refused by every member (a TLS refusal); under the new root it is served
+      const olds = await Promise.all(members.map((m) => getEquals([m.client], userFiles(oldDir, "calicoctl", c("ca.pem")), "/calico/ipam/v2/before-root", "kept")));
+      expect(olds.map((r, i) => [members[i].name, r.ok, r.tls])).toEqual(members.map((m) => [m.name, false, true]));
+      expect(members.map((m) => Processes.tail(m.proc!, 400)).join("\n")).toMatch(/unknown certificate authority|bad certificate|certificate signed by unknown authority/);
+      expect(etcdctl(tree.certs, "calicoctl", endpoints(), ["get", "/calico/ipam/v2/before-root", "--print-value-only"]).stdout.trim()).toBe("kept");
+      expect(refused(etcdctl(tree.certs, "calicoctl-readonly", members[0].client, ["put", "/calico/ipam/v2/x", "4"]))).toBe(true);
+      const health = etcdctl(tree.certs, "root", endpoints(), ["endpoint", "health"]);
+      expect((health.stdout + health.stderr).match(/is healthy/g)).toHaveLength(3);
+      // no root key in certs/: make has nothing to do
+      expect(runMake([], tree).stdout).toMatch(/tls-setup: made 0, unchanged 9, orphaned 0/);
+    }), 180_000);
 });

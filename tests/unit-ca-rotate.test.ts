@@ -290,14 +290,4 @@ describeWith("openssl")("CA rotation, step by step", () => {
     expect(v.status).not.toBe(0);
     expect(v.stdout).toMatch(/etcd1\.pem: is not signed by the CA in \S+ca\.pem/);
   }, 60_000);
-
-  test("intermediate mode: the phased root rotation is refused in one line", async () => {
-    const t = newTree();
-    cpSync(join(__dirname, "fixtures", "config", "examples", "intermediate-csr.json"), join(t.config, "intermediate-csr.json"));
-    expect((await tls(t, "build")).status).toBe(0);
-    const before = snapshot(t.certs);
-    const r = await tls(t, "ca-rotate", "start");
-    expect([r.status, r.stderr.trim()]).toEqual([1, expect.stringMatching(/^tls-setup: ca-rotate-start: this tree signs with an intermediate CA .*replace the intermediate with make rotate-intermediate; a root rotation in intermediate mode is not supported yet$/)]);
-    expect(snapshot(t.certs)).toEqual(before);
-  });
 });

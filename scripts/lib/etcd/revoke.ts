@@ -8,9 +8,10 @@
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { UserError } from "../common/errors";
-import { commonName, parseCertPem } from "../x509/certinfo";
+import { CertFacts, commonName, parseCertDer, parseCertPem } from "../x509/certinfo";
+import { signedBy } from "../x509/chain";
 import { readText } from "../x509/ca-load";
-import { findSigningCa, inRotation, loadSigningCa, readOneCert, rotationState } from "../tree/signing-ca";
+import { certBlocks, findSigningCa, inRotation, loadSigningCa, readOneCert, rotationState } from "../tree/signing-ca";
 import { buildCrlDer, crlPem } from "../x509/crl";
 import { certPaths, CA_NAME, commitWrites } from "../tree/output";
 import { acquireLock } from "../tree/lock";
@@ -86,6 +87,16 @@ function certFileFor(o: TreeOptions, name: string): string {
   throw new UserError(`NAME: ${JSON.stringify(name)} is not a certificate of this tree; known: ${known.join(", ")}`);
 }
 
+/** The certificate after the leaf in a leaf's file (the intermediate it carries), when there is one. */
+function carriedIntermediate(file: string): CertFacts | undefined {
+  const der = certBlocks(readText(file, "a certificate (PEM)"))[1];
+  try {
+    return der ? parseCertDer(der) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 const rootKeyId = (file: string): string => {
   const r = readOneCert(file, "the root CA certificate");
   return caKeyId(r.subjectDer, r.spki);
@@ -96,9 +107,9 @@ const rootKeyId = (file: string): string => {
  * intermediate of the same root. Their certificates still chain to the trusted root until they end, and etcd compares
  * serial numbers only, so replacing the intermediate must not un-revoke them (serials are 159 random bits: no clash).
  */
-function crlEntries(index: RevocationIndex, id: string, rootId: string | undefined): { serialHex: string; revokedAt: Date }[] {
+function crlEntries(index: RevocationIndex, id: string, rootIds: string[]): { serialHex: string; revokedAt: Date }[] {
   const own = index.cas[id].revoked;
-  const earlier = rootId === undefined ? [] : Object.entries(index.cas).filter(([k, v]) => k !== id && v.root === rootId).flatMap(([, v]) => v.revoked);
+  const earlier = Object.entries(index.cas).filter(([k, v]) => k !== id && v.root !== undefined && rootIds.includes(v.root)).flatMap(([, v]) => v.revoked);
   const seen = new Set<string>();
   return [...own, ...earlier]
     .filter((r) => !seen.has(r.serial) && seen.add(r.serial))
@@ -123,9 +134,12 @@ export async function revoke(o: TreeOptions, name: string | undefined, opts: { d
     const rootId = signer.parent ? rootKeyId(signer.parent.cert) : undefined;
     const mine: CaRevocations = index.cas[id] ?? { ca: commonName(ca.subjectDer), crlNumber: 0, revoked: [], root: rootId };
     // a phased CA rotation (README "Rotating the CA"): etcd takes one --client-crl-file and compares serials only, so
-    // the one CRL, signed by the signing CA, lists the revoked serials of both CAs of the rotation
+    // the one CRL, signed by the signing CA, lists the revoked serials of both CAs of the rotation (intermediate mode:
+    // of the intermediates of both roots, the old intermediate's leaves being trusted until the second restart)
     const rs = inRotation(o) ? rotationState(o, false) : undefined;
-    const other = rs?.prev && rs.next ? [rs.prev, rs.next].find((x) => !x.der.equals(ca.der)) : undefined;
+    const rotationRoots = signer.parent && rs ? [rs.prev, rs.next].flatMap((r) => (r ? [r] : [])) : [];
+    const rootIds = [...(rootId ? [rootId] : []), ...rotationRoots.map((r) => caKeyId(r.subjectDer, r.spki))];
+    const other = !signer.parent && rs?.prev && rs.next ? [rs.prev, rs.next].find((x) => !x.der.equals(ca.der)) : undefined;
     const otherId = other ? caKeyId(other.subjectDer, other.spki) : undefined;
     let revoked: RevokeResult["revoked"];
     if (certFile !== undefined && name !== undefined) {
@@ -133,7 +147,14 @@ export async function revoke(o: TreeOptions, name: string | undefined, opts: { d
       const akid = cert.extensions.get("2.5.29.35");
       const issuedBy = (x: { subjectDer: Buffer; ski?: Buffer }) => cert.issuerDer.equals(x.subjectDer) && (!x.ski || !akid || akid.value.includes(x.ski));
       let list = mine.revoked;
-      if (!issuedBy(ca)) {
+      // intermediate mode during a root rotation: a leaf still under the old root, issued by the intermediate its file carries
+      const carried = signer.parent && rotationRoots.length ? carriedIntermediate(certFile) : undefined;
+      const carriedRoot = carried && rotationRoots.find((r) => signedBy(carried, r));
+      if (!issuedBy(ca) && carried && carriedRoot && issuedBy(carried)) {
+        const cid = caKeyId(carried.subjectDer, carried.spki);
+        index.cas[cid] ??= { ca: commonName(carried.subjectDer), crlNumber: 0, revoked: [], root: caKeyId(carriedRoot.subjectDer, carriedRoot.spki) };
+        list = index.cas[cid].revoked;
+      } else if (!issuedBy(ca)) {
         if (!other || !otherId || !issuedBy(other)) throw new UserError(`${certFile}: was not issued by ${caCert}; a CRL only revokes its own CA's certificates`);
         index.cas[otherId] ??= { ca: commonName(other.subjectDer), crlNumber: 0, revoked: [] };
         list = index.cas[otherId].revoked;
@@ -146,7 +167,7 @@ export async function revoke(o: TreeOptions, name: string | undefined, opts: { d
     index.cas[id] = mine;
     const nextUpdate = new Date(Math.min(now.getTime() + CRL_VALIDITY_MS, ca.notAfter.getTime()));
     const seen = new Set<string>();
-    const entries = [...crlEntries(index, id, rootId), ...(otherId && index.cas[otherId] ? index.cas[otherId].revoked.map((r) => ({ serialHex: r.serial, revokedAt: new Date(r.revokedAt) })) : [])].filter((e) => !seen.has(e.serialHex) && seen.add(e.serialHex));
+    const entries = [...crlEntries(index, id, rootIds), ...(otherId && index.cas[otherId] ? index.cas[otherId].revoked.map((r) => ({ serialHex: r.serial, revokedAt: new Date(r.revokedAt) })) : [])].filter((e) => !seen.has(e.serialHex) && seen.add(e.serialHex));
     const der = await buildCrlDer(
       issuer,
       { thisUpdate: now, nextUpdate, number: mine.crlNumber, entries },

@@ -16,7 +16,7 @@ import { CertFacts, parseCertDer, parseCertPem } from "../x509/certinfo";
 import { parsePrivateKeyPem } from "../x509/keys";
 import { toPem } from "../x509/pem";
 import { caFiles, discoverTargets, isCaRole, Target, TreeOptions } from "./targets";
-import { certBlocks, findSigningCa, inRotation, intermediateMode, rotationState, SigningCa } from "./signing-ca";
+import { certBlocks, findSigningCa, inRotation, rotationState, SigningCa } from "./signing-ca";
 import { readAllStamps, sha256, Stamp } from "./state";
 import { bundlePaths, caPaths } from "./output";
 import { CaKey, resolveCaKey } from "./ca-key";
@@ -246,20 +246,20 @@ export function readPlanInputs(o: TreeOptions, ro: ReadOptions = {}): PlanInputs
     const facts = files.get(t.name)?.cert !== undefined ? readCert(bundlePaths(join(o.certsDir, t.name)).cert) : undefined;
     if (facts) caFacts.set(t.name, facts);
   }
-  // a phased CA rotation: ca.pem is the trust bundle; the CA the leaves are compared with is the signing CA's own file
+  // a phased CA rotation: ca.pem is the trust bundle; the root the leaves (or, in intermediate mode, the intermediate)
+  // are compared with is the signing root's own file (ca-prev.pem, then ca-next.pem)
   let rotation: string | undefined;
-  if (!intermediateMode(o)) {
-    const rs = rotationState(o, false);
-    if (rs.problem) problems.push({ file: "", path: "", message: rs.problem });
-    else if (inRotation(o)) {
-      rotation = `CA rotation in progress (make ca-rotate-status); leaves are signed by ${signer.cert}`;
-      const key = signer.key.kind === "file" ? signer.key.path : "";
-      files.set("ca", { ...fileHashes(o.certsDir, "ca"), cert: hashFile(signer.cert), key: hashFile(key) });
-      exists.set("ca", { cert: true, key: existsSync(key) });
-      const f = readCert(signer.cert);
-      if (f) caFacts.set("ca", f);
-      else caFacts.delete("ca");
-    }
+  const rs = rotationState(o, false);
+  if (rs.problem) problems.push({ file: "", path: "", message: rs.problem });
+  else if (inRotation(o)) {
+    const root = signer.parent ?? signer;
+    rotation = signer.parent ? `CA rotation in progress (make ca-rotate-status); the intermediate is signed by ${root.cert}` : `CA rotation in progress (make ca-rotate-status); leaves are signed by ${root.cert}`;
+    const key = root.key.kind === "file" ? root.key.path : "";
+    files.set("ca", { ...fileHashes(o.certsDir, "ca"), cert: hashFile(root.cert), key: hashFile(key) });
+    exists.set("ca", { cert: true, key: existsSync(key) });
+    const f = readCert(root.cert);
+    if (f) caFacts.set("ca", f);
+    else caFacts.delete("ca");
   }
   const ca = caFacts.get("ca");
   const found = new Map<string, Found>();

@@ -228,6 +228,8 @@ export interface IntermediateFacts {
   rotate?: boolean;
   /** a new intermediate was asked for (make rotate-intermediate) */
   rotateIntermediate?: boolean;
+  /** a phased root rotation is in progress (then a new intermediate is asked for by make ca-rotate-reissue) */
+  inRotation?: boolean;
 }
 
 /**
@@ -245,7 +247,7 @@ export function decideIntermediate(c: IntermediateFacts): Decision {
   };
   if (c.rotate) return make("make rotate");
   if (c.rootNew) return make("the root CA is new");
-  if (c.rotateIntermediate) return make("a new intermediate CA was asked for (make rotate-intermediate)");
+  if (c.rotateIntermediate) return make(c.inRotation ? "a new intermediate CA under the rotation's new root (make ca-rotate-reissue)" : "a new intermediate CA was asked for (make rotate-intermediate)");
   if (!c.exists.cert && !c.exists.key) return make(`${paths.cert} does not exist`);
   if (c.exists.cert && !c.exists.key)
     return { action: "keep", reason: "up to date", problem: { file: paths.key, path: "", message: `is missing but ${paths.cert} exists; restore the key, or run "make rotate-intermediate" for a new intermediate (every leaf is re-issued; the trust file stays)` } };
@@ -432,7 +434,7 @@ export function planFrom(x: PlanInputs, po: PlanOptions = {}): Plan {
       const files = x.files.get(imTarget.name) ?? {};
       const exists = x.exists.get(imTarget.name) ?? { cert: false, key: false };
       const stamp = x.stamps.get(imTarget.name);
-      const d = decideIntermediate({ target: imTarget, certsDir: o.certsDir, inputs, stamp, files, exists, rootNew, root: x.signer.parent!, rootKeyPresent: caExists.key, rotate: po.rotate, rotateIntermediate: po.rotateIntermediate });
+      const d = decideIntermediate({ target: imTarget, certsDir: o.certsDir, inputs, stamp, files, exists, rootNew, root: x.signer.parent!, rootKeyPresent: caExists.key, rotate: po.rotate, rotateIntermediate: po.rotateIntermediate, inRotation: x.rotation !== undefined });
       if (d.problem) problems.push(d.problem);
       // a root with path length 0 may sign no CA (Go and openssl refuse the chain): refused before anything is made
       const zero = rootNew ? caRequest.ca?.pathlenzero === true && (caRequest.ca.pathlen ?? 0) === 0 : x.ca !== undefined && pathLen(x.ca) === 0;

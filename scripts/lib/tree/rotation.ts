@@ -10,21 +10,30 @@
 //
 // The step is read from the files alone (signing-ca.ts rotationState), so an interrupted step is run again and a
 // copied certs folder is read right. Each step's writes are ordered so that its last rename is what moves the state.
+//
+// Intermediate mode (config/intermediate-csr.json) replaces the ROOT the same way; the intermediate signs throughout:
+//   start    the new root as above; the old root's key is not needed (may stay offline): the old intermediate signs on.
+//   reissue  the old intermediate's files copied to certs/archive/intermediate-DATE-SERIAL/; a new intermediate (new
+//            key) signed by the new root (its key certs/ca-next-key.pem is needed for this); every leaf re-issued by
+//            it, each file the leaf then the new intermediate.
+//   finish   as above; the old root's key is archived when it is in certs/, else (offline) left where it is; the new
+//            root's key becomes certs/ca-key.pem when it is in certs/ (else it stays offline: make needs it not).
 
 import { existsSync, mkdirSync, readdirSync, readFileSync, unlinkSync } from "node:fs";
 import { join } from "node:path";
 import { UserError } from "../common/errors";
-import { isoSeconds, commonName, CertFacts } from "../x509/certinfo";
+import { isoSeconds, commonName, CertFacts, parseCertDer } from "../x509/certinfo";
+import { signedBy } from "../x509/chain";
 import { defaultDeps, IssueDeps, issueCa } from "../x509/issue";
 import { importKeyPair } from "../x509/keys";
-import { caPaths, CERT_MODE, cleanTemps, commitWrites, KEY_MODE, PlannedWrite } from "./output";
+import { caPaths, CERT_MODE, certPaths, cleanTemps, commitWrites, KEY_MODE, PlannedWrite } from "./output";
 import { acquireLock } from "./lock";
 import { makePlan } from "./plan";
 import { build } from "./build";
 import { sha256, Stamp, stampWrite } from "./state";
-import { intermediateMode, loadCa, rotationPaths, RotationState, rotationState, RotationStep } from "./signing-ca";
+import { intermediateMode, loadCa, pathLen, readOneCert, rotationPaths, RotationState, rotationState, RotationStep } from "./signing-ca";
 import { resolveCaKey } from "./ca-key";
-import { TreeOptions } from "./targets";
+import { INTERMEDIATE_NAME, TreeOptions } from "./targets";
 
 export interface RotateOptions {
   deps?: IssueDeps;
@@ -46,7 +55,8 @@ const NEXT: Record<RotationStep, string> = {
 const outOfOrder = (what: string, s: RotationState) => new UserError(`${what}: the CA rotation is at step "${s.step}"; the next step is ${NEXT[s.step]}`);
 
 function refuseUnsupported(o: TreeOptions, what: string): void {
-  if (intermediateMode(o)) throw new UserError(`${what}: this tree signs with an intermediate CA (config/intermediate-csr.json); replace the intermediate with make rotate-intermediate; a root rotation in intermediate mode is not supported yet`);
+  if (intermediateMode(o) && resolveCaKey(o).token)
+    throw new UserError(`${what}: this tree signs with an intermediate CA and its CA key is in a PKCS#11 token (CA_KEY); the phased root rotation in intermediate mode supports key files only (certs/ca-key.pem, certs/intermediate-key.pem), for now`);
   if (resolveCaKey(o).token) throw new UserError(`${what}: the CA key is in a PKCS#11 token (CA_KEY); the phased rotation supports a CA key file (certs/ca-key.pem) only, for now`);
 }
 
@@ -91,6 +101,7 @@ export async function rotateStart(o: TreeOptions, ro: RotateOptions = {}): Promi
     const rp = rotationPaths(o.certsDir);
     const tp = rp.trust;
     if (!existsSync(tp.cert)) throw new UserError(`${tp.cert}: does not exist; there is no CA to rotate (make makes one)`);
+    if (intermediateMode(o)) return startIntermediate(o, ro, deps);
     if (!existsSync(tp.key)) throw new UserError(`${tp.key}: the old CA's key is missing (kept offline?); ca-rotate-start needs it to keep signing until the re-issue: put it back for the rotation`);
     // the old CA must be usable: its key matches, it is a CA, valid (ca.pem holds exactly the old CA here)
     const oldText = readFileSync(tp.cert, "utf8");
@@ -118,6 +129,7 @@ export async function rotateReissue(o: TreeOptions, ro: RotateOptions = {}): Pro
   const deps = ro.deps ?? defaultDeps();
   const s = stateOrThrow(o);
   if (s.step !== "started" && s.step !== "reissuing" && s.step !== "reissued") throw outOfOrder("ca-rotate-reissue", s);
+  if (intermediateMode(o)) return reissueIntermediate(o, s, ro, deps);
   const rp = rotationPaths(o.certsDir);
   if (!existsSync(rp.next.key)) throw new UserError(`${rp.next.key}: the new CA's key is missing; restore it, or (nothing signed by it yet) remove ${rp.next.cert} and run make ca-rotate-start again`);
   await loadCa({ name: "ca", cert: rp.next.cert, key: { kind: "file", path: rp.next.key } }, deps);
@@ -135,12 +147,94 @@ export async function rotateReissue(o: TreeOptions, ro: RotateOptions = {}): Pro
   ];
 }
 
-/** The archive folder of the old CA: certs/archive/ca-DATE-SERIAL (an existing one for that serial is reused). */
-function archiveDir(o: TreeOptions, prev: CertFacts, now: Date): string {
+/** The archive folder of an old CA: certs/archive/NAME-DATE-SERIAL (an existing one for that serial is reused). */
+function archiveDir(o: TreeOptions, prev: CertFacts, now: Date, name = "ca"): string {
   const base = rotationPaths(o.certsDir).archive;
   const suffix = `-${prev.serialHex}`;
-  const found = existsSync(base) ? readdirSync(base).find((n) => n.startsWith("ca-") && n.endsWith(suffix)) : undefined;
-  return join(base, found ?? `ca-${now.toISOString().slice(0, 10)}${suffix}`);
+  const found = existsSync(base) ? readdirSync(base).find((n) => n.startsWith(`${name}-`) && /^\d{4}-\d{2}-\d{2}-/.test(n.slice(name.length + 1)) && n.endsWith(suffix)) : undefined;
+  return join(base, found ?? `${name}-${now.toISOString().slice(0, 10)}${suffix}`);
+}
+
+/**
+ * ca-rotate-start in intermediate mode (under the lock, at step none or starting): the new root from ca-csr.json,
+ * beside the old; the old root's key is not needed (the old intermediate keeps signing until the re-issue).
+ */
+async function startIntermediate(o: TreeOptions, ro: RotateOptions, deps: IssueDeps): Promise<string[]> {
+  const rp = rotationPaths(o.certsDir);
+  const tp = rp.trust;
+  const imFile = certPaths(o.certsDir, INTERMEDIATE_NAME).cert;
+  const oldText = readFileSync(tp.cert, "utf8");
+  // the old root: checked with its key when the key is here, else its certificate alone (a self-signed CA)
+  const old = existsSync(tp.key) ? (await loadCa({ name: "ca", cert: tp.cert, key: { kind: "file", path: tp.key } }, deps)).facts : readOneCert(tp.cert, "the root CA certificate");
+  if (!old.isCa || !signedBy(old, old)) throw new UserError(`${tp.cert}: is not a self-signed root CA certificate; ca-rotate-start replaces the root of an intermediate tree`);
+  const plan = makePlan(o, { caOnly: true });
+  if (plan.problems.length) throw UserError.fromProblems(plan.problems);
+  // the tree as make leaves it: the rotation replaces a root whose intermediate is in place
+  const stale = plan.items.find((i) => i.action !== "keep");
+  if (stale) throw new UserError(`ca-rotate-start: ${stale.target.name === "ca" ? tp.cert : imFile}: ${stale.reason}; run make first, then make ca-rotate-start`);
+  if (!signedBy(readOneCert(imFile, "the intermediate CA certificate"), old)) throw new UserError(`${imFile}: is not signed by the root CA in ${tp.cert}; run make first, then make ca-rotate-start`);
+  const caItem = plan.items.find((i) => i.target.role === "ca")!;
+  const issued = await issueCa(caItem.request, deps);
+  if (issued.certDer.equals(old.der)) throw new Error("internal: the new root equals the old one");
+  if (pathLen(parseCertDer(issued.certDer)) === 0) throw new UserError(`${caItem.target.configFile}: ca.pathlenzero: gives the new root a path length of 0, so it may not sign the intermediate CA; remove it, then run make ca-rotate-start again`);
+  const w = (path: string, data: string, mode = CERT_MODE): PlannedWrite => ({ path, data, mode });
+  // ca.pem (the bundle) last: its rename is what starts the rotation
+  await commitWrites([w(rp.next.key, issued.keyPem, KEY_MODE), w(rp.next.csr, issued.csrPem), w(rp.prev, oldText), w(rp.next.cert, issued.certPem), w(tp.cert, oldText.trimEnd() + "\n" + issued.certPem)], { fsync: ro.fsync ?? true });
+  return [
+    `ca-rotate-start: made the new root CA ${rp.next.cert} ${caName(rotationState(o, false).next!)} with a new key ${rp.next.key}`,
+    `ca-rotate-start: ${tp.cert} now trusts the old root (${rp.prev}) and the new one; no leaf and no intermediate changed: the intermediate ${imFile} (under the old root) still signs; the old root's key ${existsSync(tp.key) ? `${tp.key} is not used by the rotation (it may go offline)` : "is not needed (kept offline)"}`,
+    ...restartPlan(o, "1 of 2: every member, proxy and client must trust both roots before any certificate under the new root is used"),
+    `Then: make ca-rotate-reissue (it needs the new root's key ${rp.next.key})`,
+  ];
+}
+
+/**
+ * ca-rotate-reissue in intermediate mode: the old intermediate archived, a new one (new key) signed by the new root,
+ * then every leaf re-issued by it (build, which signs with the new root's intermediate from here on). Run again after
+ * an interruption: an intermediate already signed by the new root is kept, the leaves still under the old root are made.
+ */
+async function reissueIntermediate(o: TreeOptions, s: RotationState, ro: RotateOptions, deps: IssueDeps): Promise<string[]> {
+  const rp = rotationPaths(o.certsDir);
+  const imp = certPaths(o.certsDir, INTERMEDIATE_NAME);
+  const log = ro.log ?? (() => {});
+  const lines: string[] = [];
+  const newIntermediate = s.intermediate !== "new";
+  if (newIntermediate) {
+    if (!existsSync(rp.next.key)) throw new UserError(`${rp.next.key}: the new root's key is missing; ca-rotate-reissue signs the new intermediate CA with it: put it back for this step (or, nothing signed by it yet, remove ${rp.next.cert} and run make ca-rotate-start again)`);
+    await loadCa({ name: "ca", cert: rp.next.cert, key: { kind: "file", path: rp.next.key } }, deps);
+    // the old intermediate's files into the archive before anything replaces them (its certificate last)
+    const dir = await underLock(o, "ca-rotate-reissue", async () => {
+      if (!existsSync(imp.cert)) return undefined;
+      const old = readOneCert(imp.cert, "the intermediate CA certificate");
+      const dir = archiveDir(o, old, deps.now(), INTERMEDIATE_NAME);
+      if (!existsSync(join(dir, "intermediate.pem"))) {
+        mkdirSync(dir, { recursive: true, mode: 0o700 });
+        const writes: PlannedWrite[] = [];
+        if (existsSync(imp.csr)) writes.push({ path: join(dir, "intermediate.csr"), data: readFileSync(imp.csr), mode: CERT_MODE });
+        if (existsSync(imp.key)) writes.push({ path: join(dir, "intermediate-key.pem"), data: readFileSync(imp.key), mode: KEY_MODE });
+        writes.push({ path: join(dir, "intermediate.pem"), data: readFileSync(imp.cert), mode: CERT_MODE });
+        await commitWrites(writes, { fsync: ro.fsync ?? true });
+      }
+      return dir;
+    });
+    if (dir) lines.push(`ca-rotate-reissue: the old intermediate CA is archived in ${dir} (certificate, key, CSR)`);
+  }
+  const r = await build({ ...o, rotationSigner: "new" }, { rotateIntermediate: newIntermediate, newKey: ro.newKey, deps, log, fsync: ro.fsync });
+  const after = rotationState(o);
+  if (after.intermediate !== "new") throw new UserError(`ca-rotate-reissue: ${imp.cert} is still not signed by the new root ${rp.next.cert}; run make ca-rotate-reissue again`);
+  const left = after.leaves.filter((l) => l.by !== "new" && l.by !== "missing");
+  if (left.length) throw new UserError(`ca-rotate-reissue: ${left.map((l) => l.file).join(", ")} still not under the new root ${rp.next.cert}; run make ca-rotate-reissue again`);
+  if (r.made.includes(INTERMEDIATE_NAME)) lines.push(`ca-rotate-reissue: made the new intermediate CA ${imp.cert} (new key ${imp.key}), signed by the new root ${rp.next.cert}`);
+  const leaves = r.made.filter((n) => n !== INTERMEDIATE_NAME).length;
+  const users = after.leaves.filter((l) => !o.members.includes(l.name) && !o.proxies.includes(l.name) && !o.members.some((m) => l.name.startsWith(`${m}-`)));
+  return [
+    ...lines,
+    `ca-rotate-reissue: ${leaves} certificate(s) re-issued by the new intermediate, each file the leaf then ${imp.cert}${ro.newKey ? " (new keys)" : " (keys kept)"}; from now on make signs with it`,
+    `Picks it up by itself: the members (${o.members.join(", ")})${o.proxies.length ? ` and proxies (${o.proxies.join(", ")})` : ""} read --cert-file/--key-file on every new TLS handshake and trust both roots: copy the new files in place (key and certificate together), no restart`,
+    `Must restart: every client that loads its certificate once${users.length ? ` (${users.map((u) => u.name).join(", ")})` : ""}, after its new certificate is in place (Kubernetes: make secrets, then roll the pods)`,
+    `The new root's key ${rp.next.key} is not needed by ca-rotate-finish or make: it may go offline now`,
+    `Then: make ca-rotate-finish`,
+  ];
 }
 
 /** make ca-rotate-finish */
@@ -148,6 +242,7 @@ export async function rotateFinish(o: TreeOptions, ro: RotateOptions = {}): Prom
   refuseUnsupported(o, "ca-rotate-finish");
   const deps = ro.deps ?? defaultDeps();
   const fsync = ro.fsync ?? true;
+  const im = intermediateMode(o);
   return underLock(o, "ca-rotate-finish", async () => {
     const s = stateOrThrow(o);
     if (s.step !== "reissued" && s.step !== "finishing") {
@@ -165,21 +260,33 @@ export async function rotateFinish(o: TreeOptions, ro: RotateOptions = {}): Prom
       const dir = archiveDir(o, s.prev, deps.now());
       const ac = join(dir, "ca.pem");
       if (!existsSync(ac)) {
-        if (!existsSync(tp.key)) throw new UserError(`${tp.key}: the old CA's key is missing; it is archived by ca-rotate-finish: put it back, then run make ca-rotate-finish again`);
-        const oldKey = readFileSync(tp.key, "utf8");
-        const k = await importKeyPair(oldKey, tp.key, deps.crypto);
-        if (!k.spki.equals(s.prev.spki)) throw new UserError(`${tp.key}: is not the old CA's key (${rp.prev}); put the old CA's key back, then run make ca-rotate-finish again`);
+        // intermediate mode: the old root's key may be offline (nothing was signed with it during the rotation)
+        const offline = im && !existsSync(tp.key);
+        if (!existsSync(tp.key) && !im) throw new UserError(`${tp.key}: the old CA's key is missing; it is archived by ca-rotate-finish: put it back, then run make ca-rotate-finish again`);
+        const oldKey = offline ? undefined : readFileSync(tp.key, "utf8");
+        if (oldKey !== undefined) {
+          const k = await importKeyPair(oldKey, tp.key, deps.crypto);
+          if (!k.spki.equals(s.prev.spki)) throw new UserError(`${tp.key}: is not the old ${im ? "root" : "CA"}'s key (${rp.prev}); put the old ${im ? "root" : "CA"}'s key back${im ? " or move it away (offline)" : ""}, then run make ca-rotate-finish again`);
+        }
         mkdirSync(dir, { recursive: true, mode: 0o700 });
         const writes: PlannedWrite[] = [];
         if (existsSync(tp.csr)) writes.push({ path: join(dir, "ca.csr"), data: readFileSync(tp.csr), mode: CERT_MODE });
-        writes.push({ path: join(dir, "ca-key.pem"), data: oldKey, mode: KEY_MODE }, { path: ac, data: readFileSync(rp.prev), mode: CERT_MODE });
+        if (oldKey !== undefined) writes.push({ path: join(dir, "ca-key.pem"), data: oldKey, mode: KEY_MODE });
+        writes.push({ path: ac, data: readFileSync(rp.prev), mode: CERT_MODE });
         await commitWrites(writes, { fsync });
       }
-      lines.push(`ca-rotate-finish: the old CA ${caName(s.prev)} is archived in ${dir} (certificate, key, CSR)`);
+      const keyArchived = existsSync(join(dir, "ca-key.pem"));
+      lines.push(
+        keyArchived || !im
+          ? `ca-rotate-finish: the old ${im ? "root" : "CA"} ${caName(s.prev)} is archived in ${dir} (certificate, key, CSR)`
+          : `ca-rotate-finish: the old root ${caName(s.prev)} is archived in ${dir} (certificate, CSR); its key is not in ${o.certsDir} (kept offline): destroy it, or archive it where it is`,
+      );
     }
-    // 2. the new CA becomes certs/ca.pem, ca-key.pem, ca.csr, with its stamp (a plain make then makes nothing)
-    if (existsSync(rp.next.key)) {
-      const keyText = readFileSync(rp.next.key, "utf8");
+    // 2. the new CA becomes certs/ca.pem, ca-key.pem, ca.csr, with its stamp (a plain make then makes nothing); in
+    // intermediate mode the new root's key may already be offline: ca.pem and ca.csr alone then
+    const nextKeyHere = existsSync(rp.next.key);
+    if (nextKeyHere || im) {
+      const keyText = nextKeyHere ? readFileSync(rp.next.key, "utf8") : undefined;
       const csrText = existsSync(rp.next.csr) ? readFileSync(rp.next.csr, "utf8") : "";
       const plan = makePlan(o, { caOnly: true });
       const caItem = plan.items.find((i) => i.target.role === "ca")!;
@@ -189,36 +296,48 @@ export async function rotateFinish(o: TreeOptions, ro: RotateOptions = {}): Prom
         role: "ca",
         config: caItem.target.configFile,
         inputs: { request: caItem.inputs.request },
-        files: { cert: sha256(nextText), key: sha256(keyText), csr: sha256(csrText) },
+        // (a root key offline: no hash; when it comes back, make adopts it after checking that it is the root's)
+        files: { cert: sha256(nextText), key: keyText === undefined ? "" : sha256(keyText), csr: sha256(csrText) },
         serial: next.serialHex,
         notAfter: next.notAfter.toISOString(),
         issuedAt: new Date().toISOString(),
       };
-      const writes: PlannedWrite[] = [{ path: tp.key, data: keyText, mode: KEY_MODE }, { path: tp.cert, data: nextText, mode: CERT_MODE }];
+      const writes: PlannedWrite[] = [...(keyText === undefined ? [] : [{ path: tp.key, data: keyText, mode: KEY_MODE }]), { path: tp.cert, data: nextText, mode: CERT_MODE }];
       if (csrText) writes.push({ path: tp.csr, data: csrText, mode: CERT_MODE });
       await commitWrites([...writes, stampWrite(o.certsDir, stamp)], { fsync });
     }
-    // 3. the rotation's files go, ca-next.pem before its key (while ca-next.pem is there, its key is too)
+    // 3. the rotation's files go, ca-next.pem before its key (while ca-next.pem is there, its key is too); in
+    // intermediate mode with the new root's key offline, the old root's key (archived above) leaves certs/ as well
+    if (im && !nextKeyHere && s.prev && existsSync(tp.key) && existsSync(join(archiveDir(o, s.prev, deps.now()), "ca-key.pem"))) {
+      const k = await importKeyPair(readFileSync(tp.key, "utf8"), tp.key, deps.crypto).catch(() => undefined);
+      if (k?.spki.equals(s.prev.spki)) unlinkSync(tp.key);
+    }
     for (const f of [rp.prev, rp.next.csr, rp.next.cert, rp.next.key]) if (existsSync(f)) unlinkSync(f);
-    lines.push(`ca-rotate-finish: ${tp.cert} now holds the new CA ${caName(next)} alone; its key is ${tp.key}`);
-    lines.push(...restartPlan(o, "2 of 2: the old CA leaves the trust; until a member restarts it still accepts certificates of the old CA"));
-    if (existsSync(join(o.certsDir, "crl.pem"))) lines.push(`The CRL ${join(o.certsDir, "crl.pem")} is re-signed by the new CA (make ca-rotate-finish runs make crl)`);
+    const keyLine = existsSync(tp.key) ? `its key is ${tp.key}${im ? " (it may go offline now: only a new intermediate needs it)" : ""}` : `its key is not in ${o.certsDir} (kept offline); put it at ${tp.key} when a new intermediate is made`;
+    lines.push(`ca-rotate-finish: ${tp.cert} now holds the new ${im ? "root" : "CA"} ${caName(next)} alone; ${keyLine}`);
+    lines.push(...restartPlan(o, im ? "2 of 2: the old root leaves the trust; until a member restarts it still accepts certificates under the old root" : "2 of 2: the old CA leaves the trust; until a member restarts it still accepts certificates of the old CA"));
+    if (existsSync(join(o.certsDir, "crl.pem"))) lines.push(`The CRL ${join(o.certsDir, "crl.pem")} is re-signed by the new ${im ? "intermediate" : "CA"} (make ca-rotate-finish runs make crl)`);
     return lines;
   });
 }
 
 /** make ca-rotate-status: the step, what the files say, and what remains. */
 export function rotateStatus(o: TreeOptions): string[] {
-  if (intermediateMode(o)) return ["ca-rotate-status: intermediate mode: the phased root rotation is not supported yet; make rotate-intermediate replaces the intermediate"];
+  const im = intermediateMode(o);
   const s = rotationState(o);
   const rp = rotationPaths(o.certsDir);
   const out = [`ca-rotate-status: step: ${s.step}${s.step === "none" ? " (no CA rotation in progress)" : ""}`];
   if (s.problem) return [...out, `ca-rotate-status: ${s.problem}`];
   if (s.step !== "none") {
-    out.push(`  trust file ${rp.trust.cert}: ${s.trust.length} CA certificate(s)${s.trust.map((t) => `; ${s.prev && t.der.equals(s.prev.der) ? "old" : s.next && t.der.equals(s.next.der) ? "new" : "unknown"} CA ${caName(t)}`).join("")}`);
+    out.push(`  trust file ${rp.trust.cert}: ${s.trust.length} CA certificate(s)${s.trust.map((t) => `; ${s.prev && t.der.equals(s.prev.der) ? "old" : s.next && t.der.equals(s.next.der) ? "new" : "unknown"} ${im ? "root" : "CA"} ${caName(t)}`).join("")}`);
+    if (im) {
+      const imFile = certPaths(o.certsDir, INTERMEDIATE_NAME).cert;
+      const by = { new: "signed by the new root (made by ca-rotate-reissue)", old: "signed by the old root (ca-rotate-reissue replaces it)", other: "signed by neither root", missing: "missing (make or ca-rotate-reissue makes it)" }[s.intermediate ?? "missing"];
+      out.push(`  intermediate mode: the intermediate CA ${imFile} signs the leaves and the CRL; it is ${by}`);
+    }
     if (s.leaves.length) {
       const n = (b: string) => s.leaves.filter((l) => l.by === b);
-      out.push(`  leaves: ${n("new").length} signed by the new CA, ${n("old").length} by the old CA${n("other").length ? `, ${n("other").length} by neither (${n("other").map((l) => l.name).join(", ")})` : ""}${n("missing").length ? `, ${n("missing").length} missing (make makes them)` : ""}`);
+      out.push(`  leaves: ${n("new").length} ${im ? "under the new root (their intermediate is signed by it)" : "signed by the new CA"}, ${n("old").length} ${im ? "under the old root" : "by the old CA"}${n("other").length ? `, ${n("other").length} by neither (${n("other").map((l) => l.name).join(", ")})` : ""}${n("missing").length ? `, ${n("missing").length} missing (make makes them)` : ""}`);
       if (s.step === "reissuing") out.push(`  still by the old CA: ${n("old").map((l) => l.name).join(", ")}`);
     }
   } else {

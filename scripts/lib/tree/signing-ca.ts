@@ -56,7 +56,7 @@ const fileKey = (path: string): KeyRef => ({ kind: "file", path });
  * The root CA: certs/ca.pem and its key: certs/ca-key.pem, or the key in a PKCS#11 token (CA_KEY or the record).
  * During a phased CA rotation (rotationState) certs/ca.pem is the trust bundle, so the root that signs is the old
  * CA's own copy certs/ca-prev.pem (key certs/ca-key.pem) until the re-issue begins, then the new CA certs/ca-next.pem
- * (key certs/ca-next-key.pem).
+ * (key certs/ca-next-key.pem). In intermediate mode this is the root that signs (and checks) the intermediate.
  */
 export function rootCa(o: TreeOptions, ck: CaKey = resolveCaKey(o)): CaRef {
   const p = caPaths(o.certsDir);
@@ -74,6 +74,12 @@ export function rootCa(o: TreeOptions, ck: CaKey = resolveCaKey(o)): CaRef {
 //   reissuing  the bundle; some leaves signed by the new CA: reissue was interrupted; run it again
 //   reissued   the bundle; every leaf signed by the new CA
 //   finishing  ca.pem no longer the bundle but ca-next.pem still there: finish was interrupted; run it again
+//
+// In intermediate mode the two CAs are roots and the intermediate signs throughout: until the re-issue begins the old
+// intermediate (signed by the old root ca-prev.pem) signs; the re-issue makes a new intermediate signed by the new
+// root ca-next.pem, which then signs. A leaf counts as "new" when its chain leads to ca-next.pem: the intermediate
+// carried after it in its file issued it and was signed by ca-next.pem ("old": signed by ca-prev.pem). The
+// intermediate itself counts too: once certs/intermediate.pem is signed by the new root the re-issue has begun.
 
 export type RotationStep = "none" | "starting" | "started" | "reissuing" | "reissued" | "finishing";
 
@@ -92,6 +98,8 @@ export interface RotationLeaf {
 
 export interface RotationState {
   step: RotationStep;
+  /** intermediate mode: which root signed certs/intermediate.pem ("new": the re-issue has begun) */
+  intermediate?: RotationLeaf["by"];
   /** the old CA (ca-prev.pem) and the new one (ca-next.pem), when present */
   prev?: CertFacts;
   next?: CertFacts;
@@ -126,33 +134,40 @@ export function rotationState(o: TreeOptions, withLeaves = true): RotationState 
   if (!prev) return { ...base, step: "started", problem: `${rp.prev}: is missing; it holds the old CA's own certificate during a CA rotation; restore it (the first certificate of ${rp.trust.cert})` };
   if (trust.length !== 2 || !isPrev(trust[0]) || !isNext(trust[1]))
     return { ...base, step: "started", problem: `${rp.trust.cert}: holds ${trust.length} certificate(s), not the rotation's bundle (${rp.prev} then ${rp.next.cert}); edited by hand? restore it: cat ${rp.prev} ${rp.next.cert} > ${rp.trust.cert}` };
+  // which root a certificate leads to: signed by it, or (intermediate mode) by the intermediate carried after it
+  const byRoot = (c: CertFacts | undefined): RotationLeaf["by"] => (!c ? "missing" : signedBy(c, next) ? "new" : signedBy(c, prev) ? "old" : "other");
+  const im = intermediateMode(o);
+  const imFile = certPaths(o.certsDir, INTERMEDIATE_NAME).cert;
+  const intermediate = im ? byRoot(existsSync(imFile) ? readCerts(imFile)[0] : undefined) : undefined;
   const leaves: RotationLeaf[] = [];
   if (withLeaves) {
     for (const t of discoverTargets(o).value.targets) {
       if (isCaRole(t.role)) continue;
       const file = certPaths(o.certsDir, t.name).cert;
-      const c = existsSync(file) ? readCerts(file)[0] : undefined;
-      leaves.push({ name: t.name, file, by: !c ? "missing" : signedBy(c, next) ? "new" : signedBy(c, prev) ? "old" : "other" });
+      const [c, carried] = existsSync(file) ? readCerts(file) : [];
+      const by: RotationLeaf["by"] = !im ? byRoot(c) : !c ? "missing" : carried && signedBy(c, carried) ? byRoot(carried) : "other";
+      leaves.push({ name: t.name, file, by });
     }
   }
-  const byNew = leaves.filter((l) => l.by === "new").length;
-  const step: RotationStep = byNew === 0 ? "started" : leaves.every((l) => l.by === "new" || l.by === "missing") ? "reissued" : "reissuing";
-  return { ...base, leaves, step };
+  const byNew = leaves.filter((l) => l.by === "new").length + (intermediate === "new" ? 1 : 0);
+  const allNew = leaves.every((l) => l.by === "new" || l.by === "missing") && (!im || intermediate === "new");
+  const step: RotationStep = byNew === 0 ? "started" : allNew ? "reissued" : "reissuing";
+  return { ...base, intermediate, leaves, step };
 }
 
 /** The CA that signs during a rotation (undefined outside one): the old CA until the re-issue begins, then the new. */
 function rotationSigner(o: TreeOptions): { cert: string; key: string } | undefined {
   const rp = rotationPaths(o.certsDir);
-  if (!existsSync(rp.next.cert) || intermediateMode(o)) return undefined;
+  if (!existsSync(rp.next.cert)) return undefined;
   const s = o.rotationSigner === "new" ? undefined : rotationState(o);
   if (s && (s.step === "none" || s.step === "starting" || s.problem)) return undefined;
   if (s && s.step === "started") return { cert: rp.prev, key: caPaths(o.certsDir).key };
   return { cert: rp.next.cert, key: rp.next.key };
 }
 
-/** Whether the tree is between ca-rotate-start and the end of ca-rotate-finish (its ca.pem is not the signing CA's). */
+/** Whether the tree is between ca-rotate-start and the end of ca-rotate-finish (its ca.pem is not the signing root's). */
 export function inRotation(o: TreeOptions): boolean {
-  return !intermediateMode(o) && rotationSigner(o) !== undefined;
+  return rotationSigner(o) !== undefined;
 }
 
 /** The intermediate CA: certs/intermediate.pem and certs/intermediate-key.pem. */
@@ -167,7 +182,7 @@ export function findSigningCa(o: TreeOptions, rootKey?: CaKey): SigningCa {
   // the trust file is always certs/ca.pem (during a phased rotation the bundle, while the root that signs is its own file)
   if (!intermediateMode(o)) return { ...root, chain: [], trust: caPaths(o.certsDir).cert };
   const im = intermediateCa(o);
-  return { ...im, chain: [im.cert], trust: root.cert, parent: root };
+  return { ...im, chain: [im.cert], trust: caPaths(o.certsDir).cert, parent: root };
 }
 
 /** A key reference in words, for messages: the file, or the PKCS#11 URI. */
