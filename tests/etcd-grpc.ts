@@ -138,18 +138,23 @@ export function grpcCall(endpoint: string, files: ClientFiles, method: string, m
   });
 }
 
+/** A failure of the transport or of a member in transition (the kind etcd's own client retries on another endpoint). */
+const transient = (r: CallResult): boolean => !r.tls && (REFUSED.test(r.error) || /^no grpc-status|^grpc-status 14:/.test(r.error));
+
 /**
- * A call through several endpoints, as a multi-endpoint etcd client does: an endpoint that refuses the connection
- * (a member down for its restart) is skipped for the next one; any other failure (TLS, permission, timeout) is the
- * call's result.
+ * A call through several endpoints, as etcd's multi-endpoint client (clientv3, which etcdctl and calicoctl use) does:
+ * a member that refuses or drops the connection, or answers "unavailable" (it is stopping, or its leader changed),
+ * is retried on the next endpoint until the deadline; anything else (a TLS refusal above all, never retried; a
+ * permission error; a wrong value) is the call's result. The puts here are idempotent, so a retry is safe.
  */
-export async function callAny(endpoints: string[], files: ClientFiles, method: string, message: Buffer): Promise<CallResult> {
+export async function callAny(endpoints: string[], files: ClientFiles, method: string, message: Buffer, deadlineMs = 8000): Promise<CallResult> {
+  const end = Date.now() + deadlineMs;
   let last: CallResult = { ok: false, error: "no endpoint", tls: false };
-  for (const ep of endpoints) {
-    last = await grpcCall(ep, files, method, message);
-    if (last.ok || last.tls || !REFUSED.test(last.error)) return last;
+  for (let i = 0; ; i++) {
+    last = await grpcCall(endpoints[i % endpoints.length], files, method, message, Math.max(1000, Math.min(6000, end - Date.now())));
+    if (!transient(last) || Date.now() > end) return last;
+    if (i % endpoints.length === endpoints.length - 1) await new Promise((r) => setTimeout(r, 200));
   }
-  return last;
 }
 
 /** KV.Put key=value through the endpoints. */
