@@ -1,12 +1,16 @@
 // The phased CA rotation (README "Rotating the CA"): a new root CA replaces the old one without an outage, because
 // etcd reads its trust file only at start but its certificate and key on every handshake.
 //
-//   make ca-rotate-start    a new CA (new key, from ca-csr.json) in certs/ca-next.pem, ca-next-key.pem, ca-next.csr;
+//   make ca-rotate-start    a new CA (new key, from ca-csr.json) in certs/ca-next.pem, ca-next-key.pem, ca-next.csr
+//                           (a CA key in a PKCS#11 token: the new key is made in the token, named by NEXT_CA_KEY and
+//                           recorded in certs/.tls-setup/ca-next-key.ref instead of ca-next-key.pem);
 //                           the old CA's own certificate copied to certs/ca-prev.pem (its key stays certs/ca-key.pem);
 //                           certs/ca.pem becomes the bundle old + new. No leaf changes; the old CA still signs.
 //   make ca-rotate-reissue  every leaf re-issued by the new CA (keys kept unless NEW_KEY=1); the new CA signs from now.
 //   make ca-rotate-finish   the old CA's certificate, key and CSR go to certs/archive/ca-DATE-SERIAL/; the new CA's
 //                           files become certs/ca.pem (the new CA alone), ca-key.pem, ca.csr; the rotation files go.
+//                           (Token keys: the old key stays in the token, its record is archived; ca-next-key.ref
+//                           becomes ca-key.ref in the commit that makes the new CA certs/ca.pem.)
 //
 // The step is read from the files alone (signing-ca.ts rotationState), so an interrupted step is run again and a
 // copied certs folder is read right. Each step's writes are ordered so that its last rename is what moves the state.
@@ -17,13 +21,14 @@ import { UserError } from "../common/errors";
 import { isoSeconds, commonName, CertFacts } from "../x509/certinfo";
 import { defaultDeps, IssueDeps, issueCa } from "../x509/issue";
 import { importKeyPair } from "../x509/keys";
-import { caPaths, CERT_MODE, cleanTemps, commitWrites, KEY_MODE, PlannedWrite } from "./output";
+import { caPaths, CERT_MODE, cleanTemps, commitWrites, KEY_MODE, PlannedWrite, tryUnlink } from "./output";
 import { acquireLock } from "./lock";
 import { makePlan } from "./plan";
 import { build } from "./build";
 import { sha256, Stamp, stampWrite } from "./state";
-import { intermediateMode, loadCa, rotationPaths, RotationState, rotationState, RotationStep } from "./signing-ca";
-import { resolveCaKey } from "./ca-key";
+import { intermediateMode, keyRefOf, loadCa, rotationPaths, RotationState, rotationState, RotationStep } from "./signing-ca";
+import { CaKey, caKeyText, keyRecordFile, keyRecordWriteAs, nextObjectUri, prepareTokenKey, resolveCaKey, resolveNextCaKey, tokenKeyOf } from "./ca-key";
+import { KeyPair } from "../x509/keys";
 import { TreeOptions } from "./targets";
 
 export interface RotateOptions {
@@ -47,7 +52,20 @@ const outOfOrder = (what: string, s: RotationState) => new UserError(`${what}: t
 
 function refuseUnsupported(o: TreeOptions, what: string): void {
   if (intermediateMode(o)) throw new UserError(`${what}: this tree signs with an intermediate CA (config/intermediate-csr.json); replace the intermediate with make rotate-intermediate; a root rotation in intermediate mode is not supported yet`);
-  if (resolveCaKey(o).token) throw new UserError(`${what}: the CA key is in a PKCS#11 token (CA_KEY); the phased rotation supports a CA key file (certs/ca-key.pem) only, for now`);
+  if (what !== "ca-rotate-start" && o.nextCaKey) throw new UserError(`NEXT_CA_KEY: is given to make ca-rotate-start only (it records the new CA's key in ${keyRecordFile(o.certsDir, "ca-next")}); leave it out of ${what}`);
+}
+
+/**
+ * The new CA's key at ca-rotate-start: NEXT_CA_KEY, or the key an interrupted start recorded; a CA key in a token
+ * needs one (the new key is made in a token too); else the file certs/ca-next-key.pem.
+ */
+function nextKeyForStart(o: TreeOptions, old: CaKey): CaKey {
+  const nk = resolveNextCaKey(o);
+  if (old.token && !nk.token)
+    throw new UserError(`ca-rotate-start: the CA key is in a PKCS#11 token (${caKeyText(old)}); the new CA's key is made in a token too: name a new object with NEXT_CA_KEY, e.g. make ca-rotate-start NEXT_CA_KEY='${nextObjectUri(old.token.uri)}'`);
+  if (nk.token && old.token && nk.token.hash === old.token.hash && nk.token.modulePath === old.token.modulePath)
+    throw new UserError(`${nk.where}: ${caKeyText(nk)}: is the current CA's key; the new CA needs a new key: name a new object, e.g. NEXT_CA_KEY='${nextObjectUri(old.token.uri)}'`);
+  return nk;
 }
 
 function stateOrThrow(o: TreeOptions): RotationState {
@@ -91,21 +109,32 @@ export async function rotateStart(o: TreeOptions, ro: RotateOptions = {}): Promi
     const rp = rotationPaths(o.certsDir);
     const tp = rp.trust;
     if (!existsSync(tp.cert)) throw new UserError(`${tp.cert}: does not exist; there is no CA to rotate (make makes one)`);
-    if (!existsSync(tp.key)) throw new UserError(`${tp.key}: the old CA's key is missing (kept offline?); ca-rotate-start needs it to keep signing until the re-issue: put it back for the rotation`);
+    const ck = resolveCaKey(o);
+    if (!ck.token && !existsSync(tp.key)) throw new UserError(`${tp.key}: the old CA's key is missing (kept offline?); ca-rotate-start needs it to keep signing until the re-issue: put it back for the rotation`);
+    const nk = nextKeyForStart(o, ck);
     // the old CA must be usable: its key matches, it is a CA, valid (ca.pem holds exactly the old CA here)
     const oldText = readFileSync(tp.cert, "utf8");
-    const { facts: old } = await loadCa({ name: "ca", cert: tp.cert, key: { kind: "file", path: tp.key } }, deps);
+    const { facts: old } = await loadCa({ name: "ca", cert: tp.cert, key: keyRefOf(ck) }, deps);
     const plan = makePlan(o, { caOnly: true });
     if (plan.problems.length) throw UserError.fromProblems(plan.problems);
     const caItem = plan.items.find((i) => i.target.role === "ca")!;
-    const issued = await issueCa(caItem.request, deps);
+    // a new key in the token, unless an interrupted start recorded this one (then it is kept)
+    let tokenKey: KeyPair | undefined;
+    if (nk.token) {
+      const prepared = await prepareTokenKey(nk, { fresh: !nk.token.recorded, spec: caItem.request.key, configFile: caItem.target.configFile, command: "make ca-rotate-start" });
+      tokenKey = await tokenKeyOf(prepared);
+    }
+    const issued = await issueCa(caItem.request, deps, tokenKey);
     if (issued.certDer.equals(old.der)) throw new Error("internal: the new CA equals the old one");
     const w = (path: string, data: string, mode = CERT_MODE): PlannedWrite => ({ path, data, mode });
     // ca.pem (the bundle) last: its rename is what starts the rotation
-    await commitWrites([w(rp.next.key, issued.keyPem, KEY_MODE), w(rp.next.csr, issued.csrPem), w(rp.prev, oldText), w(rp.next.cert, issued.certPem), w(tp.cert, oldText.trimEnd() + "\n" + issued.certPem)], { fsync: ro.fsync ?? true });
+    const keyWrite = nk.token ? keyRecordWriteAs(o, nk, "ca-next") : w(rp.next.key, issued.keyPem, KEY_MODE);
+    await commitWrites([keyWrite, w(rp.next.csr, issued.csrPem), w(rp.prev, oldText), w(rp.next.cert, issued.certPem), w(tp.cert, oldText.trimEnd() + "\n" + issued.certPem)], { fsync: ro.fsync ?? true });
+    // a key file left by an interrupted start without a token key would be a stray CA key: it goes
+    if (nk.token) tryUnlink(rp.next.key);
     return [
-      `ca-rotate-start: made the new CA ${rp.next.cert} ${caName(rotationState(o, false).next!)} with a new key ${rp.next.key}`,
-      `ca-rotate-start: ${tp.cert} now trusts the old CA (${rp.prev}, key ${tp.key}) and the new one; no leaf changed; the old CA still signs`,
+      `ca-rotate-start: made the new CA ${rp.next.cert} ${caName(rotationState(o, false).next!)} with a new key ${nk.token ? `in token ${caKeyText(nk)} (recorded in ${keyRecordFile(o.certsDir, "ca-next")}; reissue and finish use it)` : rp.next.key}`,
+      `ca-rotate-start: ${tp.cert} now trusts the old CA (${rp.prev}, key ${caKeyText(ck)}) and the new one; no leaf changed; the old CA still signs`,
       ...restartPlan(o, `1 of 2: every member, proxy and client must trust both CAs before any certificate from the new CA is used`),
       `Then: make ca-rotate-reissue`,
     ];
@@ -119,8 +148,9 @@ export async function rotateReissue(o: TreeOptions, ro: RotateOptions = {}): Pro
   const s = stateOrThrow(o);
   if (s.step !== "started" && s.step !== "reissuing" && s.step !== "reissued") throw outOfOrder("ca-rotate-reissue", s);
   const rp = rotationPaths(o.certsDir);
-  if (!existsSync(rp.next.key)) throw new UserError(`${rp.next.key}: the new CA's key is missing; restore it, or (nothing signed by it yet) remove ${rp.next.cert} and run make ca-rotate-start again`);
-  await loadCa({ name: "ca", cert: rp.next.cert, key: { kind: "file", path: rp.next.key } }, deps);
+  const nk = resolveNextCaKey(o);
+  if (!nk.token && !existsSync(rp.next.key)) throw new UserError(`${rp.next.key}: the new CA's key is missing; restore it, or (nothing signed by it yet) remove ${rp.next.cert} and run make ca-rotate-start again`);
+  await loadCa({ name: "ca", cert: rp.next.cert, key: keyRefOf(nk) }, deps);
   const log = ro.log ?? (() => {});
   const r = await build({ ...o, rotationSigner: "new" }, { newKey: ro.newKey, deps, log, fsync: ro.fsync });
   const after = rotationState(o);
@@ -160,25 +190,66 @@ export async function rotateFinish(o: TreeOptions, ro: RotateOptions = {}): Prom
     const next = s.next!;
     const nextText = readFileSync(rp.next.cert, "utf8");
     const lines: string[] = [];
-    // 1. the old CA into the archive (its certificate last: present means complete); never deleted
+    const caRecord = keyRecordFile(o.certsDir, "ca");
+    const nextRecord = keyRecordFile(o.certsDir, "ca-next");
+    const nk = resolveNextCaKey(o);
+    let oldKeyNote: string | undefined;
+    // 1. the old CA into the archive (its certificate last: present means complete); never deleted. A key in a token
+    // stays there (it cannot leave it): its record is archived instead.
     if (s.prev) {
       const dir = archiveDir(o, s.prev, deps.now());
       const ac = join(dir, "ca.pem");
+      const archivedRecord = join(dir, "ca-key.ref");
       if (!existsSync(ac)) {
-        if (!existsSync(tp.key)) throw new UserError(`${tp.key}: the old CA's key is missing; it is archived by ca-rotate-finish: put it back, then run make ca-rotate-finish again`);
-        const oldKey = readFileSync(tp.key, "utf8");
-        const k = await importKeyPair(oldKey, tp.key, deps.crypto);
-        if (!k.spki.equals(s.prev.spki)) throw new UserError(`${tp.key}: is not the old CA's key (${rp.prev}); put the old CA's key back, then run make ca-rotate-finish again`);
-        mkdirSync(dir, { recursive: true, mode: 0o700 });
+        const ck = resolveCaKey(o);
         const writes: PlannedWrite[] = [];
         if (existsSync(tp.csr)) writes.push({ path: join(dir, "ca.csr"), data: readFileSync(tp.csr), mode: CERT_MODE });
-        writes.push({ path: join(dir, "ca-key.pem"), data: oldKey, mode: KEY_MODE }, { path: ac, data: readFileSync(rp.prev), mode: CERT_MODE });
-        await commitWrites(writes, { fsync });
+        if (ck.token) writes.push({ ...keyRecordWriteAs(o, ck, "ca"), path: archivedRecord });
+        else {
+          if (!existsSync(tp.key)) throw new UserError(`${tp.key}: the old CA's key is missing; it is archived by ca-rotate-finish: put it back, then run make ca-rotate-finish again`);
+          const oldKey = readFileSync(tp.key, "utf8");
+          const k = await importKeyPair(oldKey, tp.key, deps.crypto);
+          if (!k.spki.equals(s.prev.spki)) throw new UserError(`${tp.key}: is not the old CA's key (${rp.prev}); put the old CA's key back, then run make ca-rotate-finish again`);
+          writes.push({ path: join(dir, "ca-key.pem"), data: oldKey, mode: KEY_MODE });
+        }
+        mkdirSync(dir, { recursive: true, mode: 0o700 });
+        await commitWrites([...writes, { path: ac, data: readFileSync(rp.prev), mode: CERT_MODE }], { fsync });
       }
-      lines.push(`ca-rotate-finish: the old CA ${caName(s.prev)} is archived in ${dir} (certificate, key, CSR)`);
+      if (existsSync(archivedRecord)) {
+        let uri = "";
+        try {
+          uri = String(JSON.parse(readFileSync(archivedRecord, "utf8")).uri ?? "");
+        } catch {
+          // the note then names the archived record only
+        }
+        oldKeyNote = `ca-rotate-finish: the old CA's key stays in the token${uri ? ` as ${uri}` : ""} (its record: ${archivedRecord}); nothing signs with it any more: delete it with pkcs11-tool (--delete-object --type privkey --label ...) once the rotation is done`;
+      }
+      lines.push(`ca-rotate-finish: the old CA ${caName(s.prev)} is archived in ${dir} (certificate, ${oldKeyNote ? "key record" : "key"}, CSR)`);
+      if (oldKeyNote) lines.push(oldKeyNote);
     }
-    // 2. the new CA becomes certs/ca.pem, ca-key.pem, ca.csr, with its stamp (a plain make then makes nothing)
-    if (existsSync(rp.next.key)) {
+    // 2. the new CA becomes certs/ca.pem, ca-key.pem (or, its key in a token, the record ca-key.ref), ca.csr, with its
+    // stamp (a plain make then makes nothing)
+    if (nk.token && existsSync(nextRecord)) {
+      const csrText = existsSync(rp.next.csr) ? readFileSync(rp.next.csr, "utf8") : "";
+      const plan = makePlan(o, { caOnly: true });
+      const caItem = plan.items.find((i) => i.target.role === "ca")!;
+      const stamp: Stamp = {
+        version: 1,
+        name: "ca",
+        role: "ca",
+        config: caItem.target.configFile,
+        inputs: { request: caItem.inputs.request },
+        files: { cert: sha256(nextText), key: nk.token.hash, csr: sha256(csrText) },
+        serial: next.serialHex,
+        notAfter: next.notAfter.toISOString(),
+        issuedAt: new Date().toISOString(),
+      };
+      const writes: PlannedWrite[] = [keyRecordWriteAs(o, nk, "ca"), { path: tp.cert, data: nextText, mode: CERT_MODE }];
+      if (csrText) writes.push({ path: tp.csr, data: csrText, mode: CERT_MODE });
+      await commitWrites([...writes, stampWrite(o.certsDir, stamp)], { fsync });
+      // an old key file (a file CA rotated into a token) is archived above: it leaves certs/
+      if (s.prev && existsSync(join(archiveDir(o, s.prev, deps.now()), "ca-key.pem"))) tryUnlink(tp.key);
+    } else if (existsSync(rp.next.key)) {
       const keyText = readFileSync(rp.next.key, "utf8");
       const csrText = existsSync(rp.next.csr) ? readFileSync(rp.next.csr, "utf8") : "";
       const plan = makePlan(o, { caOnly: true });
@@ -197,10 +268,12 @@ export async function rotateFinish(o: TreeOptions, ro: RotateOptions = {}): Prom
       const writes: PlannedWrite[] = [{ path: tp.key, data: keyText, mode: KEY_MODE }, { path: tp.cert, data: nextText, mode: CERT_MODE }];
       if (csrText) writes.push({ path: tp.csr, data: csrText, mode: CERT_MODE });
       await commitWrites([...writes, stampWrite(o.certsDir, stamp)], { fsync });
+      // the old CA's key was in a token: its record would now name the wrong key
+      if (existsSync(caRecord)) unlinkSync(caRecord);
     }
     // 3. the rotation's files go, ca-next.pem before its key (while ca-next.pem is there, its key is too)
-    for (const f of [rp.prev, rp.next.csr, rp.next.cert, rp.next.key]) if (existsSync(f)) unlinkSync(f);
-    lines.push(`ca-rotate-finish: ${tp.cert} now holds the new CA ${caName(next)} alone; its key is ${tp.key}`);
+    for (const f of [rp.prev, rp.next.csr, rp.next.cert, rp.next.key, nextRecord]) if (existsSync(f)) unlinkSync(f);
+    lines.push(`ca-rotate-finish: ${tp.cert} now holds the new CA ${caName(next)} alone; its key is ${nk.token ? `${caKeyText(nk)} in the token (recorded in ${caRecord})` : tp.key}`);
     lines.push(...restartPlan(o, "2 of 2: the old CA leaves the trust; until a member restarts it still accepts certificates of the old CA"));
     if (existsSync(join(o.certsDir, "crl.pem"))) lines.push(`The CRL ${join(o.certsDir, "crl.pem")} is re-signed by the new CA (make ca-rotate-finish runs make crl)`);
     return lines;
