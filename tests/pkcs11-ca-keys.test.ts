@@ -234,7 +234,24 @@ describe("the phased CA rotation with the CA key in the token (NEXT_CA_KEY)", ()
   });
 });
 
-describe("the phased CA rotation from a key file into the token", () => {
+describe("from a key file into the token", () => {
+  it_("make rotate-intermediate CA_KEY=pkcs11:... moves the intermediate into the token: its old key file leaves certs/", () => {
+    const t = intermediateTree();
+    const c = (f: string) => join(t.certs, f);
+    expect(make(t, []).status).toBe(0);
+    const oldIm = spkiOf(c("intermediate.pem"));
+    expect(privateKeysIn(t.certs).map((k) => k.spki)).toContain(oldIm);
+    const r = make(t, ["rotate-intermediate"], [`CA_KEY=${uri("im-from-file")}`, `PKCS11_MODULE=${MODULE}`]);
+    expect(r.status).toBe(0);
+    expect(r.stdout).toMatch(/removed \S+intermediate-key\.pem: the intermediate CA's key is in the token now/);
+    expect(existsSync(c("intermediate-key.pem"))).toBe(false);
+    expect(record(t, "intermediate-key.ref")).toEqual({ uri: uri("im-from-file"), module: MODULE });
+    renameSync(c("ca-key.pem"), join(t.dir, "ca-key.pem"));
+    expectLeavesVerify(t);
+    expectNoCaKeyIn(t, [spkiOf(c("ca.pem")), spkiOf(c("intermediate.pem")), oldIm]);
+  });
+
+
   it_("start NEXT_CA_KEY=... with certs/ca-key.pem: after finish the CA key is the token's, certs/ca-key.pem is archived and gone", () => {
     const t = tempTree();
     const c = (f: string) => join(t.certs, f);

@@ -6,7 +6,7 @@ import { join } from "node:path";
 import { UserError } from "../common/errors";
 import { defaultDeps, IssueDeps, Issued, Issuer, issueCa, issueLeaf, serialFrom } from "../x509/issue";
 import { importKeyPair, KeyPair } from "../x509/keys";
-import { bundlePaths, cleanTemps, commitWrites, planBundle, repairKeyMode } from "./output";
+import { bundlePaths, cleanTemps, commitWrites, planBundle, repairKeyMode, tryUnlink } from "./output";
 import { CaRef, intermediateProblems, keyPresent, keyText, loadCa, loadSigningCa, pathLen, readOneCert, rootCa } from "./signing-ca";
 import { makePlan, Orphan, Plan, PlanItem, PlanOptions } from "./plan";
 import { sha256, Stamp, stampWrite, stateDir, writeStamp } from "./state";
@@ -166,6 +166,7 @@ async function execute(plan: Plan, bo: BuildOptions, t0: number): Promise<BuildR
       caKey.token!.recorded = true;
       log(recordedLine(o, caKey));
     }
+    if (inToken) removeOldKeyFile(bundlePaths(join(o.certsDir, root.name)).key, "CA", log);
   } else if (caItem?.action === "adopt") {
     // the files must form a usable CA before we trust them (the certificate alone when the key is kept offline)
     if (keyPresent(root.key)) await loadCa(root, deps);
@@ -200,6 +201,7 @@ async function execute(plan: Plan, bo: BuildOptions, t0: number): Promise<BuildR
       imKey!.token!.recorded = true;
       log(recordedLine(o, imKey!));
     }
+    if (inToken) removeOldKeyFile(im.key, "intermediate CA", log);
   } else if (imItem?.action === "adopt") {
     // an intermediate made elsewhere (cfssl, openssl): its chain to the root and its key are checked first
     const problems = intermediateProblems(signer.cert, readOneCert(signer.cert, "the intermediate CA certificate"), readOneCert(root.cert, "the root CA certificate"), root.cert, deps.now());
@@ -255,6 +257,16 @@ async function execute(plan: Plan, bo: BuildOptions, t0: number): Promise<BuildR
   }
   result.ms = Date.now() - t0;
   return result;
+}
+
+/**
+ * A CA made with a key in a token leaves no key file of its own: a key file still there belonged to the CA it
+ * replaces (as a CA made with a key file writes over it), and would be a CA private key left in certs/.
+ */
+function removeOldKeyFile(file: string, what: string, log: (l: string) => void): void {
+  if (!existsSync(file)) return;
+  tryUnlink(file);
+  log(`removed ${file}: the ${what}'s key is in the token now; that file held the key of the ${what} it replaces`);
 }
 
 /** A root CA certificate adopted while its key is offline: it must be a self-signed CA allowed to sign, and valid. */

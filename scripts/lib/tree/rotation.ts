@@ -20,7 +20,7 @@ import { join } from "node:path";
 import { UserError } from "../common/errors";
 import { isoSeconds, commonName, CertFacts } from "../x509/certinfo";
 import { defaultDeps, IssueDeps, issueCa } from "../x509/issue";
-import { importKeyPair } from "../x509/keys";
+import { importKeyPair, KeyPair } from "../x509/keys";
 import { caPaths, CERT_MODE, cleanTemps, commitWrites, KEY_MODE, PlannedWrite, tryUnlink } from "./output";
 import { acquireLock } from "./lock";
 import { makePlan } from "./plan";
@@ -28,7 +28,6 @@ import { build } from "./build";
 import { sha256, Stamp, stampWrite } from "./state";
 import { intermediateMode, keyRefOf, loadCa, rotationPaths, RotationState, rotationState, RotationStep } from "./signing-ca";
 import { CaKey, caKeyText, keyRecordFile, keyRecordWriteAs, nextObjectUri, prepareTokenKey, resolveCaKey, resolveNextCaKey, tokenKeyOf } from "./ca-key";
-import { KeyPair } from "../x509/keys";
 import { TreeOptions } from "./targets";
 
 export interface RotateOptions {
