@@ -193,6 +193,10 @@ describe("the phased CA rotation with the CA key in the token (NEXT_CA_KEY)", ()
     expect(token.privateKeyLabels()).toEqual(withTaken);
     expect(withTaken).toEqual([...labels, "taken"].sort());
     expectRefused(make(t, ["renew"], [`ROOT_KEY=${uri("other")}`]), t.certs, before, /^tls-setup: ROOT_KEY: names the root's key in intermediate mode only; .*use CA_KEY=/);
+    // the token's own errors, before the new key is made: the token's keys unchanged too
+    expectRefused(make(t, ["ca-rotate-start"], [`NEXT_CA_KEY=${uri("rot-2")}`], { ...token.env, PKCS11_PIN: "not-the-pin" }), t.certs, before, /PKCS11_PIN: token "etcd-ca": the PIN is wrong/);
+    expectRefused(make(t, ["ca-rotate-start"], [`NEXT_CA_KEY=${uri("rot-2")}`, `PKCS11_MODULE=${join(token.dir, "none.so")}`]), t.certs, before, /PKCS11_MODULE: .*none\.so: does not exist/);
+    expect(token.privateKeyLabels()).toEqual(withTaken);
   });
 
   it_("start makes the new CA's key in the token (not on disk) and records it; reissue signs every leaf through it", () => {
@@ -203,6 +207,9 @@ describe("the phased CA rotation with the CA key in the token (NEXT_CA_KEY)", ()
     expect(record(t, "ca-next-key.ref")).toEqual({ uri: uri("rot-2"), module: MODULE });
     expect(token.tool(["--list-objects", "--type", "privkey"]).stdout).toMatch(/label:\s+rot-2\n[\s\S]*?Access:\s+sensitive, always sensitive, never extractable/);
     expectNoCaKeyIn(t, [oldSpki, spkiOf(c("ca-next.pem"))]);
+    // until the re-issue the old CA still signs, through its token key
+    expect(make(t, ["renew", "NAME=etcd1"]).status).toBe(0);
+    expect(openssl(["verify", "-x509_strict", "-CAfile", c("ca-prev.pem"), c("etcd1.pem")]).stdout.trim()).toBe(`${c("etcd1.pem")}: OK`);
     const reissue = make(t, ["ca-rotate-reissue"]);
     expect(reissue.status).toBe(0);
     // every leaf signed by the new CA (its own file as the only trust anchor), the bundle trusts them too
