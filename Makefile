@@ -82,7 +82,7 @@ rotate-intermediate: $(BUILT)
 # The phased CA rotation without an outage (README "Rotating the CA"): start, rolling restart, reissue, finish,
 # rolling restart. Each step prints what to restart; status reads the step from the files.
 .PHONY: ca-rotate-start ca-rotate-reissue ca-rotate-finish ca-rotate-status
-#>   make ca-rotate-start    new CA beside the old; ca.pem trusts both
+#>   make ca-rotate-start    new CA beside the old; ca.pem trusts both; NEXT_CA_KEY
 ca-rotate-start: $(BUILT)
 	@$(TLS) ca-rotate start $(TREE)$(if $(NEXT_CA_KEY), --next-ca-key $(call q,$(NEXT_CA_KEY)))
 
