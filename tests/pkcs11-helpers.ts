@@ -26,6 +26,8 @@ export interface Hsm {
   privateKeyLabels: () => string[];
 }
 
+const haveFlock = (): boolean => spawnSync("sh", ["-c", "command -v flock"]).status === 0;
+
 /** A temp dir for a token; init() installs the provider and initialises the token "etcd-ca" there (call in beforeAll). */
 export function hsm(): Hsm & { init: () => void } {
   const dir = mkdtempSync(join(tmpdir(), "tls-setup-hsm-"));
@@ -37,7 +39,11 @@ export function hsm(): Hsm & { init: () => void } {
     return [...r.stdout.matchAll(/^\s*label:\s+(.*)$/gm)].map((m) => m[1].trim()).sort();
   };
   const init = () => {
-    const deps = spawnSync("make", ["--no-print-directory", "-C", ROOT, "pkcs11-deps"], { encoding: "utf8" });
+    // one install at a time: the pkcs11-*.test.ts files start together in jest's workers, and two `npm ci` in pkcs11/
+    // at once would remove each other's files (flock, util-linux; without it, plain make)
+    const makeDeps = ["make", "--no-print-directory", "-C", ROOT, "pkcs11-deps"];
+    const lock = join(tmpdir(), "tls-setup-pkcs11-deps.lock");
+    const deps = haveFlock() ? spawnSync("flock", [lock, ...makeDeps], { encoding: "utf8" }) : spawnSync(makeDeps[0], makeDeps.slice(1), { encoding: "utf8" });
     if (deps.status !== 0) throw new Error(`make pkcs11-deps failed:\n${deps.stderr}`);
     mkdirSync(join(dir, "tokens"));
     writeFileSync(env.SOFTHSM2_CONF, `directories.tokendir = ${join(dir, "tokens")}\nobjectstore.backend = file\nlog.level = ERROR\n`);
