@@ -30,8 +30,6 @@ const RECORD: Record<CaKeyName, string> = { ca: "ca-key.ref", intermediate: "int
 
 /** The record of a CA's token key (not *.json: the state directory's *.json are certificate stamps). */
 export const keyRecordFile = (certsDir: string, name: CaKeyName): string => join(stateDir(certsDir), RECORD[name]);
-/** The root's record, certs/.tls-setup/ca-key.ref. */
-export const caKeyRecordFile = (certsDir: string): string => keyRecordFile(certsDir, "ca");
 
 /** The key file of a CA whose key is not in a token. */
 const keyFileOf = (certsDir: string, name: CaKeyName): string => (name === "ca" ? caPaths(certsDir).key : certPaths(certsDir, name === "intermediate" ? INTERMEDIATE_NAME : "ca-next").key);
