@@ -207,6 +207,7 @@ describe("the phased CA rotation with the CA key in the token (NEXT_CA_KEY)", ()
     expect(record(t, "ca-next-key.ref")).toEqual({ uri: uri("rot-2"), module: MODULE });
     expect(token.tool(["--list-objects", "--type", "privkey"]).stdout).toMatch(/label:\s+rot-2\n[\s\S]*?Access:\s+sensitive, always sensitive, never extractable/);
     expectNoCaKeyIn(t, [oldSpki, spkiOf(c("ca-next.pem"))]);
+    expect(make(t, ["ca-rotate-status"]).stdout).toContain(`keys: the old CA's ${uri("rot")}; the new CA's ${uri("rot-2")}`);
     // until the re-issue the old CA still signs, through its token key
     expect(make(t, ["renew", "NAME=etcd1"]).status).toBe(0);
     expect(openssl(["verify", "-x509_strict", "-CAfile", c("ca-prev.pem"), c("etcd1.pem")]).stdout.trim()).toBe(`${c("etcd1.pem")}: OK`);

@@ -297,6 +297,17 @@ export function rotateStatus(o: TreeOptions): string[] {
     const stray = [rp.next.key, rp.next.csr, rp.prev].filter((f) => existsSync(f));
     if (stray.length) out.push(`  left by an interrupted ca-rotate-start (overwritten by the next one): ${stray.join(", ")}`);
   }
+  if (s.step === "started" || s.step === "reissuing" || s.step === "reissued") {
+    // where each CA's key is (a file, or a token key by its URI), from the variables and records; reads no token
+    const where = (f: () => CaKey) => {
+      try {
+        return caKeyText(f());
+      } catch (e) {
+        return e instanceof Error ? e.message : String(e);
+      }
+    };
+    out.push(`  keys: the old CA's ${where(() => resolveCaKey(o))}; the new CA's ${where(() => resolveNextCaKey(o))}`);
+  }
   out.push(`  next: ${NEXT[s.step]}`);
   return out;
 }
