@@ -16,16 +16,16 @@ TLS  = $(NODE) dist/tls.js
 # q: a value single-quoted for the shell, a ' inside written as '\'' (so no variable or file name reaches a shell unquoted)
 q    = '$(subst ','\'',$(1))'
 # MEMBER_CERTS=split|combined (default: etcd-cluster.json's "member_certs", else combined; README "Split member certificates")
-# CA_KEY: the CA key in a PKCS#11 token (README "CA keys in an HSM (PKCS#11)"), recorded in CERTS_DIR/.tls-setup/ca-key.ref
-# by the first run that uses it; PKCS11_MODULE: the token's module. The PIN only from the environment (PKCS11_PIN or
-# PKCS11_PIN_FILE): never on make's command line, where ps and the shell history would show it.
-PKCS11_KEY = $(if $(CA_KEY),--ca-key $(call q,$(CA_KEY))) $(if $(PKCS11_MODULE),--pkcs11-module $(call q,$(PKCS11_MODULE)))
+# Keys in a PKCS#11 token (README "CA keys in an HSM (PKCS#11)"), each recorded in CERTS_DIR/.tls-setup/ by the first run
+# that uses it: CA_KEY the key of the CA that signs the leaves (the root's in root mode, the intermediate's in
+# intermediate mode), ROOT_KEY the root's in intermediate mode, NEXT_CA_KEY the new CA's at make ca-rotate-start;
+# PKCS11_MODULE: the token's module. The PIN only from the environment (PKCS11_PIN or PKCS11_PIN_FILE): never on
+# make's command line, where ps and the shell history would show it.
+PKCS11_KEY = $(if $(CA_KEY),--ca-key $(call q,$(CA_KEY))) $(if $(ROOT_KEY),--root-key $(call q,$(ROOT_KEY))) $(if $(PKCS11_MODULE),--pkcs11-module $(call q,$(PKCS11_MODULE)))
 ifeq ($(origin PKCS11_PIN),command line)
 $(error PKCS11_PIN: not on make's command line (ps and the shell history show it); export PKCS11_PIN, or put the PIN in a file and set PKCS11_PIN_FILE)
 endif
-ifneq ($(findstring pin-value=,$(CA_KEY)),)
-$(error CA_KEY: a PIN is never written in the URI (make would echo it); export PKCS11_PIN, or put the PIN in a file and set PKCS11_PIN_FILE)
-endif
+$(foreach v,CA_KEY ROOT_KEY NEXT_CA_KEY,$(if $(findstring pin-value=,$($(v))),$(error $(v): a PIN is never written in the URI (make would echo it); export PKCS11_PIN, or put the PIN in a file and set PKCS11_PIN_FILE)))
 TREE = --config-dir $(call q,$(CONFIG_DIR)) --certs-dir $(call q,$(CERTS_DIR)) --members $(call q,$(ETCD_MEMBERS)) --proxies $(call q,$(PROXIES))$(if $(MEMBER_CERTS), --member-certs $(call q,$(MEMBER_CERTS))) $(PKCS11_KEY)
 
 # npm writes node_modules/.package-lock.json on every install: it stands for "dependencies installed".
@@ -82,9 +82,9 @@ rotate-intermediate: $(BUILT)
 # The phased CA rotation without an outage (README "Rotating the CA"): start, rolling restart, reissue, finish,
 # rolling restart. Each step prints what to restart; status reads the step from the files.
 .PHONY: ca-rotate-start ca-rotate-reissue ca-rotate-finish ca-rotate-status
-#>   make ca-rotate-start    new CA beside the old; ca.pem trusts both
+#>   make ca-rotate-start    new CA beside the old; ca.pem trusts both; NEXT_CA_KEY
 ca-rotate-start: $(BUILT)
-	@$(TLS) ca-rotate start $(TREE)
+	@$(TLS) ca-rotate start $(TREE)$(if $(NEXT_CA_KEY), --next-ca-key $(call q,$(NEXT_CA_KEY)))
 
 #>   make ca-rotate-reissue  every leaf re-issued by the new CA; NEW_KEY=1
 ca-rotate-reissue: $(BUILT)

@@ -3,21 +3,20 @@
 // and openssl verifying every leaf (-x509_strict) and the CRL. The provider is installed by `make pkcs11-deps` (run
 // here, as tests/tools.sh does).
 import { spawnSync } from "node:child_process";
-import { createPublicKey, X509Certificate } from "node:crypto";
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import { X509Certificate } from "node:crypto";
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { haveTool, ROOT, runMake, runScript, sh, snapshot, tempTree } from "./helpers";
+import { runMake, runScript, sh, snapshot, tempTree } from "./helpers";
+import { allFiles, expectRefused, haveHsm as haveJudges, hsm, MODULE, PIN, privateKeysIn, spkiOf } from "./pkcs11-helpers";
 
-const MODULE = "/usr/lib/softhsm/libsofthsm2.so";
-const haveHsm = haveTool("softhsm2-util") && haveTool("pkcs11-tool") && haveTool("openssl");
+const haveHsm = haveJudges();
 const it_ = haveHsm ? it : it.skip;
 
-// a PIN that would be noticed if it leaked into a file or an output
-const PIN = "pin-7Hq2-tls-setup";
-const SO_PIN = "so-4451-tls-setup";
-const hsmDir = mkdtempSync(join(tmpdir(), "tls-setup-hsm-"));
-const hsmEnv = { SOFTHSM2_CONF: join(hsmDir, "softhsm2.conf"), PKCS11_PIN: PIN };
+const token = hsm();
+const hsmDir = token.dir;
+const hsmEnv = token.env;
+const tool = token.tool;
 const URI = "pkcs11:token=etcd-ca;object=ca";
 const keyVars = [`CA_KEY=${URI}`, `PKCS11_MODULE=${MODULE}`];
 
@@ -31,49 +30,15 @@ function make(targets: string[], extra: string[] = [], env: NodeJS.ProcessEnv = 
   return r;
 }
 
-function tool(args: string[]) {
-  return spawnSync("pkcs11-tool", ["--module", MODULE, "--token-label", "etcd-ca", "--login", "--pin", PIN, ...args], { encoding: "utf8", env: { ...process.env, ...hsmEnv } });
-}
-
-const allFiles = (d: string): string[] => readdirSync(d).flatMap((n) => (statSync(join(d, n)).isDirectory() ? allFiles(join(d, n)) : [join(d, n)]));
-
-/** The SPKI (hex) of every PEM private key block in any file under dir. */
-function privateKeysIn(dir: string): { file: string; spki: string }[] {
-  const out: { file: string; spki: string }[] = [];
-  for (const f of allFiles(dir)) {
-    const text = readFileSync(f, "latin1");
-    for (const m of text.matchAll(/-----BEGIN ([A-Z ]*PRIVATE KEY)-----[\s\S]*?-----END \1-----/g)) {
-      out.push({ file: f, spki: createPublicKey(m[0]).export({ type: "spki", format: "der" }).toString("hex") });
-    }
-  }
-  return out;
-}
-
-const caSpki = () => new X509Certificate(readFileSync(c("ca.pem"))).publicKey.export({ type: "spki", format: "der" }).toString("hex");
+const caSpki = () => spkiOf(c("ca.pem"));
 const leaves = () => readdirSync(t.certs).filter((f) => f.endsWith(".pem") && !f.endsWith("-key.pem") && f !== "ca.pem" && f !== "crl.pem");
 const serialOf = (f: string) => new X509Certificate(readFileSync(c(f))).serialNumber.toLowerCase();
 
 /** One line on stderr, non-zero, nothing in certs/ changed. */
-function refused(r: { status: number | null; stderr: string }, before: Record<string, string>, pattern: RegExp) {
-  expect(r.status).not.toBe(0);
-  const lines = r.stderr.split("\n").filter((l) => l !== "" && !l.startsWith("make: ***") && !/^make\[\d+\]/.test(l));
-  expect(lines).toHaveLength(1);
-  expect(lines[0]).toMatch(pattern);
-  expect(r.stderr).not.toContain(PIN);
-  expect(snapshot(t.certs)).toEqual(before);
-}
+const refused = (r: { status: number | null; stderr: string }, before: Record<string, string>, pattern: RegExp) => expectRefused(r, t.certs, before, pattern);
 
 beforeAll(() => {
-  if (!haveHsm) return;
-  const deps = spawnSync("make", ["--no-print-directory", "-C", ROOT, "pkcs11-deps"], { encoding: "utf8" });
-  if (deps.status !== 0) throw new Error(`make pkcs11-deps failed:\n${deps.stderr}`);
-  mkdirSync(join(hsmDir, "tokens"));
-  writeFileSync(hsmEnv.SOFTHSM2_CONF, `directories.tokendir = ${join(hsmDir, "tokens")}\nobjectstore.backend = file\nlog.level = ERROR\n`);
-  // SOFTHSM2_CONF given explicitly to every child (jest's process.env does not reach children spawned without env)
-  const init = spawnSync("softhsm2-util", ["--init-token", "--free", "--label", "etcd-ca", "--pin", PIN, "--so-pin", SO_PIN], { encoding: "utf8", env: { ...process.env, SOFTHSM2_CONF: hsmEnv.SOFTHSM2_CONF } });
-  if (init.status !== 0) throw new Error(`softhsm2-util --init-token failed: ${init.stderr}`);
-  // the token is in our temp dir, not in the system's token directory
-  expect(readdirSync(join(hsmDir, "tokens"))).toHaveLength(1);
+  if (haveHsm) token.init();
 }, 300_000);
 
 describe("a tree whose CA key is in a SoftHSM2 token", () => {

@@ -43,7 +43,7 @@ if [ ${#missing[@]} -gt 0 ]; then
   [ "${CI:-}" = true ] && exit 1
 fi
 
-# the PKCS#11 provider (pkcs11/node_modules), which tests/pkcs11-token.test.ts uses (it runs this too when alone)
+# the PKCS#11 provider (pkcs11/node_modules), which tests/pkcs11-*.test.ts use (they run this too when alone)
 if command -v g++ >/dev/null && command -v softhsm2-util >/dev/null; then
   make --no-print-directory -C "$(dirname "$0")/.." pkcs11-deps || { echo "tools: make pkcs11-deps failed" >&2; [ "${CI:-}" = true ] && exit 1; }
 fi

@@ -52,9 +52,12 @@ export async function tlsMain(args: string[]): Promise<number> {
     .command(
       "ca-rotate <step>",
       "the phased CA rotation: start (new CA, trust both), reissue (leaves by the new CA), finish (trust the new CA only), status",
-      (y) => y.positional("step", { type: "string", choices: ["start", "reissue", "finish", "status"], demandOption: true }).option("new-key", { type: "boolean", describe: "reissue: new keys for the leaves (default: kept)" }),
+      (y) => y.positional("step", { type: "string", choices: ["start", "reissue", "finish", "status"], demandOption: true }).option("new-key", { type: "boolean", describe: "reissue: new keys for the leaves (default: kept)" })
+          .option("next-ca-key", { type: "string", describe: "start: the new CA's key, made in a PKCS#11 token (an RFC 7512 URI naming a new object); recorded for reissue and finish" }),
       async (a) => {
-        code = await caRotateCommand(toTree(a), String(a.step), { newKey: a["new-key"] });
+        const tree = toTree(a);
+        if (a["next-ca-key"] !== undefined) tree.nextCaKey = a["next-ca-key"];
+        code = await caRotateCommand(tree, String(a.step), { newKey: a["new-key"] });
       },
     )
     .demandCommand(1, "give a command: build, plan, prune, ca-rotate")

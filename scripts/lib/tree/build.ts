@@ -6,7 +6,7 @@ import { join } from "node:path";
 import { UserError } from "../common/errors";
 import { defaultDeps, IssueDeps, Issued, Issuer, issueCa, issueLeaf, serialFrom } from "../x509/issue";
 import { importKeyPair, KeyPair } from "../x509/keys";
-import { bundlePaths, cleanTemps, commitWrites, planBundle, repairKeyMode } from "./output";
+import { bundlePaths, cleanTemps, commitWrites, planBundle, repairKeyMode, tryUnlink } from "./output";
 import { CaRef, intermediateProblems, keyPresent, keyText, loadCa, loadSigningCa, pathLen, readOneCert, rootCa } from "./signing-ca";
 import { makePlan, Orphan, Plan, PlanItem, PlanOptions } from "./plan";
 import { sha256, Stamp, stampWrite, stateDir, writeStamp } from "./state";
@@ -15,7 +15,7 @@ import { acquireLock } from "./lock";
 import { isoSeconds } from "../x509/certinfo";
 import { signedBy } from "../x509/chain";
 import { KeySpec } from "../config/request";
-import { caKeyRecordWrite, recordedLine, rememberCaKey, resolveCaKey, tokenKeyForNewCa } from "./ca-key";
+import { CaKey, caKeyRecordWrite, PreparedTokenKey, prepareTokenKey, recordedLine, rememberCaKey, resolveCaKey, resolveIntermediateKey, tokenKeyOf } from "./ca-key";
 
 export interface BuildOptions extends PlanOptions {
   /** a new key even when the existing one could be kept */
@@ -129,15 +129,26 @@ async function execute(plan: Plan, bo: BuildOptions, t0: number): Promise<BuildR
       }
     },
   };
-  const root = rootCa(o);
-  // the CA key: certs/ca-key.pem, or a key in a PKCS#11 token (CA_KEY or the record; tree/ca-key.ts)
+  // the CAs' keys: files in certs/, or keys in a PKCS#11 token (CA_KEY / ROOT_KEY or their records; tree/ca-key.ts)
   const caKey = resolveCaKey(o);
+  const root = rootCa(o, caKey);
+  const imItem = plan.items.find((i) => i.target.role === "intermediate");
+  const imKey: CaKey | undefined = imItem ? resolveIntermediateKey(o) : undefined;
   let caFingerprint = plan.caFingerprint;
   let rootFingerprint: string | undefined;
   const caItem = plan.items.find((i) => i.target.role === "ca");
+  // the token keys of the CAs to make, checked before anything is generated or written (one refusal changes nothing)
+  const caToken: PreparedTokenKey | undefined =
+    caItem?.action === "make" && caKey.token
+      ? await prepareTokenKey(caKey, { fresh: !!(bo.rotate || bo.newKey), spec: caItem.request.key, configFile: caItem.target.configFile, certFile: root.cert, command: "make rotate" })
+      : undefined;
+  const imToken: PreparedTokenKey | undefined =
+    imItem?.action === "make" && imKey?.token
+      ? await prepareTokenKey(imKey, { fresh: !!(bo.rotate || bo.rotateIntermediate || bo.newKey), spec: imItem.request.key, configFile: imItem.target.configFile, certFile: bundlePaths(join(o.certsDir, imItem.target.name)).cert, command: bo.rotate ? "make rotate" : "make rotate-intermediate" })
+      : undefined;
   if (caItem?.action === "make") {
     const t = Date.now();
-    const inToken = caKey.token ? await tokenKeyForNewCa(o, caKey, caItem.request.key, !!(bo.rotate || bo.newKey)) : undefined;
+    const inToken = caToken ? { key: await tokenKeyOf(caToken), made: caToken.made } : undefined;
     const key = inToken?.key ?? (bo.rotate || bo.newKey || root.key.kind !== "file" ? undefined : await reusableKey(root.key.path, caItem.request.key, deps));
     const issued = await issueCa(caItem.request, uniqueDeps, key);
     const bundle = planBundle(join(o.certsDir, root.name), { cert: issued.certPem, key: key ? undefined : issued.keyPem, csr: issued.csrPem });
@@ -155,6 +166,7 @@ async function execute(plan: Plan, bo: BuildOptions, t0: number): Promise<BuildR
       caKey.token!.recorded = true;
       log(recordedLine(o, caKey));
     }
+    if (inToken) removeOldKeyFile(bundlePaths(join(o.certsDir, root.name)).key, "CA", log);
   } else if (caItem?.action === "adopt") {
     // the files must form a usable CA before we trust them (the certificate alone when the key is kept offline)
     if (keyPresent(root.key)) await loadCa(root, deps);
@@ -164,22 +176,32 @@ async function execute(plan: Plan, bo: BuildOptions, t0: number): Promise<BuildR
     log(`kept ${root.cert}: ${caItem.reason}`);
   } else if (caItem) result.unchanged.push("ca");
 
-  const imItem = plan.items.find((i) => i.target.role === "intermediate");
   const signer = plan.signer;
   if (imItem?.action === "make") {
     const t = Date.now();
     const { issuer: rootIssuer, facts: rootFacts } = await loadCa(root, deps);
     if (pathLen(rootFacts) === 0) throw new UserError(`${root.cert}: its path length is 0, so it may not sign an intermediate CA; re-make the root without "pathlenzero" in ${caItem?.target.configFile ?? "ca-csr.json"}`);
     const im = bundlePaths(join(o.certsDir, imItem.target.name));
-    const key = bo.rotate || bo.rotateIntermediate || bo.newKey ? undefined : await reusableKey(im.key, imItem.request.key, deps);
+    // a key in a token: made (or kept) there, never written; else the key file, kept unless a new one is asked for
+    const inToken = imToken ? { key: await tokenKeyOf(imToken), made: imToken.made } : undefined;
+    const key = inToken?.key ?? (bo.rotate || bo.rotateIntermediate || bo.newKey || imKey?.token ? undefined : await reusableKey(im.key, imItem.request.key, deps));
     const issued = await issueLeaf(imItem.request, imItem.profile!, rootIssuer, uniqueDeps, key);
     rootFingerprint ??= sha256(readFileSync(root.cert));
     const bundle = planBundle(join(o.certsDir, imItem.target.name), { cert: issued.certPem, key: key ? undefined : issued.keyPem, csr: issued.csrPem });
-    await commitWrites([...bundle, stampWrite(o.certsDir, stampFor(imItem, issued, { ...imItem.inputs, ca: rootFingerprint }))], { fsync });
+    const stamp = stampFor(imItem, issued, { ...imItem.inputs, ca: rootFingerprint });
+    if (imKey?.token) stamp.files.key = imKey.token.hash;
+    const record = imKey && caKeyRecordWrite(o, imKey);
+    await commitWrites([...bundle, ...(record ? [record] : []), stampWrite(o.certsDir, stamp)], { fsync });
     caFingerprint = sha256(issued.certPem);
     result.made.push(imItem.target.name);
     const clamp = issued.clampedFrom ? `; cut to the root's end ${isoSeconds(issued.notAfter).slice(0, 10)}` : "";
-    log(`made ${im.cert} (intermediate CA${key ? ", key kept" : ""}, signed by ${root.cert}): ${imItem.reason}${clamp} [${Date.now() - t} ms]`);
+    const keyNote = inToken ? `, key ${inToken.made ? "made in" : "kept in"} token ${inToken.key.uri}` : key ? ", key kept" : "";
+    log(`made ${im.cert} (intermediate CA${keyNote}, signed by ${root.cert}): ${imItem.reason}${clamp} [${Date.now() - t} ms]`);
+    if (record) {
+      imKey!.token!.recorded = true;
+      log(recordedLine(o, imKey!));
+    }
+    if (inToken) removeOldKeyFile(im.key, "intermediate CA", log);
   } else if (imItem?.action === "adopt") {
     // an intermediate made elsewhere (cfssl, openssl): its chain to the root and its key are checked first
     const problems = intermediateProblems(signer.cert, readOneCert(signer.cert, "the intermediate CA certificate"), readOneCert(root.cert, "the root CA certificate"), root.cert, deps.now());
@@ -225,14 +247,26 @@ async function execute(plan: Plan, bo: BuildOptions, t0: number): Promise<BuildR
     if (failure) throw failure.error;
   }
   // last, once everything else succeeded (a failed run changes nothing on disk)
-  const recorded = await rememberCaKey(o, caKey, { fsync });
-  if (recorded) log(recorded);
+  for (const k of imKey ? [caKey, imKey] : [caKey]) {
+    const recorded = await rememberCaKey(o, k, { fsync });
+    if (recorded) log(recorded);
+  }
   for (const i of plan.items) {
     const key = bundlePaths(join(o.certsDir, i.target.name)).key;
     if (repairKeyMode(key)) log(`made ${key} readable by its owner only (it was readable by others)`);
   }
   result.ms = Date.now() - t0;
   return result;
+}
+
+/**
+ * A CA made with a key in a token leaves no key file of its own: a key file still there belonged to the CA it
+ * replaces (as a CA made with a key file writes over it), and would be a CA private key left in certs/.
+ */
+function removeOldKeyFile(file: string, what: string, log: (l: string) => void): void {
+  if (!existsSync(file)) return;
+  tryUnlink(file);
+  log(`removed ${file}: the ${what}'s key is in the token now; that file held the key of the ${what} it replaces`);
 }
 
 /** A root CA certificate adopted while its key is offline: it must be a self-signed CA allowed to sign, and valid. */

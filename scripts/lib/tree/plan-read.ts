@@ -15,11 +15,11 @@ import { ClusterSettings, MemberCerts } from "../config/etcd-cluster";
 import { CertFacts, parseCertDer, parseCertPem } from "../x509/certinfo";
 import { parsePrivateKeyPem } from "../x509/keys";
 import { toPem } from "../x509/pem";
-import { caFiles, discoverTargets, isCaRole, Target, TreeOptions } from "./targets";
+import { caFiles, discoverTargets, INTERMEDIATE_NAME, isCaRole, Target, TreeOptions } from "./targets";
 import { certBlocks, findSigningCa, inRotation, rotationState, SigningCa } from "./signing-ca";
 import { readAllStamps, sha256, Stamp } from "./state";
-import { bundlePaths, caPaths } from "./output";
-import { CaKey, resolveCaKey } from "./ca-key";
+import { bundlePaths, caPaths, certPaths } from "./output";
+import { CaKey, resolveCaKey, resolveIntermediateKey } from "./ca-key";
 import { formatPkcs11Uri } from "../x509/pkcs11";
 
 /** SHA-256 of a certificate's three files as they are on disk (undefined: missing or unreadable). */
@@ -87,6 +87,8 @@ export interface PlanInputs {
   stampedWithCert: Set<string>;
   /** the CA key's URI when it is in a PKCS#11 token */
   caTokenKey?: string;
+  /** the intermediate's key URI when it is in a PKCS#11 token (intermediate mode) */
+  imTokenKey?: string;
   now: Date;
 }
 
@@ -224,23 +226,31 @@ export function readPlanInputs(o: TreeOptions, ro: ReadOptions = {}): PlanInputs
   }
 
   // a CA key in a PKCS#11 token (tree/ca-key.ts): "present" beside its certificate, its stamp hash the URI's
-  let caKey: CaKey | undefined;
-  let caKeyProblem = false;
-  try {
-    caKey = resolveCaKey(o);
-  } catch (e) {
-    if (!isUserError(e)) throw e;
-    problems.push({ file: "", path: "", message: e.message });
-    caKeyProblem = true;
-  }
-  if ((caKey?.token || caKeyProblem) && files.has("ca")) {
-    if (caKey?.token) files.get("ca")!.key = caKey.token.hash;
-    // (a bad CA_KEY is the one problem said about the CA's key)
-    exists.set("ca", { cert: exists.get("ca")!.cert, key: exists.get("ca")!.cert });
-  }
+  const tokenKey = (name: string, resolve: () => CaKey): { key?: CaKey; problem: boolean } => {
+    let key: CaKey | undefined;
+    let problem = false;
+    try {
+      key = resolve();
+    } catch (e) {
+      if (!isUserError(e)) throw e;
+      problems.push({ file: "", path: "", message: e.message });
+      problem = true;
+    }
+    if ((key?.token || problem) && files.has(name)) {
+      if (key?.token) files.get(name)!.key = key.token.hash;
+      // (a bad CA_KEY is the one problem said about the CA's key)
+      exists.set(name, { cert: exists.get(name)!.cert, key: exists.get(name)!.cert });
+    }
+    return { key, problem };
+  };
+  const caKey = tokenKey("ca", () => resolveCaKey(o)).key;
+  const imKey = cas.some((t) => t.name === INTERMEDIATE_NAME) ? tokenKey(INTERMEDIATE_NAME, () => resolveIntermediateKey(o)).key : undefined;
 
   // (after a bad CA_KEY, said above, the signing CA is found as if the key were the file)
-  const signer = findSigningCa(o, caKey ?? { ref: caPaths(o.certsDir).key, where: caPaths(o.certsDir).key });
+  const signer = findSigningCa(o, {
+    root: caKey ?? { name: "ca", variable: "CA_KEY", ref: caPaths(o.certsDir).key, where: caPaths(o.certsDir).key },
+    intermediate: imKey ?? { name: "intermediate", variable: "CA_KEY", ref: certPaths(o.certsDir, INTERMEDIATE_NAME).key, where: certPaths(o.certsDir, INTERMEDIATE_NAME).key },
+  });
   const caFacts = new Map<string, CertFacts>();
   for (const t of cas) {
     const facts = files.get(t.name)?.cert !== undefined ? readCert(bundlePaths(join(o.certsDir, t.name)).cert) : undefined;
@@ -254,9 +264,10 @@ export function readPlanInputs(o: TreeOptions, ro: ReadOptions = {}): PlanInputs
   else if (inRotation(o)) {
     const root = signer.parent ?? signer;
     rotation = signer.parent ? `CA rotation in progress (make ca-rotate-status); the intermediate is signed by ${root.cert}` : `CA rotation in progress (make ca-rotate-status); leaves are signed by ${root.cert}`;
-    const key = root.key.kind === "file" ? root.key.path : "";
-    files.set("ca", { ...fileHashes(o.certsDir, "ca"), cert: hashFile(root.cert), key: hashFile(key) });
-    exists.set("ca", { cert: true, key: existsSync(key) });
+    // (a key in a token: present, as outside a rotation)
+    const key = root.key.kind === "file" ? root.key.path : undefined;
+    files.set("ca", { ...fileHashes(o.certsDir, "ca"), cert: hashFile(root.cert), key: key === undefined ? sha256(root.key.kind === "pkcs11" ? root.key.uri : "") : hashFile(key) });
+    exists.set("ca", { cert: true, key: key === undefined || existsSync(key) });
     const f = readCert(root.cert);
     if (f) caFacts.set("ca", f);
     else caFacts.delete("ca");
@@ -282,7 +293,7 @@ export function readPlanInputs(o: TreeOptions, ro: ReadOptions = {}): PlanInputs
   }
 
   const stampedWithCert = new Set([...stamps.keys()].filter((n) => existsSync(join(o.certsDir, `${n}.pem`))));
-  return { options: o, rotation, layout, cluster, targets, signer, intermediate: signer.parent ? caFacts.get(signer.name) : undefined, allNames: new Set(all.map((t) => t.name)), requests, signing, signingFile, problems, warnings, stamps, files, ca, found, certKeys, exists, stampedWithCert, caTokenKey: caKey?.token && formatPkcs11Uri(caKey.token.uri, { query: false }), now: ro.now ?? new Date() };
+  return { options: o, rotation, layout, cluster, targets, signer, intermediate: signer.parent ? caFacts.get(signer.name) : undefined, allNames: new Set(all.map((t) => t.name)), requests, signing, signingFile, problems, warnings, stamps, files, ca, found, certKeys, exists, stampedWithCert, caTokenKey: caKey?.token && formatPkcs11Uri(caKey.token.uri, { query: false }), imTokenKey: imKey?.token && formatPkcs11Uri(imKey.token.uri, { query: false }), now: ro.now ?? new Date() };
 }
 
 export interface LoadedUser {

@@ -230,6 +230,8 @@ export interface IntermediateFacts {
   rotateIntermediate?: boolean;
   /** a phased root rotation is in progress (then a new intermediate is asked for by make ca-rotate-reissue) */
   inRotation?: boolean;
+  /** the intermediate's key URI when it is in a PKCS#11 token (tree/ca-key.ts) */
+  tokenKey?: string;
 }
 
 /**
@@ -257,6 +259,7 @@ export function decideIntermediate(c: IntermediateFacts): Decision {
   if (c.stamp.inputs.profile !== c.inputs.profile) return make("its profile (ca-config.json) changed");
   if (c.stamp.inputs.ca !== c.inputs.ca) return make("the root CA changed");
   const d = fileDrift(c.files, c.stamp);
+  if (d?.part === "key" && c.tokenKey) return { action: "adopt", reason: `the intermediate CA's key is now ${c.tokenKey}; adopting it once it proves to be the intermediate's (its chain to the root is checked)` };
   if (d && !(d.part === "csr" && d.missing)) return { action: "adopt", reason: `${driftText(c.certsDir, c.target.name, d)}; adopting the intermediate CA found there (its chain to the root is checked)` };
   return { action: "keep", reason: "up to date" };
 }
@@ -434,7 +437,7 @@ export function planFrom(x: PlanInputs, po: PlanOptions = {}): Plan {
       const files = x.files.get(imTarget.name) ?? {};
       const exists = x.exists.get(imTarget.name) ?? { cert: false, key: false };
       const stamp = x.stamps.get(imTarget.name);
-      const d = decideIntermediate({ target: imTarget, certsDir: o.certsDir, inputs, stamp, files, exists, rootNew, root: x.signer.parent!, rootKeyPresent: caExists.key, rotate: po.rotate, rotateIntermediate: po.rotateIntermediate, inRotation: x.rotation !== undefined });
+      const d = decideIntermediate({ target: imTarget, certsDir: o.certsDir, inputs, stamp, files, exists, rootNew, root: x.signer.parent!, rootKeyPresent: caExists.key, rotate: po.rotate, rotateIntermediate: po.rotateIntermediate, inRotation: x.rotation !== undefined, tokenKey: x.imTokenKey });
       if (d.problem) problems.push(d.problem);
       // a root with path length 0 may sign no CA (Go and openssl refuse the chain): refused before anything is made
       const zero = rootNew ? caRequest.ca?.pathlenzero === true && (caRequest.ca.pathlen ?? 0) === 0 : x.ca !== undefined && pathLen(x.ca) === 0;

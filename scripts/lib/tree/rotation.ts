@@ -1,12 +1,16 @@
 // The phased CA rotation (README "Rotating the CA"): a new root CA replaces the old one without an outage, because
 // etcd reads its trust file only at start but its certificate and key on every handshake.
 //
-//   make ca-rotate-start    a new CA (new key, from ca-csr.json) in certs/ca-next.pem, ca-next-key.pem, ca-next.csr;
+//   make ca-rotate-start    a new CA (new key, from ca-csr.json) in certs/ca-next.pem, ca-next-key.pem, ca-next.csr
+//                           (a CA key in a PKCS#11 token: the new key is made in the token, named by NEXT_CA_KEY and
+//                           recorded in certs/.tls-setup/ca-next-key.ref instead of ca-next-key.pem);
 //                           the old CA's own certificate copied to certs/ca-prev.pem (its key stays certs/ca-key.pem);
 //                           certs/ca.pem becomes the bundle old + new. No leaf changes; the old CA still signs.
 //   make ca-rotate-reissue  every leaf re-issued by the new CA (keys kept unless NEW_KEY=1); the new CA signs from now.
 //   make ca-rotate-finish   the old CA's certificate, key and CSR go to certs/archive/ca-DATE-SERIAL/; the new CA's
 //                           files become certs/ca.pem (the new CA alone), ca-key.pem, ca.csr; the rotation files go.
+//                           (Token keys: the old key stays in the token, its record is archived; ca-next-key.ref
+//                           becomes ca-key.ref in the commit that makes the new CA certs/ca.pem.)
 //
 // The step is read from the files alone (signing-ca.ts rotationState), so an interrupted step is run again and a
 // copied certs folder is read right. Each step's writes are ordered so that its last rename is what moves the state.
@@ -25,14 +29,14 @@ import { UserError } from "../common/errors";
 import { isoSeconds, commonName, CertFacts, parseCertDer } from "../x509/certinfo";
 import { signedBy } from "../x509/chain";
 import { defaultDeps, IssueDeps, issueCa } from "../x509/issue";
-import { importKeyPair } from "../x509/keys";
-import { caPaths, CERT_MODE, certPaths, cleanTemps, commitWrites, KEY_MODE, PlannedWrite } from "./output";
+import { importKeyPair, KeyPair } from "../x509/keys";
+import { caPaths, CERT_MODE, certPaths, cleanTemps, commitWrites, KEY_MODE, PlannedWrite, tryUnlink } from "./output";
 import { acquireLock } from "./lock";
 import { makePlan } from "./plan";
 import { build } from "./build";
 import { sha256, Stamp, stampWrite } from "./state";
-import { intermediateMode, loadCa, pathLen, readOneCert, rotationPaths, RotationState, rotationState, RotationStep } from "./signing-ca";
-import { resolveCaKey } from "./ca-key";
+import { intermediateMode, keyRefOf, loadCa, pathLen, readOneCert, rotationPaths, RotationState, rotationState, RotationStep } from "./signing-ca";
+import { CaKey, caKeyText, keyRecordFile, keyRecordWriteAs, nextObjectUri, prepareTokenKey, resolveCaKey, resolveIntermediateKey, resolveNextCaKey, tokenKeyOf } from "./ca-key";
 import { INTERMEDIATE_NAME, TreeOptions } from "./targets";
 
 export interface RotateOptions {
@@ -55,9 +59,22 @@ const NEXT: Record<RotationStep, string> = {
 const outOfOrder = (what: string, s: RotationState) => new UserError(`${what}: the CA rotation is at step "${s.step}"; the next step is ${NEXT[s.step]}`);
 
 function refuseUnsupported(o: TreeOptions, what: string): void {
-  if (intermediateMode(o) && resolveCaKey(o).token)
-    throw new UserError(`${what}: this tree signs with an intermediate CA and its CA key is in a PKCS#11 token (CA_KEY); the phased root rotation in intermediate mode supports key files only (certs/ca-key.pem, certs/intermediate-key.pem), for now`);
-  if (resolveCaKey(o).token) throw new UserError(`${what}: the CA key is in a PKCS#11 token (CA_KEY); the phased rotation supports a CA key file (certs/ca-key.pem) only, for now`);
+  if (intermediateMode(o) && (resolveCaKey(o).token || resolveIntermediateKey(o).token || o.nextCaKey))
+    throw new UserError(`${what}: this tree signs with an intermediate CA and a CA key is in a PKCS#11 token (ROOT_KEY, CA_KEY or NEXT_CA_KEY); the phased root rotation in intermediate mode supports key files only (certs/ca-key.pem, certs/intermediate-key.pem), for now`);
+  if (what !== "ca-rotate-start" && o.nextCaKey) throw new UserError(`NEXT_CA_KEY: is given to make ca-rotate-start only (it records the new CA's key in ${keyRecordFile(o.certsDir, "ca-next")}); leave it out of ${what}`);
+}
+
+/**
+ * The new CA's key at ca-rotate-start: NEXT_CA_KEY, or the key an interrupted start recorded; a CA key in a token
+ * needs one (the new key is made in a token too); else the file certs/ca-next-key.pem.
+ */
+function nextKeyForStart(o: TreeOptions, old: CaKey): CaKey {
+  const nk = resolveNextCaKey(o);
+  if (old.token && !nk.token)
+    throw new UserError(`ca-rotate-start: the CA key is in a PKCS#11 token (${caKeyText(old)}); the new CA's key is made in a token too: name a new object with NEXT_CA_KEY, e.g. make ca-rotate-start NEXT_CA_KEY='${nextObjectUri(old.token.uri)}'`);
+  if (nk.token && old.token && nk.token.hash === old.token.hash && nk.token.modulePath === old.token.modulePath)
+    throw new UserError(`${nk.where}: ${caKeyText(nk)}: is the current CA's key; the new CA needs a new key: name a new object, e.g. NEXT_CA_KEY='${nextObjectUri(old.token.uri)}'`);
+  return nk;
 }
 
 function stateOrThrow(o: TreeOptions): RotationState {
@@ -102,21 +119,32 @@ export async function rotateStart(o: TreeOptions, ro: RotateOptions = {}): Promi
     const tp = rp.trust;
     if (!existsSync(tp.cert)) throw new UserError(`${tp.cert}: does not exist; there is no CA to rotate (make makes one)`);
     if (intermediateMode(o)) return startIntermediate(o, ro, deps);
-    if (!existsSync(tp.key)) throw new UserError(`${tp.key}: the old CA's key is missing (kept offline?); ca-rotate-start needs it to keep signing until the re-issue: put it back for the rotation`);
+    const ck = resolveCaKey(o);
+    if (!ck.token && !existsSync(tp.key)) throw new UserError(`${tp.key}: the old CA's key is missing (kept offline?); ca-rotate-start needs it to keep signing until the re-issue: put it back for the rotation`);
+    const nk = nextKeyForStart(o, ck);
     // the old CA must be usable: its key matches, it is a CA, valid (ca.pem holds exactly the old CA here)
     const oldText = readFileSync(tp.cert, "utf8");
-    const { facts: old } = await loadCa({ name: "ca", cert: tp.cert, key: { kind: "file", path: tp.key } }, deps);
+    const { facts: old } = await loadCa({ name: "ca", cert: tp.cert, key: keyRefOf(ck) }, deps);
     const plan = makePlan(o, { caOnly: true });
     if (plan.problems.length) throw UserError.fromProblems(plan.problems);
     const caItem = plan.items.find((i) => i.target.role === "ca")!;
-    const issued = await issueCa(caItem.request, deps);
+    // a new key in the token, unless an interrupted start recorded this one (then it is kept)
+    let tokenKey: KeyPair | undefined;
+    if (nk.token) {
+      const prepared = await prepareTokenKey(nk, { fresh: !nk.token.recorded, spec: caItem.request.key, configFile: caItem.target.configFile, command: "make ca-rotate-start" });
+      tokenKey = await tokenKeyOf(prepared);
+    }
+    const issued = await issueCa(caItem.request, deps, tokenKey);
     if (issued.certDer.equals(old.der)) throw new Error("internal: the new CA equals the old one");
     const w = (path: string, data: string, mode = CERT_MODE): PlannedWrite => ({ path, data, mode });
     // ca.pem (the bundle) last: its rename is what starts the rotation
-    await commitWrites([w(rp.next.key, issued.keyPem, KEY_MODE), w(rp.next.csr, issued.csrPem), w(rp.prev, oldText), w(rp.next.cert, issued.certPem), w(tp.cert, oldText.trimEnd() + "\n" + issued.certPem)], { fsync: ro.fsync ?? true });
+    const keyWrite = nk.token ? keyRecordWriteAs(o, nk, "ca-next") : w(rp.next.key, issued.keyPem, KEY_MODE);
+    await commitWrites([keyWrite, w(rp.next.csr, issued.csrPem), w(rp.prev, oldText), w(rp.next.cert, issued.certPem), w(tp.cert, oldText.trimEnd() + "\n" + issued.certPem)], { fsync: ro.fsync ?? true });
+    // a key file left by an interrupted start without a token key would be a stray CA key: it goes
+    if (nk.token) tryUnlink(rp.next.key);
     return [
-      `ca-rotate-start: made the new CA ${rp.next.cert} ${caName(rotationState(o, false).next!)} with a new key ${rp.next.key}`,
-      `ca-rotate-start: ${tp.cert} now trusts the old CA (${rp.prev}, key ${tp.key}) and the new one; no leaf changed; the old CA still signs`,
+      `ca-rotate-start: made the new CA ${rp.next.cert} ${caName(rotationState(o, false).next!)} with a new key ${nk.token ? `in token ${caKeyText(nk)} (recorded in ${keyRecordFile(o.certsDir, "ca-next")}; reissue and finish use it)` : rp.next.key}`,
+      `ca-rotate-start: ${tp.cert} now trusts the old CA (${rp.prev}, key ${caKeyText(ck)}) and the new one; no leaf changed; the old CA still signs`,
       ...restartPlan(o, `1 of 2: every member, proxy and client must trust both CAs before any certificate from the new CA is used`),
       `Then: make ca-rotate-reissue`,
     ];
@@ -131,8 +159,9 @@ export async function rotateReissue(o: TreeOptions, ro: RotateOptions = {}): Pro
   if (s.step !== "started" && s.step !== "reissuing" && s.step !== "reissued") throw outOfOrder("ca-rotate-reissue", s);
   if (intermediateMode(o)) return reissueIntermediate(o, s, ro, deps);
   const rp = rotationPaths(o.certsDir);
-  if (!existsSync(rp.next.key)) throw new UserError(`${rp.next.key}: the new CA's key is missing; restore it, or (nothing signed by it yet) remove ${rp.next.cert} and run make ca-rotate-start again`);
-  await loadCa({ name: "ca", cert: rp.next.cert, key: { kind: "file", path: rp.next.key } }, deps);
+  const nk = resolveNextCaKey(o);
+  if (!nk.token && !existsSync(rp.next.key)) throw new UserError(`${rp.next.key}: the new CA's key is missing; restore it, or (nothing signed by it yet) remove ${rp.next.cert} and run make ca-rotate-start again`);
+  await loadCa({ name: "ca", cert: rp.next.cert, key: keyRefOf(nk) }, deps);
   const log = ro.log ?? (() => {});
   const r = await build({ ...o, rotationSigner: "new" }, { newKey: ro.newKey, deps, log, fsync: ro.fsync });
   const after = rotationState(o);
@@ -255,37 +284,75 @@ export async function rotateFinish(o: TreeOptions, ro: RotateOptions = {}): Prom
     const next = s.next!;
     const nextText = readFileSync(rp.next.cert, "utf8");
     const lines: string[] = [];
-    // 1. the old CA into the archive (its certificate last: present means complete); never deleted
+    const caRecord = keyRecordFile(o.certsDir, "ca");
+    const nextRecord = keyRecordFile(o.certsDir, "ca-next");
+    const nk = resolveNextCaKey(o);
+    let oldKeyNote: string | undefined;
+    // 1. the old CA into the archive (its certificate last: present means complete); never deleted. A key in a token
+    // stays there (it cannot leave it): its record is archived instead.
     if (s.prev) {
       const dir = archiveDir(o, s.prev, deps.now());
       const ac = join(dir, "ca.pem");
+      const archivedRecord = join(dir, "ca-key.ref");
       if (!existsSync(ac)) {
-        // intermediate mode: the old root's key may be offline (nothing was signed with it during the rotation)
-        const offline = im && !existsSync(tp.key);
-        if (!existsSync(tp.key) && !im) throw new UserError(`${tp.key}: the old CA's key is missing; it is archived by ca-rotate-finish: put it back, then run make ca-rotate-finish again`);
-        const oldKey = offline ? undefined : readFileSync(tp.key, "utf8");
-        if (oldKey !== undefined) {
-          const k = await importKeyPair(oldKey, tp.key, deps.crypto);
-          if (!k.spki.equals(s.prev.spki)) throw new UserError(`${tp.key}: is not the old ${im ? "root" : "CA"}'s key (${rp.prev}); put the old ${im ? "root" : "CA"}'s key back${im ? " or move it away (offline)" : ""}, then run make ca-rotate-finish again`);
-        }
-        mkdirSync(dir, { recursive: true, mode: 0o700 });
+        const ck = resolveCaKey(o);
         const writes: PlannedWrite[] = [];
         if (existsSync(tp.csr)) writes.push({ path: join(dir, "ca.csr"), data: readFileSync(tp.csr), mode: CERT_MODE });
-        if (oldKey !== undefined) writes.push({ path: join(dir, "ca-key.pem"), data: oldKey, mode: KEY_MODE });
-        writes.push({ path: ac, data: readFileSync(rp.prev), mode: CERT_MODE });
-        await commitWrites(writes, { fsync });
+        // (a token key: root mode only, refuseUnsupported keeps intermediate mode to key files)
+        if (ck.token) writes.push({ ...keyRecordWriteAs(o, ck, "ca"), path: archivedRecord });
+        else if (existsSync(tp.key)) {
+          const oldKey = readFileSync(tp.key, "utf8");
+          const k = await importKeyPair(oldKey, tp.key, deps.crypto);
+          if (!k.spki.equals(s.prev.spki)) throw new UserError(`${tp.key}: is not the old ${im ? "root" : "CA"}'s key (${rp.prev}); put the old ${im ? "root" : "CA"}'s key back${im ? " or move it away (offline)" : ""}, then run make ca-rotate-finish again`);
+          writes.push({ path: join(dir, "ca-key.pem"), data: oldKey, mode: KEY_MODE });
+        } else if (!im) throw new UserError(`${tp.key}: the old CA's key is missing; it is archived by ca-rotate-finish: put it back, then run make ca-rotate-finish again`);
+        // (intermediate mode: the old root's key may be offline; nothing was signed with it during the rotation)
+        mkdirSync(dir, { recursive: true, mode: 0o700 });
+        await commitWrites([...writes, { path: ac, data: readFileSync(rp.prev), mode: CERT_MODE }], { fsync });
+      }
+      if (existsSync(archivedRecord)) {
+        let uri = "";
+        try {
+          uri = String(JSON.parse(readFileSync(archivedRecord, "utf8")).uri ?? "");
+        } catch {
+          // the note then names the archived record only
+        }
+        oldKeyNote = `ca-rotate-finish: the old CA's key stays in the token${uri ? ` as ${uri}` : ""} (its record: ${archivedRecord}); nothing signs with it any more: delete it with pkcs11-tool (--delete-object --type privkey --label ...) once the rotation is done`;
       }
       const keyArchived = existsSync(join(dir, "ca-key.pem"));
-      lines.push(
-        keyArchived || !im
-          ? `ca-rotate-finish: the old ${im ? "root" : "CA"} ${caName(s.prev)} is archived in ${dir} (certificate, key, CSR)`
-          : `ca-rotate-finish: the old root ${caName(s.prev)} is archived in ${dir} (certificate, CSR); its key is not in ${o.certsDir} (kept offline): destroy it, or archive it where it is`,
-      );
+      if (oldKeyNote) lines.push(`ca-rotate-finish: the old CA ${caName(s.prev)} is archived in ${dir} (certificate, key record, CSR)`, oldKeyNote);
+      else
+        lines.push(
+          keyArchived || !im
+            ? `ca-rotate-finish: the old ${im ? "root" : "CA"} ${caName(s.prev)} is archived in ${dir} (certificate, key, CSR)`
+            : `ca-rotate-finish: the old root ${caName(s.prev)} is archived in ${dir} (certificate, CSR); its key is not in ${o.certsDir} (kept offline): destroy it, or archive it where it is`,
+        );
     }
-    // 2. the new CA becomes certs/ca.pem, ca-key.pem, ca.csr, with its stamp (a plain make then makes nothing); in
-    // intermediate mode the new root's key may already be offline: ca.pem and ca.csr alone then
+    // 2. the new CA becomes certs/ca.pem, ca-key.pem (or, its key in a token, the record ca-key.ref), ca.csr, with its
+    // stamp (a plain make then makes nothing); in intermediate mode the new root's key may already be offline: ca.pem
+    // and ca.csr alone then
     const nextKeyHere = existsSync(rp.next.key);
-    if (nextKeyHere || im) {
+    if (nk.token && existsSync(nextRecord)) {
+      const csrText = existsSync(rp.next.csr) ? readFileSync(rp.next.csr, "utf8") : "";
+      const plan = makePlan(o, { caOnly: true });
+      const caItem = plan.items.find((i) => i.target.role === "ca")!;
+      const stamp: Stamp = {
+        version: 1,
+        name: "ca",
+        role: "ca",
+        config: caItem.target.configFile,
+        inputs: { request: caItem.inputs.request },
+        files: { cert: sha256(nextText), key: nk.token.hash, csr: sha256(csrText) },
+        serial: next.serialHex,
+        notAfter: next.notAfter.toISOString(),
+        issuedAt: new Date().toISOString(),
+      };
+      const writes: PlannedWrite[] = [keyRecordWriteAs(o, nk, "ca"), { path: tp.cert, data: nextText, mode: CERT_MODE }];
+      if (csrText) writes.push({ path: tp.csr, data: csrText, mode: CERT_MODE });
+      await commitWrites([...writes, stampWrite(o.certsDir, stamp)], { fsync });
+      // an old key file (a file CA rotated into a token) is archived above: it leaves certs/
+      if (s.prev && existsSync(join(archiveDir(o, s.prev, deps.now()), "ca-key.pem"))) tryUnlink(tp.key);
+    } else if (nextKeyHere || im) {
       const keyText = nextKeyHere ? readFileSync(rp.next.key, "utf8") : undefined;
       const csrText = existsSync(rp.next.csr) ? readFileSync(rp.next.csr, "utf8") : "";
       const plan = makePlan(o, { caOnly: true });
@@ -305,6 +372,8 @@ export async function rotateFinish(o: TreeOptions, ro: RotateOptions = {}): Prom
       const writes: PlannedWrite[] = [...(keyText === undefined ? [] : [{ path: tp.key, data: keyText, mode: KEY_MODE }]), { path: tp.cert, data: nextText, mode: CERT_MODE }];
       if (csrText) writes.push({ path: tp.csr, data: csrText, mode: CERT_MODE });
       await commitWrites([...writes, stampWrite(o.certsDir, stamp)], { fsync });
+      // the old CA's key was in a token: its record would now name the wrong key
+      if (existsSync(caRecord)) unlinkSync(caRecord);
     }
     // 3. the rotation's files go, ca-next.pem before its key (while ca-next.pem is there, its key is too); in
     // intermediate mode with the new root's key offline, the old root's key (archived above) leaves certs/ as well
@@ -312,8 +381,12 @@ export async function rotateFinish(o: TreeOptions, ro: RotateOptions = {}): Prom
       const k = await importKeyPair(readFileSync(tp.key, "utf8"), tp.key, deps.crypto).catch(() => undefined);
       if (k?.spki.equals(s.prev.spki)) unlinkSync(tp.key);
     }
-    for (const f of [rp.prev, rp.next.csr, rp.next.cert, rp.next.key]) if (existsSync(f)) unlinkSync(f);
-    const keyLine = existsSync(tp.key) ? `its key is ${tp.key}${im ? " (it may go offline now: only a new intermediate needs it)" : ""}` : `its key is not in ${o.certsDir} (kept offline); put it at ${tp.key} when a new intermediate is made`;
+    for (const f of [rp.prev, rp.next.csr, rp.next.cert, rp.next.key, nextRecord]) if (existsSync(f)) unlinkSync(f);
+    const keyLine = nk.token
+      ? `its key is ${caKeyText(nk)} in the token (recorded in ${caRecord})`
+      : existsSync(tp.key)
+        ? `its key is ${tp.key}${im ? " (it may go offline now: only a new intermediate needs it)" : ""}`
+        : `its key is not in ${o.certsDir} (kept offline); put it at ${tp.key} when a new intermediate is made`;
     lines.push(`ca-rotate-finish: ${tp.cert} now holds the new ${im ? "root" : "CA"} ${caName(next)} alone; ${keyLine}`);
     lines.push(...restartPlan(o, im ? "2 of 2: the old root leaves the trust; until a member restarts it still accepts certificates under the old root" : "2 of 2: the old CA leaves the trust; until a member restarts it still accepts certificates of the old CA"));
     if (existsSync(join(o.certsDir, "crl.pem"))) lines.push(`The CRL ${join(o.certsDir, "crl.pem")} is re-signed by the new ${im ? "intermediate" : "CA"} (make ca-rotate-finish runs make crl)`);
@@ -343,6 +416,17 @@ export function rotateStatus(o: TreeOptions): string[] {
   } else {
     const stray = [rp.next.key, rp.next.csr, rp.prev].filter((f) => existsSync(f));
     if (stray.length) out.push(`  left by an interrupted ca-rotate-start (overwritten by the next one): ${stray.join(", ")}`);
+  }
+  if (s.step === "started" || s.step === "reissuing" || s.step === "reissued") {
+    // where each CA's key is (a file, or a token key by its URI), from the variables and records; reads no token
+    const where = (f: () => CaKey) => {
+      try {
+        return caKeyText(f());
+      } catch (e) {
+        return e instanceof Error ? e.message : String(e);
+      }
+    };
+    out.push(`  keys: the old CA's ${where(() => resolveCaKey(o))}; the new CA's ${where(() => resolveNextCaKey(o))}`);
   }
   out.push(`  next: ${NEXT[s.step]}`);
   return out;

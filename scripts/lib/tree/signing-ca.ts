@@ -21,7 +21,7 @@ import { Issuer } from "../x509/issue";
 import { CryptoProvider } from "../x509/keys";
 import { parsePemBlocks, toPem } from "../x509/pem";
 import { caPaths, certPaths } from "./output";
-import { CaKey, resolveCaKey } from "./ca-key";
+import { CaKey, resolveCaKey, resolveIntermediateKey, resolveNextCaKey } from "./ca-key";
 import { discoverTargets, INTERMEDIATE_NAME, intermediateConfig, isCaRole, TreeOptions } from "./targets";
 
 /**
@@ -52,17 +52,21 @@ export const intermediateMode = (o: TreeOptions): boolean => existsSync(intermed
 
 const fileKey = (path: string): KeyRef => ({ kind: "file", path });
 
+/** A CA's key (tree/ca-key.ts) as the reference loadCa takes: its key file, or its token key. */
+export const keyRefOf = (ck: CaKey): KeyRef => (ck.token ? { kind: "pkcs11", uri: ck.ref, where: ck.where } : fileKey(ck.ref));
+
 /**
- * The root CA: certs/ca.pem and its key: certs/ca-key.pem, or the key in a PKCS#11 token (CA_KEY or the record).
- * During a phased CA rotation (rotationState) certs/ca.pem is the trust bundle, so the root that signs is the old
- * CA's own copy certs/ca-prev.pem (key certs/ca-key.pem) until the re-issue begins, then the new CA certs/ca-next.pem
- * (key certs/ca-next-key.pem). In intermediate mode this is the root that signs (and checks) the intermediate.
+ * The root CA: certs/ca.pem and its key: certs/ca-key.pem, or the key in a PKCS#11 token (CA_KEY in root mode,
+ * ROOT_KEY in intermediate mode, or the record). During a phased CA rotation (rotationState) certs/ca.pem is the
+ * trust bundle, so the root that signs is the old CA's own copy certs/ca-prev.pem (its key as above) until the
+ * re-issue begins, then the new CA certs/ca-next.pem (key certs/ca-next-key.pem, or the token key NEXT_CA_KEY named).
+ * In intermediate mode this is the root that signs (and checks) the intermediate.
  */
-export function rootCa(o: TreeOptions, ck: CaKey = resolveCaKey(o)): CaRef {
+export function rootCa(o: TreeOptions, ck?: CaKey): CaRef {
   const p = caPaths(o.certsDir);
-  const rot = rotationSigner(o);
-  if (rot) return { name: "ca", cert: rot.cert, key: fileKey(rot.key) };
-  return { name: "ca", cert: p.cert, key: ck.token ? { kind: "pkcs11", uri: ck.ref, where: ck.where } : fileKey(p.key) };
+  const rot = rotationSigner(o, ck);
+  if (rot) return { name: "ca", cert: rot.cert, key: rot.key };
+  return { name: "ca", cert: p.cert, key: keyRefOf(ck ?? resolveCaKey(o)) };
 }
 
 // ---- the phased CA rotation (make ca-rotate-start / -reissue / -finish / -status), read from the files alone ----
@@ -155,14 +159,17 @@ export function rotationState(o: TreeOptions, withLeaves = true): RotationState 
   return { ...base, intermediate, leaves, step };
 }
 
-/** The CA that signs during a rotation (undefined outside one): the old CA until the re-issue begins, then the new. */
-function rotationSigner(o: TreeOptions): { cert: string; key: string } | undefined {
+/**
+ * The CA that signs during a rotation (undefined outside one): the old CA until the re-issue begins (its key: the
+ * root's, `ck`), then the new (its key: ca-next-key.pem, or the token key recorded by ca-rotate-start).
+ */
+function rotationSigner(o: TreeOptions, ck?: CaKey): { cert: string; key: KeyRef } | undefined {
   const rp = rotationPaths(o.certsDir);
   if (!existsSync(rp.next.cert)) return undefined;
   const s = o.rotationSigner === "new" ? undefined : rotationState(o);
   if (s && (s.step === "none" || s.step === "starting" || s.problem)) return undefined;
-  if (s && s.step === "started") return { cert: rp.prev, key: caPaths(o.certsDir).key };
-  return { cert: rp.next.cert, key: rp.next.key };
+  if (s && s.step === "started") return { cert: rp.prev, key: keyRefOf(ck ?? resolveCaKey(o)) };
+  return { cert: rp.next.cert, key: keyRefOf(resolveNextCaKey(o)) };
 }
 
 /** Whether the tree is between ca-rotate-start and the end of ca-rotate-finish (its ca.pem is not the signing root's). */
@@ -170,18 +177,17 @@ export function inRotation(o: TreeOptions): boolean {
   return rotationSigner(o) !== undefined;
 }
 
-/** The intermediate CA: certs/intermediate.pem and certs/intermediate-key.pem. */
-export function intermediateCa(o: TreeOptions): CaRef {
-  const p = certPaths(o.certsDir, INTERMEDIATE_NAME);
-  return { name: INTERMEDIATE_NAME, cert: p.cert, key: fileKey(p.key) };
+/** The intermediate CA: certs/intermediate.pem and its key: certs/intermediate-key.pem, or a token key (CA_KEY or its record). */
+export function intermediateCa(o: TreeOptions, ik: CaKey = resolveIntermediateKey(o)): CaRef {
+  return { name: INTERMEDIATE_NAME, cert: certPaths(o.certsDir, INTERMEDIATE_NAME).cert, key: keyRefOf(ik) };
 }
 
-/** The CA that signs the tree's leaves and CRL, with its chain and the trust file. */
-export function findSigningCa(o: TreeOptions, rootKey?: CaKey): SigningCa {
-  const root = rootCa(o, rootKey);
+/** The CA that signs the tree's leaves and CRL, with its chain and the trust file. `keys`: the CAs' keys, when resolved already. */
+export function findSigningCa(o: TreeOptions, keys: { root?: CaKey; intermediate?: CaKey } = {}): SigningCa {
+  const root = rootCa(o, keys.root);
   // the trust file is always certs/ca.pem (during a phased rotation the bundle, while the root that signs is its own file)
   if (!intermediateMode(o)) return { ...root, chain: [], trust: caPaths(o.certsDir).cert };
-  const im = intermediateCa(o);
+  const im = intermediateCa(o, keys.intermediate);
   return { ...im, chain: [im.cert], trust: caPaths(o.certsDir).cert, parent: root };
 }
 

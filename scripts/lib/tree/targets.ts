@@ -24,8 +24,15 @@ export interface TreeOptions {
   proxies: string[];
   /** the member layout asked for on the command line (MEMBER_CERTS); undefined: etcd-cluster.json's, else "combined" */
   memberCerts?: MemberCerts;
-  /** CA_KEY: the CA key in a PKCS#11 token (an RFC 7512 URI); unset: the recorded one, else certs/ca-key.pem (tree/ca-key.ts) */
+  /**
+   * CA_KEY: the key of the CA that signs the leaves in a PKCS#11 token (an RFC 7512 URI): the root's in root mode, the
+   * intermediate's in intermediate mode; unset: the recorded one, else the key file (tree/ca-key.ts)
+   */
   caKey?: string;
+  /** ROOT_KEY: the root's key in a PKCS#11 token, in intermediate mode (in root mode only as CA_KEY's twin) */
+  rootKey?: string;
+  /** NEXT_CA_KEY: the new CA's key in a PKCS#11 token, for make ca-rotate-start */
+  nextCaKey?: string;
   /** PKCS11_MODULE: the token's module, when CA_KEY's URI has no module-path */
   pkcs11Module?: string;
   /** set by make ca-rotate-reissue only: sign with the rotation's new CA (tree/signing-ca.ts rotationState) */
