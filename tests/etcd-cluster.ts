@@ -203,7 +203,7 @@ export async function trafficWorker(w: { certs: string; user: string; endpoints:
       if (r.ok) t.ok++;
       else (r.tls ? t.tls : t.other).push(`${what}: ${r.error}`);
     }
-    await sleep(w.pauseMs ?? 150);
+    await sleep(w.pauseMs ?? 300);
   }
 }
 

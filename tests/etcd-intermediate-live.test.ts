@@ -64,7 +64,7 @@ async function worker(m: Member, user: string, prefix: string, t: Traffic, stopp
     t.requests++;
     const r = await getEquals([m.client], files, key, `v${i}`);
     if (!r.ok) t.failures.push(`${m.name} ${user} get: ${r.error}`);
-    await sleep(100);
+    await sleep(200);
   }
 }
 
@@ -184,7 +184,7 @@ d("an intermediate tree run by a real etcd 3.4 cluster; the intermediate replace
       let stop = false;
       const started = Date.now();
       // modest traffic: three calicoctl clients, all endpoints each (a different one first), a short pause per round
-      const workers = [0, 1, 2].map((first) => trafficWorker({ certs: tree.certs, user: "calicoctl", endpoints: endpointsFrom(first), key: (i) => `/calico/ipam/v2/root-${first}-${i % 20}`, pauseMs: 150 }, t, () => stop));
+      const workers = [0, 1, 2].map((first) => trafficWorker({ certs: tree.certs, user: "calicoctl", endpoints: endpointsFrom(first), key: (i) => `/calico/ipam/v2/root-${first}-${i % 20}` }, t, () => stop));
       await sleep(1000);
 
       const start = await makeAsync(tree, ["ca-rotate-start"]);
@@ -215,7 +215,7 @@ d("an intermediate tree run by a real etcd 3.4 cluster; the intermediate replace
       stop = true;
       await Promise.all(workers);
       console.log(
-        `root rotation (intermediate mode) under traffic: ${t.requests} requests (gRPC as calicoctl, put+get, a new TLS connection each, 3 endpoints, 150 ms pause per round) in ${((Date.now() - started) / 1000).toFixed(1)} s over ${first.length + second.length} member restarts; ${t.ok} ok, ${t.tls.length} failed for a TLS reason, ${t.other.length} failed otherwise${t.other.length ? `: ${t.other.slice(0, 4).join("; ")}` : ""}`,
+        `root rotation (intermediate mode) under traffic: ${t.requests} requests (gRPC as calicoctl, put+get, a new TLS connection each, 3 endpoints, 300 ms pause per round) in ${((Date.now() - started) / 1000).toFixed(1)} s over ${first.length + second.length} member restarts; ${t.ok} ok, ${t.tls.length} failed for a TLS reason, ${t.other.length} failed otherwise${t.other.length ? `: ${t.other.slice(0, 4).join("; ")}` : ""}`,
       );
       expect(t.tls).toEqual([]);
       expect(t.requests).toBeGreaterThan(30);
