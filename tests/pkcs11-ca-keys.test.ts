@@ -1,6 +1,7 @@
 // Every signing CA key in a PKCS#11 token (README "CA keys in an HSM (PKCS#11)"): the intermediate's key (CA_KEY in
-// intermediate mode), the root's too (ROOT_KEY), and the phased CA rotation with the CA key in the token
-// (NEXT_CA_KEY). Judged by real tools: a SoftHSM2 token initialised in a temp dir, pkcs11-tool reading the token,
+// intermediate mode), the root's too (ROOT_KEY), the phased CA rotation with the CA key in the token (NEXT_CA_KEY),
+// and the phased root rotation in intermediate mode with both CA keys in the token (NEXT_CA_KEY for the new root,
+// CA_KEY for the new intermediate at the re-issue). Judged by real tools: a SoftHSM2 token initialised in a temp dir, pkcs11-tool reading the token,
 // openssl verifying every leaf (-x509_strict, through the intermediate) and the CRLs.
 import { spawnSync } from "node:child_process";
 import { X509Certificate } from "node:crypto";
@@ -375,6 +376,28 @@ describe("from a key file into the token", () => {
     const newSpki = spkiOf(c("ca.pem"));
     expect(privateKeysIn(t.certs).filter((k) => k.spki === newSpki)).toEqual([]);
     expect(make(t, [], [], { SOFTHSM2_CONF: token.env.SOFTHSM2_CONF, PKCS11_PIN: "" }).stdout).toMatch(/made 0, unchanged 6/);
+  });
+
+  it_("intermediate mode, key files: start NEXT_CA_KEY=... and reissue CA_KEY=... move both the root and the intermediate into the token", () => {
+    const t = intermediateTree();
+    const c = (f: string) => join(t.certs, f);
+    expect(make(t, []).status).toBe(0);
+    const oldRoot = spkiOf(c("ca.pem"));
+    const oldIm = spkiOf(c("intermediate.pem"));
+    expect(make(t, ["ca-rotate-start"], [`NEXT_CA_KEY=${uri("root-from-file")}`, `PKCS11_MODULE=${MODULE}`]).status).toBe(0);
+    const reissue = make(t, ["ca-rotate-reissue"], [`CA_KEY=${uri("im-from-file-2")}`]);
+    expect([reissue.status, reissue.stderr]).toEqual([0, ""]);
+    expect(reissue.stdout).toMatch(/removed \S+intermediate-key\.pem: the intermediate CA's key is in the token now/);
+    expect(record(t, "intermediate-key.ref")).toEqual({ uri: uri("im-from-file-2"), module: MODULE });
+    expect(make(t, ["ca-rotate-finish"]).status).toBe(0);
+    expect(record(t, "ca-key.ref")).toEqual({ uri: uri("root-from-file"), module: MODULE });
+    // the old CAs' key files are archived (never deleted), and no other CA key file is left in certs/
+    const archive = join(t.certs, "archive");
+    expect(privateKeysIn(archive).map((k) => k.spki).sort()).toEqual([oldRoot, oldIm].sort());
+    expect(readdirSync(t.certs).filter((f) => f === "ca-key.pem" || f === "intermediate-key.pem")).toEqual([]);
+    expectLeavesVerify(t);
+    expectNoCaKeyIn(t, [spkiOf(c("ca.pem")), spkiOf(c("intermediate.pem"))]);
+    expect(make(t, [], [], { SOFTHSM2_CONF: token.env.SOFTHSM2_CONF, PKCS11_PIN: "" }).stdout).toMatch(/made 0, unchanged 8/);
   });
 });
 
