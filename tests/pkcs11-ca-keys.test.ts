@@ -1,6 +1,7 @@
 // Every signing CA key in a PKCS#11 token (README "CA keys in an HSM (PKCS#11)"): the intermediate's key (CA_KEY in
-// intermediate mode), the root's too (ROOT_KEY), and the phased CA rotation with the CA key in the token
-// (NEXT_CA_KEY). Judged by real tools: a SoftHSM2 token initialised in a temp dir, pkcs11-tool reading the token,
+// intermediate mode), the root's too (ROOT_KEY), the phased CA rotation with the CA key in the token (NEXT_CA_KEY),
+// and the phased root rotation in intermediate mode with both CA keys in the token (NEXT_CA_KEY for the new root,
+// CA_KEY for the new intermediate at the re-issue). Judged by real tools: a SoftHSM2 token initialised in a temp dir, pkcs11-tool reading the token,
 // openssl verifying every leaf (-x509_strict, through the intermediate) and the CRLs.
 import { spawnSync } from "node:child_process";
 import { X509Certificate } from "node:crypto";
@@ -242,6 +243,104 @@ describe("the phased CA rotation with the CA key in the token (NEXT_CA_KEY)", ()
   });
 });
 
+describe("the phased root rotation in intermediate mode, root and intermediate keys in the token", () => {
+  const t = intermediateTree();
+  const c = (f: string) => join(t.certs, f);
+  const spkis: string[] = [];
+  const addSpkis = (...files: string[]) => spkis.push(...files.map((f) => spkiOf(c(f))).filter((s) => !spkis.includes(s)));
+  const refs = () => readdirSync(join(t.certs, ".tls-setup")).filter((f) => f.endsWith(".ref")).sort();
+  const archived = (prefix: string) => join(t.certs, "archive", readdirSync(join(t.certs, "archive")).find((d) => d.startsWith(prefix))!);
+  const idle = () => expect(make(t, [], [], { SOFTHSM2_CONF: token.env.SOFTHSM2_CONF, PKCS11_PIN: "" }).stdout).toMatch(/made 0, unchanged 8/);
+  /** every leaf (-x509_strict, through intermediate.pem), the CRL (by the intermediate), no CA key in certs/, make makes 0 */
+  const checkStep = (trust = c("ca.pem")) => {
+    expectLeavesVerify(t, trust);
+    expectCrlVerifies(t, c("intermediate.pem"));
+    expectNoCaKeyIn(t, spkis);
+    idle();
+  };
+
+  it_("start: a missing NEXT_CA_KEY, the current root's object: refused (one line, certs/ and token unchanged); then the new root's key is made in the token", () => {
+    expect(make(t, [], [`CA_KEY=${uri("im-r")}`, `ROOT_KEY=${uri("root-r")}`, `PKCS11_MODULE=${MODULE}`]).status).toBe(0);
+    expect(make(t, ["revoke", "NAME=calicoctl"]).status).toBe(0);
+    addSpkis("ca.pem", "intermediate.pem");
+    checkStep();
+    const before = snapshot(t.certs);
+    const labels = token.privateKeyLabels();
+    expectRefused(make(t, ["ca-rotate-start"]), t.certs, before, /^tls-setup: ca-rotate-start: the root CA's key is in a PKCS#11 token \(pkcs11:token=etcd-ca;object=root-r, \S+ca-key\.ref\); .*make ca-rotate-start NEXT_CA_KEY='pkcs11:token=etcd-ca;object=root-r-2'$/);
+    expectRefused(make(t, ["ca-rotate-start"], [`NEXT_CA_KEY=${uri("root-r")}`]), t.certs, before, /^tls-setup: NEXT_CA_KEY: pkcs11:token=etcd-ca;object=root-r: is the current root CA's key; the new root needs a new key/);
+    expect(token.privateKeyLabels()).toEqual(labels);
+
+    const start = make(t, ["ca-rotate-start"], [`NEXT_CA_KEY=${uri("root-r2")}`]);
+    expect([start.status, start.stderr]).toEqual([0, ""]);
+    expect(start.stdout).toMatch(/made the new root CA \S+ca-next\.pem .* with a new key in token pkcs11:token=etcd-ca;object=root-r2 \(recorded in \S+ca-next-key\.ref/);
+    expect(start.stdout).toMatch(/Then: make ca-rotate-reissue \(it needs the new root's key pkcs11:token=etcd-ca;object=root-r2, and a new object .*CA_KEY='pkcs11:token=etcd-ca;object=im-r-2'\)/);
+    expect(token.privateKeyLabels()).toEqual([...labels, "root-r2"].sort());
+    expect(existsSync(c("ca-next-key.pem"))).toBe(false);
+    expect(record(t, "ca-next-key.ref")).toEqual({ uri: uri("root-r2"), module: MODULE });
+    addSpkis("ca-next.pem");
+    // the new root's certificate is signed by its token key (self-signed, strict)
+    expect(openssl(["verify", "-x509_strict", "-CAfile", c("ca-next.pem"), c("ca-next.pem")]).stdout.trim()).toBe(`${c("ca-next.pem")}: OK`);
+    checkStep();
+    const status = make(t, ["ca-rotate-status"]).stdout;
+    expect(status).toContain(`keys: the old root's ${uri("root-r")}; the new root's ${uri("root-r2")}; the intermediate's (under the old root) ${uri("im-r")}`);
+  });
+
+  it_("reissue: the new intermediate needs a new object (missing, current, new root's, taken: one line each, nothing changed); then made in the token, signed by the new root through its token key", () => {
+    const before = snapshot(t.certs);
+    expect(token.tool(["--keypairgen", "--key-type", "EC:prime256v1", "--label", "im-taken"]).status).toBe(0);
+    const labels = token.privateKeyLabels();
+    expectRefused(make(t, ["ca-rotate-reissue"]), t.certs, before, /^tls-setup: ca-rotate-reissue: the intermediate CA's key is in a PKCS#11 token \(pkcs11:token=etcd-ca;object=im-r, \S+intermediate-key\.ref\); .*make ca-rotate-reissue CA_KEY='pkcs11:token=etcd-ca;object=im-r-2'$/);
+    expectRefused(make(t, ["ca-rotate-reissue"], [`CA_KEY=${uri("im-r")}`]), t.certs, before, /^tls-setup: CA_KEY: pkcs11:token=etcd-ca;object=im-r: is the current intermediate CA's key; the new intermediate needs a new key/);
+    expectRefused(make(t, ["ca-rotate-reissue"], [`CA_KEY=${uri("root-r2")}`]), t.certs, before, /^tls-setup: CA_KEY: pkcs11:token=etcd-ca;object=root-r2: is the new root CA's key/);
+    expectRefused(make(t, ["ca-rotate-reissue"], [`CA_KEY=${uri("im-taken")}`]), t.certs, before, /^tls-setup: CA_KEY: pkcs11:token=etcd-ca;object=im-taken: the token already holds a private key by that name, and make ca-rotate-reissue makes a new key for the intermediate CA/);
+    expect(token.privateKeyLabels()).toEqual(labels);
+
+    const oldIm = readFileSync(c("intermediate.pem"), "utf8");
+    const reissue = make(t, ["ca-rotate-reissue"], [`CA_KEY=${uri("im-r2")}`]);
+    expect([reissue.status, reissue.stderr]).toEqual([0, ""]);
+    expect(reissue.stdout).toMatch(/made the new intermediate CA \S+intermediate\.pem \(new key in token pkcs11:token=etcd-ca;object=im-r2, recorded in \S+intermediate-key\.ref\), signed by the new root/);
+    expect(reissue.stdout).toMatch(/its key stays in the token as pkcs11:token=etcd-ca;object=im-r:/);
+    expect(token.privateKeyLabels()).toEqual([...labels, "im-r2"].sort());
+    expect(record(t, "intermediate-key.ref")).toEqual({ uri: uri("im-r2"), module: MODULE });
+    expect(refs()).toEqual(["ca-key.ref", "ca-next-key.ref", "intermediate-key.ref"]);
+    // the old intermediate archived with its record (its key cannot leave the token)
+    const imArchive = archived("intermediate-");
+    expect(readdirSync(imArchive).sort()).toEqual(["intermediate-key.ref", "intermediate.csr", "intermediate.pem"]);
+    expect(readFileSync(join(imArchive, "intermediate.pem"), "utf8")).toBe(oldIm);
+    expect(JSON.parse(readFileSync(join(imArchive, "intermediate-key.ref"), "utf8")).uri).toBe(uri("im-r"));
+    addSpkis("intermediate.pem");
+    expect(existsSync(c("intermediate-key.pem"))).toBe(false);
+    // the new intermediate under the new root alone; every leaf under it too, and under the bundle
+    expect(openssl(["verify", "-x509_strict", "-CAfile", c("ca-next.pem"), c("intermediate.pem")]).stdout.trim()).toBe(`${c("intermediate.pem")}: OK`);
+    expectLeavesVerify(t, c("ca-next.pem"));
+    checkStep();
+    expect(make(t, ["ca-rotate-status"]).stdout).toContain(`keys: the old root's ${uri("root-r")}; the new root's ${uri("root-r2")}; the new intermediate's ${uri("im-r2")}`);
+  });
+
+  it_("finish: the new root's record becomes ca-key.ref, the old root's is archived (its key stays in the token, said); no CA key file anywhere", () => {
+    const newRoot = readFileSync(c("ca-next.pem"), "utf8");
+    const labels = token.privateKeyLabels();
+    const r = make(t, ["ca-rotate-finish"]);
+    expect([r.status, r.stderr]).toEqual([0, ""]);
+    expect(r.stdout).toMatch(/the old root's key stays in the token as pkcs11:token=etcd-ca;object=root-r .*delete it with pkcs11-tool/);
+    expect(r.stdout).toMatch(/now holds the new root .*; its key is pkcs11:token=etcd-ca;object=root-r2 in the token \(recorded in \S+ca-key\.ref\)/);
+    expect(readFileSync(c("ca.pem"), "utf8")).toBe(newRoot);
+    expect(record(t, "ca-key.ref")).toEqual({ uri: uri("root-r2"), module: MODULE });
+    expect(refs()).toEqual(["ca-key.ref", "intermediate-key.ref"]);
+    const caArchive = archived("ca-");
+    expect(readdirSync(caArchive).sort()).toEqual(["ca-key.ref", "ca.csr", "ca.pem"]);
+    expect(JSON.parse(readFileSync(join(caArchive, "ca-key.ref"), "utf8")).uri).toBe(uri("root-r"));
+    expect(readdirSync(t.certs).filter((f) => /^ca-(next|prev)|-key\.pem$/.test(f) && !leavesOf(t).some((l) => f === l.replace(/\.pem$/, "-key.pem")))).toEqual([]);
+    expect(token.privateKeyLabels()).toEqual(labels);
+    checkStep();
+    // later runs sign through the token keys: a new intermediate from the new root (ROOT_KEY from its record)
+    expect(make(t, ["rotate-intermediate"], [`CA_KEY=${uri("im-r3")}`]).status).toBe(0);
+    expect(openssl(["verify", "-x509_strict", "-CAfile", c("ca.pem"), c("intermediate.pem")]).stdout.trim()).toBe(`${c("intermediate.pem")}: OK`);
+    addSpkis("intermediate.pem");
+    checkStep();
+  });
+});
+
 describe("from a key file into the token", () => {
   it_("make rotate-intermediate CA_KEY=pkcs11:... moves the intermediate into the token: its old key file leaves certs/", () => {
     const t = intermediateTree();
@@ -277,6 +376,28 @@ describe("from a key file into the token", () => {
     const newSpki = spkiOf(c("ca.pem"));
     expect(privateKeysIn(t.certs).filter((k) => k.spki === newSpki)).toEqual([]);
     expect(make(t, [], [], { SOFTHSM2_CONF: token.env.SOFTHSM2_CONF, PKCS11_PIN: "" }).stdout).toMatch(/made 0, unchanged 6/);
+  });
+
+  it_("intermediate mode, key files: start NEXT_CA_KEY=... and reissue CA_KEY=... move both the root and the intermediate into the token", () => {
+    const t = intermediateTree();
+    const c = (f: string) => join(t.certs, f);
+    expect(make(t, []).status).toBe(0);
+    const oldRoot = spkiOf(c("ca.pem"));
+    const oldIm = spkiOf(c("intermediate.pem"));
+    expect(make(t, ["ca-rotate-start"], [`NEXT_CA_KEY=${uri("root-from-file")}`, `PKCS11_MODULE=${MODULE}`]).status).toBe(0);
+    const reissue = make(t, ["ca-rotate-reissue"], [`CA_KEY=${uri("im-from-file-2")}`]);
+    expect([reissue.status, reissue.stderr]).toEqual([0, ""]);
+    expect(reissue.stdout).toMatch(/removed \S+intermediate-key\.pem: the intermediate CA's key is in the token now/);
+    expect(record(t, "intermediate-key.ref")).toEqual({ uri: uri("im-from-file-2"), module: MODULE });
+    expect(make(t, ["ca-rotate-finish"]).status).toBe(0);
+    expect(record(t, "ca-key.ref")).toEqual({ uri: uri("root-from-file"), module: MODULE });
+    // the old CAs' key files are archived (never deleted), and no other CA key file is left in certs/
+    const archive = join(t.certs, "archive");
+    expect(privateKeysIn(archive).map((k) => k.spki).sort()).toEqual([oldRoot, oldIm].sort());
+    expect(readdirSync(t.certs).filter((f) => f === "ca-key.pem" || f === "intermediate-key.pem")).toEqual([]);
+    expectLeavesVerify(t);
+    expectNoCaKeyIn(t, [spkiOf(c("ca.pem")), spkiOf(c("intermediate.pem"))]);
+    expect(make(t, [], [], { SOFTHSM2_CONF: token.env.SOFTHSM2_CONF, PKCS11_PIN: "" }).stdout).toMatch(/made 0, unchanged 8/);
   });
 });
 

@@ -22,6 +22,11 @@
 //            it, each file the leaf then the new intermediate.
 //   finish   as above; the old root's key is archived when it is in certs/, else (offline) left where it is; the new
 //            root's key becomes certs/ca-key.pem when it is in certs/ (else it stays offline: make needs it not).
+//   Token keys: the old root's (ROOT_KEY or ca-key.ref) needs NEXT_CA_KEY at start, as in root mode (the new root's
+//   key made in the token, recorded in ca-next-key.ref); at reissue the new root signs the new intermediate through
+//   it, and an intermediate key in a token (intermediate-key.ref) needs CA_KEY naming a new object for the new
+//   intermediate (recorded in intermediate-key.ref in the commit that makes it; the old record archived with the old
+//   intermediate); a file intermediate key given a CA_KEY moves into the token. finish as in root mode.
 
 import { existsSync, mkdirSync, readdirSync, readFileSync, unlinkSync } from "node:fs";
 import { join } from "node:path";
@@ -58,22 +63,29 @@ const NEXT: Record<RotationStep, string> = {
 /** One line: which step comes next, for a step asked out of order. */
 const outOfOrder = (what: string, s: RotationState) => new UserError(`${what}: the CA rotation is at step "${s.step}"; the next step is ${NEXT[s.step]}`);
 
-function refuseUnsupported(o: TreeOptions, what: string): void {
-  if (intermediateMode(o) && (resolveCaKey(o).token || resolveIntermediateKey(o).token || o.nextCaKey))
-    throw new UserError(`${what}: this tree signs with an intermediate CA and a CA key is in a PKCS#11 token (ROOT_KEY, CA_KEY or NEXT_CA_KEY); the phased root rotation in intermediate mode supports key files only (certs/ca-key.pem, certs/intermediate-key.pem), for now`);
+/** NEXT_CA_KEY names the new CA's key once, at the start; the other steps read its record. */
+function refuseNextKeyAfterStart(o: TreeOptions, what: string): void {
   if (what !== "ca-rotate-start" && o.nextCaKey) throw new UserError(`NEXT_CA_KEY: is given to make ca-rotate-start only (it records the new CA's key in ${keyRecordFile(o.certsDir, "ca-next")}); leave it out of ${what}`);
 }
 
+const sameTokenKey = (a: CaKey, b: CaKey): boolean => !!a.token && !!b.token && a.token.hash === b.token.hash;
+
 /**
- * The new CA's key at ca-rotate-start: NEXT_CA_KEY, or the key an interrupted start recorded; a CA key in a token
- * needs one (the new key is made in a token too); else the file certs/ca-next-key.pem.
+ * The new CA's key at ca-rotate-start: NEXT_CA_KEY, or the key an interrupted start recorded; a CA key (in
+ * intermediate mode the root's) in a token needs one (the new key is made in a token too); else the file
+ * certs/ca-next-key.pem.
  */
-function nextKeyForStart(o: TreeOptions, old: CaKey): CaKey {
+function nextKeyForStart(o: TreeOptions, old: CaKey, im: boolean): CaKey {
   const nk = resolveNextCaKey(o);
+  const oldWord = im ? "the root CA's key" : "the CA key";
   if (old.token && !nk.token)
-    throw new UserError(`ca-rotate-start: the CA key is in a PKCS#11 token (${caKeyText(old)}); the new CA's key is made in a token too: name a new object with NEXT_CA_KEY, e.g. make ca-rotate-start NEXT_CA_KEY='${nextObjectUri(old.token.uri)}'`);
+    throw new UserError(`ca-rotate-start: ${oldWord} is in a PKCS#11 token (${caKeyText(old)}${im ? `, ${old.where}` : ""}); the new ${im ? "root" : "CA"}'s key is made in a token too: name a new object with NEXT_CA_KEY, e.g. make ca-rotate-start NEXT_CA_KEY='${nextObjectUri(old.token.uri)}'`);
   if (nk.token && old.token && nk.token.hash === old.token.hash && nk.token.modulePath === old.token.modulePath)
-    throw new UserError(`${nk.where}: ${caKeyText(nk)}: is the current CA's key; the new CA needs a new key: name a new object, e.g. NEXT_CA_KEY='${nextObjectUri(old.token.uri)}'`);
+    throw new UserError(`${nk.where}: ${caKeyText(nk)}: is the current ${im ? "root " : ""}CA's key; the new ${im ? "root" : "CA"} needs a new key: name a new object, e.g. NEXT_CA_KEY='${nextObjectUri(old.token.uri)}'`);
+  if (im && nk.token) {
+    const ik = resolveIntermediateKey({ ...o, caKey: undefined });
+    if (sameTokenKey(nk, ik)) throw new UserError(`${nk.where}: ${caKeyText(nk)}: is the intermediate CA's key (${ik.where}); the new root needs its own key: name a new object, e.g. NEXT_CA_KEY='${nextObjectUri(nk.token.uri)}'`);
+  }
   return nk;
 }
 
@@ -110,7 +122,7 @@ export function restartPlan(o: TreeOptions, why: string): string[] {
 
 /** make ca-rotate-start */
 export async function rotateStart(o: TreeOptions, ro: RotateOptions = {}): Promise<string[]> {
-  refuseUnsupported(o, "ca-rotate-start");
+  refuseNextKeyAfterStart(o, "ca-rotate-start");
   const deps = ro.deps ?? defaultDeps();
   return underLock(o, "ca-rotate-start", async () => {
     const s = stateOrThrow(o);
@@ -121,7 +133,7 @@ export async function rotateStart(o: TreeOptions, ro: RotateOptions = {}): Promi
     if (intermediateMode(o)) return startIntermediate(o, ro, deps);
     const ck = resolveCaKey(o);
     if (!ck.token && !existsSync(tp.key)) throw new UserError(`${tp.key}: the old CA's key is missing (kept offline?); ca-rotate-start needs it to keep signing until the re-issue: put it back for the rotation`);
-    const nk = nextKeyForStart(o, ck);
+    const nk = nextKeyForStart(o, ck, false);
     // the old CA must be usable: its key matches, it is a CA, valid (ca.pem holds exactly the old CA here)
     const oldText = readFileSync(tp.cert, "utf8");
     const { facts: old } = await loadCa({ name: "ca", cert: tp.cert, key: keyRefOf(ck) }, deps);
@@ -153,7 +165,7 @@ export async function rotateStart(o: TreeOptions, ro: RotateOptions = {}): Promi
 
 /** make ca-rotate-reissue */
 export async function rotateReissue(o: TreeOptions, ro: RotateOptions = {}): Promise<string[]> {
-  refuseUnsupported(o, "ca-rotate-reissue");
+  refuseNextKeyAfterStart(o, "ca-rotate-reissue");
   const deps = ro.deps ?? defaultDeps();
   const s = stateOrThrow(o);
   if (s.step !== "started" && s.step !== "reissuing" && s.step !== "reissued") throw outOfOrder("ca-rotate-reissue", s);
@@ -192,9 +204,16 @@ async function startIntermediate(o: TreeOptions, ro: RotateOptions, deps: IssueD
   const rp = rotationPaths(o.certsDir);
   const tp = rp.trust;
   const imFile = certPaths(o.certsDir, INTERMEDIATE_NAME).cert;
+  // the keys: the old root's (ROOT_KEY, its record or certs/ca-key.pem; not used here), the new root's (NEXT_CA_KEY,
+  // required when the old root's key is in a token); CA_KEY (the intermediate's) belongs to the re-issue
+  const rk = resolveCaKey(o);
+  refuseIntermediateKeyAtStart(o);
+  const nk = nextKeyForStart(o, rk, true);
   const oldText = readFileSync(tp.cert, "utf8");
-  // the old root: checked with its key when the key is here, else its certificate alone (a self-signed CA)
-  const old = existsSync(tp.key) ? (await loadCa({ name: "ca", cert: tp.cert, key: { kind: "file", path: tp.key } }, deps)).facts : readOneCert(tp.cert, "the root CA certificate");
+  // the old root: checked with its key when the key file is here, else its certificate alone (a self-signed CA); a
+  // token key is not opened (nothing signs with the old root during the rotation)
+  const oldKeyFile = !rk.token && existsSync(tp.key);
+  const old = oldKeyFile ? (await loadCa({ name: "ca", cert: tp.cert, key: { kind: "file", path: tp.key } }, deps)).facts : readOneCert(tp.cert, "the root CA certificate");
   if (!old.isCa || !signedBy(old, old)) throw new UserError(`${tp.cert}: is not a self-signed root CA certificate; ca-rotate-start replaces the root of an intermediate tree`);
   const plan = makePlan(o, { caOnly: true });
   if (plan.problems.length) throw UserError.fromProblems(plan.problems);
@@ -203,18 +222,52 @@ async function startIntermediate(o: TreeOptions, ro: RotateOptions, deps: IssueD
   if (stale) throw new UserError(`ca-rotate-start: ${stale.target.name === "ca" ? tp.cert : imFile}: ${stale.reason}; run make first, then make ca-rotate-start`);
   if (!signedBy(readOneCert(imFile, "the intermediate CA certificate"), old)) throw new UserError(`${imFile}: is not signed by the root CA in ${tp.cert}; run make first, then make ca-rotate-start`);
   const caItem = plan.items.find((i) => i.target.role === "ca")!;
-  const issued = await issueCa(caItem.request, deps);
+  // refused before a key is made (in a token it would stay there)
+  const zero = caItem.request.ca?.pathlenzero === true && (caItem.request.ca.pathlen ?? 0) === 0;
+  const pathZero = () => new UserError(`${caItem.target.configFile}: ca.pathlenzero: gives the new root a path length of 0, so it may not sign the intermediate CA; remove it, then run make ca-rotate-start again`);
+  if (zero) throw pathZero();
+  // a new key in the token, unless an interrupted start recorded this one (then it is kept)
+  let tokenKey: KeyPair | undefined;
+  if (nk.token) {
+    const prepared = await prepareTokenKey(nk, { fresh: !nk.token.recorded, spec: caItem.request.key, configFile: caItem.target.configFile, command: "make ca-rotate-start" });
+    tokenKey = await tokenKeyOf(prepared);
+  }
+  const issued = await issueCa(caItem.request, deps, tokenKey);
   if (issued.certDer.equals(old.der)) throw new Error("internal: the new root equals the old one");
-  if (pathLen(parseCertDer(issued.certDer)) === 0) throw new UserError(`${caItem.target.configFile}: ca.pathlenzero: gives the new root a path length of 0, so it may not sign the intermediate CA; remove it, then run make ca-rotate-start again`);
+  if (pathLen(parseCertDer(issued.certDer)) === 0) throw pathZero();
   const w = (path: string, data: string, mode = CERT_MODE): PlannedWrite => ({ path, data, mode });
   // ca.pem (the bundle) last: its rename is what starts the rotation
-  await commitWrites([w(rp.next.key, issued.keyPem, KEY_MODE), w(rp.next.csr, issued.csrPem), w(rp.prev, oldText), w(rp.next.cert, issued.certPem), w(tp.cert, oldText.trimEnd() + "\n" + issued.certPem)], { fsync: ro.fsync ?? true });
+  const keyWrite = nk.token ? keyRecordWriteAs(o, nk, "ca-next") : w(rp.next.key, issued.keyPem, KEY_MODE);
+  await commitWrites([keyWrite, w(rp.next.csr, issued.csrPem), w(rp.prev, oldText), w(rp.next.cert, issued.certPem), w(tp.cert, oldText.trimEnd() + "\n" + issued.certPem)], { fsync: ro.fsync ?? true });
+  // a key file left by an interrupted start without a token key would be a stray CA key: it goes
+  if (nk.token) tryUnlink(rp.next.key);
+  const newKey = nk.token ? `in token ${caKeyText(nk)} (recorded in ${keyRecordFile(o.certsDir, "ca-next")}; reissue and finish use it)` : rp.next.key;
+  const oldKey = rk.token ? `${caKeyText(rk)} (in the token) is not used by the rotation` : oldKeyFile ? `${tp.key} is not used by the rotation (it may go offline)` : "is not needed (kept offline)";
+  const ik = resolveIntermediateKey(o);
+  const reissueNeeds = ik.token
+    ? `the new root's key ${caKeyText(nk)}, and a new object in the token for the new intermediate's key: make ca-rotate-reissue CA_KEY='${nextObjectUri(ik.token.uri)}'`
+    : `the new root's key ${nk.token ? caKeyText(nk) : rp.next.key}`;
   return [
-    `ca-rotate-start: made the new root CA ${rp.next.cert} ${caName(rotationState(o, false).next!)} with a new key ${rp.next.key}`,
-    `ca-rotate-start: ${tp.cert} now trusts the old root (${rp.prev}) and the new one; no leaf and no intermediate changed: the intermediate ${imFile} (under the old root) still signs; the old root's key ${existsSync(tp.key) ? `${tp.key} is not used by the rotation (it may go offline)` : "is not needed (kept offline)"}`,
+    `ca-rotate-start: made the new root CA ${rp.next.cert} ${caName(rotationState(o, false).next!)} with a new key ${newKey}`,
+    `ca-rotate-start: ${tp.cert} now trusts the old root (${rp.prev}) and the new one; no leaf and no intermediate changed: the intermediate ${imFile} (under the old root) still signs; the old root's key ${oldKey}`,
     ...restartPlan(o, "1 of 2: every member, proxy and client must trust both roots before any certificate under the new root is used"),
-    `Then: make ca-rotate-reissue (it needs the new root's key ${rp.next.key})`,
+    `Then: make ca-rotate-reissue (it needs ${reissueNeeds})`,
   ];
+}
+
+/**
+ * CA_KEY at ca-rotate-start in intermediate mode names the intermediate's key, which start does not use (the
+ * intermediate in place signs on): the current one is accepted, another is refused (it is the re-issue's, for the
+ * new intermediate), rather than dropped unsaid.
+ */
+function refuseIntermediateKeyAtStart(o: TreeOptions): void {
+  if (!o.caKey) return;
+  const given = resolveIntermediateKey(o);
+  const cur = resolveIntermediateKey({ ...o, caKey: undefined });
+  if (sameTokenKey(given, cur)) return;
+  throw new UserError(
+    `CA_KEY: ${caKeyText(given)}: names the intermediate CA's key, which ca-rotate-start does not use (the intermediate in place signs on with its key ${caKeyText(cur)}); leave CA_KEY out here, and give a new intermediate's key to the next step: make ca-rotate-reissue CA_KEY='${caKeyText(given)}'`,
+  );
 }
 
 /**
@@ -228,10 +281,33 @@ async function reissueIntermediate(o: TreeOptions, s: RotationState, ro: RotateO
   const log = ro.log ?? (() => {});
   const lines: string[] = [];
   const newIntermediate = s.intermediate !== "new";
+  // the new root's key (a file, or the token key ca-rotate-start recorded) and the keys of the intermediate in place
+  // and of the one to make (CA_KEY)
+  const nk = resolveNextCaKey(o);
+  const ik = resolveIntermediateKey(o);
+  const cur = resolveIntermediateKey({ ...o, caKey: undefined });
+  let oldImTokenKey: CaKey | undefined;
   if (newIntermediate) {
-    if (!existsSync(rp.next.key)) throw new UserError(`${rp.next.key}: the new root's key is missing; ca-rotate-reissue signs the new intermediate CA with it: put it back for this step (or, nothing signed by it yet, remove ${rp.next.cert} and run make ca-rotate-start again)`);
-    await loadCa({ name: "ca", cert: rp.next.cert, key: { kind: "file", path: rp.next.key } }, deps);
-    // the old intermediate's files into the archive before anything replaces them (its certificate last)
+    if (!nk.token && !existsSync(rp.next.key)) throw new UserError(`${rp.next.key}: the new root's key is missing; ca-rotate-reissue signs the new intermediate CA with it: put it back for this step (or, nothing signed by it yet, remove ${rp.next.cert} and run make ca-rotate-start again)`);
+    // a new intermediate needs a new key: in the token, a new object (CA_KEY), never the current one or a root's
+    if (cur.token && !ik.token) throw new Error("internal: an intermediate key in a token resolved to a file");
+    if (cur.token && !o.caKey)
+      throw new UserError(`ca-rotate-reissue: the intermediate CA's key is in a PKCS#11 token (${caKeyText(cur)}, ${cur.where}); the new intermediate needs a new key, made in the token: name a new object with CA_KEY, e.g. make ca-rotate-reissue CA_KEY='${nextObjectUri(cur.token.uri)}'`);
+    if (ik.token && sameTokenKey(ik, cur))
+      throw new UserError(`${ik.where}: ${caKeyText(ik)}: is the current intermediate CA's key; the new intermediate needs a new key: name a new object, e.g. make ca-rotate-reissue CA_KEY='${nextObjectUri(ik.token.uri)}'`);
+    if (ik.token && sameTokenKey(ik, nk))
+      throw new UserError(`${ik.where}: ${caKeyText(ik)}: is the new root CA's key (${nk.where}); the new intermediate needs its own key: name another object, e.g. make ca-rotate-reissue CA_KEY='${nextObjectUri(ik.token.uri)}'`);
+    await loadCa({ name: "ca", cert: rp.next.cert, key: keyRefOf(nk) }, deps);
+    if (ik.token) {
+      // the object must be free (checked before anything is archived; build makes the key in the token)
+      const plan = makePlan(o, { caOnly: true });
+      const imItem = plan.items.find((i) => i.target.role === "intermediate");
+      if (!imItem) throw UserError.fromProblems(plan.problems);
+      await prepareTokenKey(ik, { fresh: true, spec: imItem.request.key, configFile: imItem.target.configFile, command: "make ca-rotate-reissue" });
+    }
+    oldImTokenKey = cur.token ? cur : undefined;
+    // the old intermediate's files into the archive before anything replaces them (its certificate last); a key in
+    // a token stays there (it cannot leave it): its record is archived instead
     const dir = await underLock(o, "ca-rotate-reissue", async () => {
       if (!existsSync(imp.cert)) return undefined;
       const old = readOneCert(imp.cert, "the intermediate CA certificate");
@@ -240,20 +316,28 @@ async function reissueIntermediate(o: TreeOptions, s: RotationState, ro: RotateO
         mkdirSync(dir, { recursive: true, mode: 0o700 });
         const writes: PlannedWrite[] = [];
         if (existsSync(imp.csr)) writes.push({ path: join(dir, "intermediate.csr"), data: readFileSync(imp.csr), mode: CERT_MODE });
-        if (existsSync(imp.key)) writes.push({ path: join(dir, "intermediate-key.pem"), data: readFileSync(imp.key), mode: KEY_MODE });
+        if (cur.token) writes.push({ ...keyRecordWriteAs(o, cur, "intermediate"), path: join(dir, "intermediate-key.ref") });
+        else if (existsSync(imp.key)) writes.push({ path: join(dir, "intermediate-key.pem"), data: readFileSync(imp.key), mode: KEY_MODE });
         writes.push({ path: join(dir, "intermediate.pem"), data: readFileSync(imp.cert), mode: CERT_MODE });
         await commitWrites(writes, { fsync: ro.fsync ?? true });
       }
       return dir;
     });
-    if (dir) lines.push(`ca-rotate-reissue: the old intermediate CA is archived in ${dir} (certificate, key, CSR)`);
-  }
+    if (dir && oldImTokenKey)
+      lines.push(
+        `ca-rotate-reissue: the old intermediate CA is archived in ${dir} (certificate, key record, CSR); its key stays in the token as ${caKeyText(oldImTokenKey)}: nothing signs with it once this step is done; delete it with pkcs11-tool (--delete-object --type privkey --label ...) then`,
+      );
+    else if (dir) lines.push(`ca-rotate-reissue: the old intermediate CA is archived in ${dir} (certificate, key, CSR)`);
+  } else if (o.caKey && !sameTokenKey(ik, cur))
+    // (an interrupted re-issue made the new intermediate already: its key is the recorded one)
+    throw new UserError(`CA_KEY: ${caKeyText(ik)}: the new intermediate CA ${imp.cert} (signed by the new root) is made already, its key ${caKeyText(cur)}; leave CA_KEY out, then run make ca-rotate-reissue again`);
   const r = await build({ ...o, rotationSigner: "new" }, { rotateIntermediate: newIntermediate, newKey: ro.newKey, deps, log, fsync: ro.fsync });
   const after = rotationState(o);
   if (after.intermediate !== "new") throw new UserError(`ca-rotate-reissue: ${imp.cert} is still not signed by the new root ${rp.next.cert}; run make ca-rotate-reissue again`);
   const left = after.leaves.filter((l) => l.by !== "new" && l.by !== "missing");
   if (left.length) throw new UserError(`ca-rotate-reissue: ${left.map((l) => l.file).join(", ")} still not under the new root ${rp.next.cert}; run make ca-rotate-reissue again`);
-  if (r.made.includes(INTERMEDIATE_NAME)) lines.push(`ca-rotate-reissue: made the new intermediate CA ${imp.cert} (new key ${imp.key}), signed by the new root ${rp.next.cert}`);
+  if (r.made.includes(INTERMEDIATE_NAME))
+    lines.push(`ca-rotate-reissue: made the new intermediate CA ${imp.cert} (new key ${ik.token ? `in token ${caKeyText(ik)}, recorded in ${keyRecordFile(o.certsDir, "intermediate")}` : imp.key}), signed by the new root ${rp.next.cert}`);
   const leaves = r.made.filter((n) => n !== INTERMEDIATE_NAME).length;
   const users = after.leaves.filter((l) => !o.members.includes(l.name) && !o.proxies.includes(l.name) && !o.members.some((m) => l.name.startsWith(`${m}-`)));
   return [
@@ -261,14 +345,16 @@ async function reissueIntermediate(o: TreeOptions, s: RotationState, ro: RotateO
     `ca-rotate-reissue: ${leaves} certificate(s) re-issued by the new intermediate, each file the leaf then ${imp.cert}${ro.newKey ? " (new keys)" : " (keys kept)"}; from now on make signs with it`,
     `Picks it up by itself: the members (${o.members.join(", ")})${o.proxies.length ? ` and proxies (${o.proxies.join(", ")})` : ""} read --cert-file/--key-file on every new TLS handshake and trust both roots: copy the new files in place (key and certificate together), no restart`,
     `Must restart: every client that loads its certificate once${users.length ? ` (${users.map((u) => u.name).join(", ")})` : ""}, after its new certificate is in place (Kubernetes: make secrets, then roll the pods)`,
-    `The new root's key ${rp.next.key} is not needed by ca-rotate-finish or make: it may go offline now`,
+    nk.token
+      ? `The new root's key ${caKeyText(nk)} (in the token) is not needed by ca-rotate-finish or make; finish records it as the root's key (${keyRecordFile(o.certsDir, "ca")})`
+      : `The new root's key ${rp.next.key} is not needed by ca-rotate-finish or make: it may go offline now`,
     `Then: make ca-rotate-finish`,
   ];
 }
 
 /** make ca-rotate-finish */
 export async function rotateFinish(o: TreeOptions, ro: RotateOptions = {}): Promise<string[]> {
-  refuseUnsupported(o, "ca-rotate-finish");
+  refuseNextKeyAfterStart(o, "ca-rotate-finish");
   const deps = ro.deps ?? defaultDeps();
   const fsync = ro.fsync ?? true;
   const im = intermediateMode(o);
@@ -298,7 +384,7 @@ export async function rotateFinish(o: TreeOptions, ro: RotateOptions = {}): Prom
         const ck = resolveCaKey(o);
         const writes: PlannedWrite[] = [];
         if (existsSync(tp.csr)) writes.push({ path: join(dir, "ca.csr"), data: readFileSync(tp.csr), mode: CERT_MODE });
-        // (a token key: root mode only, refuseUnsupported keeps intermediate mode to key files)
+        // (a token key: the CA's, in intermediate mode the old root's: ROOT_KEY or its record)
         if (ck.token) writes.push({ ...keyRecordWriteAs(o, ck, "ca"), path: archivedRecord });
         else if (existsSync(tp.key)) {
           const oldKey = readFileSync(tp.key, "utf8");
@@ -317,10 +403,10 @@ export async function rotateFinish(o: TreeOptions, ro: RotateOptions = {}): Prom
         } catch {
           // the note then names the archived record only
         }
-        oldKeyNote = `ca-rotate-finish: the old CA's key stays in the token${uri ? ` as ${uri}` : ""} (its record: ${archivedRecord}); nothing signs with it any more: delete it with pkcs11-tool (--delete-object --type privkey --label ...) once the rotation is done`;
+        oldKeyNote = `ca-rotate-finish: the old ${im ? "root" : "CA"}'s key stays in the token${uri ? ` as ${uri}` : ""} (its record: ${archivedRecord}); nothing signs with it any more: delete it with pkcs11-tool (--delete-object --type privkey --label ...) once the rotation is done`;
       }
       const keyArchived = existsSync(join(dir, "ca-key.pem"));
-      if (oldKeyNote) lines.push(`ca-rotate-finish: the old CA ${caName(s.prev)} is archived in ${dir} (certificate, key record, CSR)`, oldKeyNote);
+      if (oldKeyNote) lines.push(`ca-rotate-finish: the old ${im ? "root" : "CA"} ${caName(s.prev)} is archived in ${dir} (certificate, key record, CSR)`, oldKeyNote);
       else
         lines.push(
           keyArchived || !im
@@ -421,12 +507,19 @@ export function rotateStatus(o: TreeOptions): string[] {
     // where each CA's key is (a file, or a token key by its URI), from the variables and records; reads no token
     const where = (f: () => CaKey) => {
       try {
-        return caKeyText(f());
+        const k = f();
+        return k.token || existsSync(k.ref) ? caKeyText(k) : `${k.ref} (not there: kept offline?)`;
       } catch (e) {
         return e instanceof Error ? e.message : String(e);
       }
     };
-    out.push(`  keys: the old CA's ${where(() => resolveCaKey(o))}; the new CA's ${where(() => resolveNextCaKey(o))}`);
+    if (!im) out.push(`  keys: the old CA's ${where(() => resolveCaKey(o))}; the new CA's ${where(() => resolveNextCaKey(o))}`);
+    else {
+      // the intermediate's: the one in place (its record or file); CA_KEY is the new intermediate's before the re-issue
+      const imKey = where(() => resolveIntermediateKey({ ...o, caKey: undefined }));
+      const imWord = s.intermediate === "new" ? "the new intermediate's" : "the intermediate's (under the old root)";
+      out.push(`  keys: the old root's ${where(() => resolveCaKey(o))}; the new root's ${where(() => resolveNextCaKey(o))}; ${imWord} ${imKey}`);
+    }
   }
   out.push(`  next: ${NEXT[s.step]}`);
   return out;
