@@ -80,20 +80,22 @@ rotate-intermediate: $(BUILT)
 	@if [ -f $(call q,$(CERTS_DIR)/crl.pem) ]; then $(NODE) dist/etcd.js crl $(TREE); fi
 
 # The phased CA rotation without an outage (README "Rotating the CA"): start, rolling restart, reissue, finish,
-# rolling restart. Each step prints what to restart; status reads the step from the files.
+# rolling restart. Each step prints what to restart; status reads the step from the files. NEXT_CA_KEY goes to every
+# step: start records it, the others refuse it in one line rather than ignore it.
+NEXT_KEY = $(if $(NEXT_CA_KEY),--next-ca-key $(call q,$(NEXT_CA_KEY)))
 .PHONY: ca-rotate-start ca-rotate-reissue ca-rotate-finish ca-rotate-status
 #>   make ca-rotate-start    new CA beside the old; ca.pem trusts both; NEXT_CA_KEY
 ca-rotate-start: $(BUILT)
-	@$(TLS) ca-rotate start $(TREE)$(if $(NEXT_CA_KEY), --next-ca-key $(call q,$(NEXT_CA_KEY)))
+	@$(TLS) ca-rotate start $(TREE) $(NEXT_KEY)
 
-#>   make ca-rotate-reissue  every leaf re-issued by the new CA; NEW_KEY=1
+#>   make ca-rotate-reissue  every leaf re-issued by the new CA; NEW_KEY=1, CA_KEY
 ca-rotate-reissue: $(BUILT)
-	@$(TLS) ca-rotate reissue $(TREE) $(if $(filter-out 0 no false,$(NEW_KEY)),--new-key)
+	@$(TLS) ca-rotate reissue $(TREE) $(NEXT_KEY) $(if $(filter-out 0 no false,$(NEW_KEY)),--new-key)
 	@if [ -f $(call q,$(CERTS_DIR)/crl.pem) ]; then $(NODE) dist/etcd.js crl $(TREE); fi
 
 #>   make ca-rotate-finish   old CA archived; ca.pem trusts the new CA only
 ca-rotate-finish: $(BUILT)
-	@$(TLS) ca-rotate finish $(TREE)
+	@$(TLS) ca-rotate finish $(TREE) $(NEXT_KEY)
 	@if [ -f $(call q,$(CERTS_DIR)/crl.pem) ]; then $(NODE) dist/etcd.js crl $(TREE); fi
 
 #>   make ca-rotate-status   which rotation step the tree is in, what remains
