@@ -61,14 +61,18 @@ export function selectRenewals(o: TreeOptions, opts: RenewOptions): { names: str
   }
   // each leaf's certificate is read once: its end decides, and renewTree reports it
   const notAfter = new Map(leaves.map((n) => [n, readCertFile(certPaths(o.certsDir, n).cert)?.notAfter]));
+  const revoked = new Set(plan.items.filter((i) => i.revoked).map((i) => i.target.name));
   const names = leaves.filter((n) => {
     const end = notAfter.get(n);
     return end !== undefined && expiryStatus(end, now, opts.warnDays) !== "ok";
   });
+  // a revoked certificate is renewed only when named: a new serial would undo the revocation
+  for (const n of names.filter((x) => revoked.has(x))) warnings.push(`${certPaths(o.certsDir, n).cert}: is revoked; not renewed (make renew NAME=${n} NEW_KEY=1 gives it a new certificate)`);
+  const kept = names.filter((x) => !revoked.has(x));
   const owned = new Set(plan.items.map((i) => i.target.name));
   for (const c of listCertFiles(o.certsDir))
     if (!owned.has(c.name) && expiryStatus(c.facts.notAfter, now, opts.warnDays) !== "ok") warnings.push(`${c.file}: expires ${isoSeconds(c.facts.notAfter)} but has no config here; not renewed`);
-  return { names, warnings, notAfter };
+  return { names: kept, warnings, notAfter };
 }
 
 export async function renewTree(o: TreeOptions, opts: RenewOptions): Promise<RenewResult> {

@@ -318,6 +318,11 @@ export async function verifyTree(o: TreeOptions, opts: { deps?: IssueDeps } = {}
   for (const item of plan.items) {
     if (isCaRole(item.target.role)) continue;
     const p = certPaths(o.certsDir, item.target.name);
+    // a revoked certificate is meant not to work (and, after a CA rotation, is left to the old CA): said, not checked
+    if (item.revoked && existsSync(p.cert)) {
+      warnings.push(`${p.cert}: is revoked (serial ${item.revoked.serial}, make revoke); not verified; to retire it: remove ${item.target.configFile}${item.target.role === "user" ? "" : " (or the name from its list)"}, then make prune`);
+      continue;
+    }
     const f = await checkPair(p.cert, p.key, problems, crypto);
     if (!f) continue;
     checked.push(item.target.name);

@@ -18,6 +18,7 @@ import { toPem } from "../x509/pem";
 import { caFiles, discoverTargets, INTERMEDIATE_NAME, isCaRole, Target, TreeOptions } from "./targets";
 import { certBlocks, findSigningCa, inRotation, rotationState, SigningCa } from "./signing-ca";
 import { readAllStamps, sha256, Stamp } from "./state";
+import { readRevoked, RevokedEntry } from "./revoked";
 import { bundlePaths, caPaths, certPaths } from "./output";
 import { CaKey, resolveCaKey, resolveIntermediateKey } from "./ca-key";
 import { formatPkcs11Uri } from "../x509/pkcs11";
@@ -89,6 +90,8 @@ export interface PlanInputs {
   caTokenKey?: string;
   /** the intermediate's key URI when it is in a PKCS#11 token (intermediate mode) */
   imTokenKey?: string;
+  /** the revoked serials (certs/ca-revoked.json), lower-case hex */
+  revoked: Map<string, RevokedEntry>;
   now: Date;
 }
 
@@ -199,6 +202,8 @@ export function readPlanInputs(o: TreeOptions, ro: ReadOptions = {}): PlanInputs
   problems.push(...tp);
   warnings.push(...tw);
   const stamps = readAllStamps(o.certsDir);
+  const rv = readRevoked(o.certsDir);
+  problems.push(...rv.problems);
 
   const signingFile = caFiles(o).signing;
   let signing: SigningConfig | undefined;
@@ -293,7 +298,7 @@ export function readPlanInputs(o: TreeOptions, ro: ReadOptions = {}): PlanInputs
   }
 
   const stampedWithCert = new Set([...stamps.keys()].filter((n) => existsSync(join(o.certsDir, `${n}.pem`))));
-  return { options: o, rotation, layout, cluster, targets, signer, intermediate: signer.parent ? caFacts.get(signer.name) : undefined, allNames: new Set(all.map((t) => t.name)), requests, signing, signingFile, problems, warnings, stamps, files, ca, found, certKeys, exists, stampedWithCert, caTokenKey: caKey?.token && formatPkcs11Uri(caKey.token.uri, { query: false }), imTokenKey: imKey?.token && formatPkcs11Uri(imKey.token.uri, { query: false }), now: ro.now ?? new Date() };
+  return { options: o, rotation, layout, cluster, targets, signer, intermediate: signer.parent ? caFacts.get(signer.name) : undefined, allNames: new Set(all.map((t) => t.name)), requests, signing, signingFile, problems, warnings, stamps, files, ca, found, certKeys, exists, stampedWithCert, caTokenKey: caKey?.token && formatPkcs11Uri(caKey.token.uri, { query: false }), imTokenKey: imKey?.token && formatPkcs11Uri(imKey.token.uri, { query: false }), revoked: rv.value ?? new Map(), now: ro.now ?? new Date() };
 }
 
 export interface LoadedUser {

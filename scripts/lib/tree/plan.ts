@@ -17,6 +17,7 @@ import { hashValue, Inputs, Stamp } from "./state";
 import { bundlePaths } from "./output";
 import { EtcdAccess } from "../config/etcd-access";
 import { FileHashes, Found, PlanInputs, readPlanInputs, requestKey } from "./plan-read";
+import { RevokedEntry } from "./revoked";
 
 export { fileHashes, loadUsers } from "./plan-read";
 export type { FileHashes, Found, PlanInputs } from "./plan-read";
@@ -37,6 +38,8 @@ export interface PlanItem {
   etcd?: EtcdAccess;
   /** for "adopt": the files found (their hashes and the certificate), from which the stamp is written */
   found?: Found;
+  /** its current certificate's revocation (make revoke), when revoked */
+  revoked?: RevokedEntry;
 }
 
 /** A certificate with files and a stamp in certs/ that the configs no longer name, and why. */
@@ -275,6 +278,8 @@ export interface LeafFacts {
   certExists: boolean;
   /** what was found on disk, when its files differ from the stamp (or there is none) */
   found?: Found;
+  /** the revocation of its current certificate (make revoke), when it is revoked */
+  revoked?: RevokedEntry;
 }
 
 /** What every leaf's decision shares. */
@@ -352,6 +357,8 @@ export function adoptionRefusal(l: LeafFacts, c: LeafContext): string | undefine
  */
 export function decideLeaf(l: LeafFacts, c: LeafContext): Decision {
   const make = (reason: string): Decision => ({ action: "make", reason });
+  // a revoked certificate is never re-issued by itself (a new serial would undo the revocation): only on request
+  if (l.revoked && l.certExists && !c.renew) return { action: "keep", reason: revokedReason(l.target, l.revoked) };
   if (c.rotate) return make("make rotate");
   if (c.renew) return make("renewal asked for");
   if (!c.caFingerprint) return make(`${c.caWord ?? "the CA"} is new`);
@@ -374,6 +381,12 @@ export function decideLeaf(l: LeafFacts, c: LeafContext): Decision {
     return why ? make(`${text}; not adopted: ${why}`) : adopted;
   }
   return make(text);
+}
+
+/** Why a revoked certificate stays as it is, and the two ways on. */
+export function revokedReason(t: Target, r: RevokedEntry): string {
+  const day = r.revokedAt.slice(0, 10);
+  return `revoked${day ? ` on ${day}` : ""} (serial ${r.serial}): never re-issued by itself; a new certificate: make renew NAME=${t.name} NEW_KEY=1; to retire it: remove ${t.configFile}${t.role === "user" ? "" : " (or the name from its list)"}, then make prune`;
 }
 
 /** Stamped certificates whose files are still there but that no target names any more, with what happened (by name). */
@@ -474,8 +487,10 @@ export function planFrom(x: PlanInputs, po: PlanOptions = {}): Plan {
       if (!profileHashes.has(pk)) profileHashes.set(pk, hashValue(profileInputs(x.signing, profile)));
       const inputs = leafInputs(request, profileHashes.get(pk)!, caFingerprint ?? "(new CA)");
       const found = x.found.get(t.name);
-      const d = decideLeaf({ target: t, request, inputs, stamp, files: x.files.get(t.name) ?? {}, certExists: x.exists.get(t.name)?.cert ?? false, found }, ctx);
-      items.push({ target: t, action: d.action, reason: d.reason, request, profile, inputs, stamp, etcd: l.etcd, found: d.action === "adopt" ? found : undefined });
+      const serial = found?.cert?.serialHex ?? stamp?.serial;
+      const revoked = serial ? x.revoked.get(serial.toLowerCase()) : undefined;
+      const d = decideLeaf({ target: t, request, inputs, stamp, files: x.files.get(t.name) ?? {}, certExists: x.exists.get(t.name)?.cert ?? false, found, revoked }, ctx);
+      items.push({ target: t, action: d.action, reason: d.reason, request, profile, inputs, stamp, etcd: l.etcd, found: d.action === "adopt" ? found : undefined, revoked });
     }
   }
   if (items.some((i) => isMemberRole(i.target.role))) {

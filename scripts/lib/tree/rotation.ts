@@ -177,13 +177,15 @@ export async function rotateReissue(o: TreeOptions, ro: RotateOptions = {}): Pro
   const log = ro.log ?? (() => {});
   const r = await build({ ...o, rotationSigner: "new" }, { newKey: ro.newKey, deps, log, fsync: ro.fsync });
   const after = rotationState(o);
-  const left = after.leaves.filter((l) => l.by !== "new" && l.by !== "missing");
+  const left = after.leaves.filter((l) => l.by !== "new" && l.by !== "missing" && l.by !== "revoked");
   if (left.length) throw new UserError(`ca-rotate-reissue: ${left.map((l) => l.file).join(", ")} still not signed by the new CA ${rp.next.cert}; run make ca-rotate-reissue again`);
-  const users = after.leaves.filter((l) => !o.members.includes(l.name) && !o.proxies.includes(l.name) && !o.members.some((m) => l.name.startsWith(`${m}-`)));
+  const users = after.leaves.filter((l) => l.by !== "revoked" && !o.members.includes(l.name) && !o.proxies.includes(l.name) && !o.members.some((m) => l.name.startsWith(`${m}-`)));
+  const revoked = after.leaves.filter((l) => l.by === "revoked").map((l) => l.name);
   return [
     `ca-rotate-reissue: ${r.made.length} certificate(s) re-issued by the new CA ${rp.next.cert}${ro.newKey ? " with new keys" : " (keys kept)"}; from now on make signs with it`,
     `Picks it up by itself: the members (${o.members.join(", ")})${o.proxies.length ? ` and proxies (${o.proxies.join(", ")})` : ""} read --cert-file/--key-file on every new TLS handshake: copy the new files in place (key and certificate together), no restart`,
     `Must restart: every client that loads its certificate once${users.length ? ` (${users.map((u) => u.name).join(", ")})` : ""}, after its new certificate is in place (Kubernetes: make secrets, then roll the pods)`,
+    ...(revoked.length ? [`Not re-issued: ${revoked.join(", ")} (revoked: make revoke); left to the old ${intermediateMode(o) ? "root" : "CA"}, they stop working when it leaves the trust`] : []),
     `Then: make ca-rotate-finish`,
   ];
 }
@@ -334,12 +336,13 @@ async function reissueIntermediate(o: TreeOptions, s: RotationState, ro: RotateO
   const r = await build({ ...o, rotationSigner: "new" }, { rotateIntermediate: newIntermediate, newKey: ro.newKey, deps, log, fsync: ro.fsync });
   const after = rotationState(o);
   if (after.intermediate !== "new") throw new UserError(`ca-rotate-reissue: ${imp.cert} is still not signed by the new root ${rp.next.cert}; run make ca-rotate-reissue again`);
-  const left = after.leaves.filter((l) => l.by !== "new" && l.by !== "missing");
+  const left = after.leaves.filter((l) => l.by !== "new" && l.by !== "missing" && l.by !== "revoked");
   if (left.length) throw new UserError(`ca-rotate-reissue: ${left.map((l) => l.file).join(", ")} still not under the new root ${rp.next.cert}; run make ca-rotate-reissue again`);
   if (r.made.includes(INTERMEDIATE_NAME))
     lines.push(`ca-rotate-reissue: made the new intermediate CA ${imp.cert} (new key ${ik.token ? `in token ${caKeyText(ik)}, recorded in ${keyRecordFile(o.certsDir, "intermediate")}` : imp.key}), signed by the new root ${rp.next.cert}`);
   const leaves = r.made.filter((n) => n !== INTERMEDIATE_NAME).length;
-  const users = after.leaves.filter((l) => !o.members.includes(l.name) && !o.proxies.includes(l.name) && !o.members.some((m) => l.name.startsWith(`${m}-`)));
+  const users = after.leaves.filter((l) => l.by !== "revoked" && !o.members.includes(l.name) && !o.proxies.includes(l.name) && !o.members.some((m) => l.name.startsWith(`${m}-`)));
+  const revoked = after.leaves.filter((l) => l.by === "revoked").map((l) => l.name);
   return [
     ...lines,
     `ca-rotate-reissue: ${leaves} certificate(s) re-issued by the new intermediate, each file the leaf then ${imp.cert}${ro.newKey ? " (new keys)" : " (keys kept)"}; from now on make signs with it`,
@@ -348,6 +351,7 @@ async function reissueIntermediate(o: TreeOptions, s: RotationState, ro: RotateO
     nk.token
       ? `The new root's key ${caKeyText(nk)} (in the token) is not needed by ca-rotate-finish or make; finish records it as the root's key (${keyRecordFile(o.certsDir, "ca")})`
       : `The new root's key ${rp.next.key} is not needed by ca-rotate-finish or make: it may go offline now`,
+    ...(revoked.length ? [`Not re-issued: ${revoked.join(", ")} (revoked: make revoke); left to the old ${intermediateMode(o) ? "root" : "CA"}, they stop working when it leaves the trust`] : []),
     `Then: make ca-rotate-finish`,
   ];
 }
@@ -496,7 +500,7 @@ export function rotateStatus(o: TreeOptions): string[] {
     }
     if (s.leaves.length) {
       const n = (b: string) => s.leaves.filter((l) => l.by === b);
-      out.push(`  leaves: ${n("new").length} ${im ? "under the new root (their intermediate is signed by it)" : "signed by the new CA"}, ${n("old").length} ${im ? "under the old root" : "by the old CA"}${n("other").length ? `, ${n("other").length} by neither (${n("other").map((l) => l.name).join(", ")})` : ""}${n("missing").length ? `, ${n("missing").length} missing (make makes them)` : ""}`);
+      out.push(`  leaves: ${n("new").length} ${im ? "under the new root (their intermediate is signed by it)" : "signed by the new CA"}, ${n("old").length} ${im ? "under the old root" : "by the old CA"}${n("other").length ? `, ${n("other").length} by neither (${n("other").map((l) => l.name).join(", ")})` : ""}${n("missing").length ? `, ${n("missing").length} missing (make makes them)` : ""}${n("revoked").length ? `, ${n("revoked").length} revoked and left to the old ${im ? "root" : "CA"} (${n("revoked").map((l) => l.name).join(", ")})` : ""}`);
       if (s.step === "reissuing") out.push(`  still by the old CA: ${n("old").map((l) => l.name).join(", ")}`);
     }
   } else {

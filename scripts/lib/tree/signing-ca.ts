@@ -21,6 +21,7 @@ import { Issuer } from "../x509/issue";
 import { CryptoProvider } from "../x509/keys";
 import { parsePemBlocks, toPem } from "../x509/pem";
 import { caPaths, certPaths } from "./output";
+import { readRevoked } from "./revoked";
 import { CaKey, resolveCaKey, resolveIntermediateKey, resolveNextCaKey } from "./ca-key";
 import { discoverTargets, INTERMEDIATE_NAME, intermediateConfig, isCaRole, TreeOptions } from "./targets";
 
@@ -94,16 +95,21 @@ export function rotationPaths(certsDir: string) {
   return { prev: join(certsDir, "ca-prev.pem"), next: certPaths(certsDir, ROTATION_NEXT), trust: caPaths(certsDir), archive: join(certsDir, "archive") };
 }
 
+/** Which root a certificate leads to during a rotation. */
+export type RootBy = "old" | "new" | "other" | "missing";
+
 export interface RotationLeaf {
   name: string;
   file: string;
-  by: "old" | "new" | "other" | "missing";
+  /** "revoked": a leaf still under the old CA whose certificate is revoked (make revoke): never re-issued by itself,
+   * so the rotation does not wait for it; it dies with the old CA's trust at ca-rotate-finish */
+  by: RootBy | "revoked";
 }
 
 export interface RotationState {
   step: RotationStep;
   /** intermediate mode: which root signed certs/intermediate.pem ("new": the re-issue has begun) */
-  intermediate?: RotationLeaf["by"];
+  intermediate?: RootBy;
   /** the old CA (ca-prev.pem) and the new one (ca-next.pem), when present */
   prev?: CertFacts;
   next?: CertFacts;
@@ -139,22 +145,23 @@ export function rotationState(o: TreeOptions, withLeaves = true): RotationState 
   if (trust.length !== 2 || !isPrev(trust[0]) || !isNext(trust[1]))
     return { ...base, step: "started", problem: `${rp.trust.cert}: holds ${trust.length} certificate(s), not the rotation's bundle (${rp.prev} then ${rp.next.cert}); edited by hand? restore it: cat ${rp.prev} ${rp.next.cert} > ${rp.trust.cert}` };
   // which root a certificate leads to: signed by it, or (intermediate mode) by the intermediate carried after it
-  const byRoot = (c: CertFacts | undefined): RotationLeaf["by"] => (!c ? "missing" : signedBy(c, next) ? "new" : signedBy(c, prev) ? "old" : "other");
+  const byRoot = (c: CertFacts | undefined): RootBy => (!c ? "missing" : signedBy(c, next) ? "new" : signedBy(c, prev) ? "old" : "other");
   const im = intermediateMode(o);
   const imFile = certPaths(o.certsDir, INTERMEDIATE_NAME).cert;
   const intermediate = im ? byRoot(existsSync(imFile) ? readCerts(imFile)[0] : undefined) : undefined;
   const leaves: RotationLeaf[] = [];
   if (withLeaves) {
+    const revoked = readRevoked(o.certsDir).value ?? new Map();
     for (const t of discoverTargets(o).value.targets) {
       if (isCaRole(t.role)) continue;
       const file = certPaths(o.certsDir, t.name).cert;
       const [c, carried] = existsSync(file) ? readCerts(file) : [];
-      const by: RotationLeaf["by"] = !im ? byRoot(c) : !c ? "missing" : carried && signedBy(c, carried) ? byRoot(carried) : "other";
-      leaves.push({ name: t.name, file, by });
+      const by: RootBy = !im ? byRoot(c) : !c ? "missing" : carried && signedBy(c, carried) ? byRoot(carried) : "other";
+      leaves.push({ name: t.name, file, by: by !== "new" && c && revoked.has(c.serialHex) ? "revoked" : by });
     }
   }
   const byNew = leaves.filter((l) => l.by === "new").length + (intermediate === "new" ? 1 : 0);
-  const allNew = leaves.every((l) => l.by === "new" || l.by === "missing") && (!im || intermediate === "new");
+  const allNew = leaves.every((l) => l.by === "new" || l.by === "missing" || l.by === "revoked") && (!im || intermediate === "new");
   const step: RotationStep = byNew === 0 ? "started" : allNew ? "reissued" : "reissuing";
   return { ...base, intermediate, leaves, step };
 }

@@ -1,0 +1,104 @@
+// A revoked certificate is never re-issued by itself: a new serial from the same CA would give the revoked user
+// working access again (the CRL lists the old serial only). An edited profile that makes every leaf stale, `make
+// renew` of what ends soon, `make rotate`, the watcher's planner: all keep it as it is and say why; only an explicit
+// `make renew NAME=<user>` gives it a new certificate. Judged by openssl (-crl_check against the tree's CRL).
+import { spawnSync } from "node:child_process";
+import { readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { runMake, sh, tempTree, withTools } from "./helpers";
+import { decideLeaf } from "../scripts/lib/tree/plan";
+import { Target } from "../scripts/lib/tree/targets";
+import { parseRequest } from "../scripts/lib/config/request";
+import { Stamp } from "../scripts/lib/tree/state";
+
+type Tree = ReturnType<typeof tempTree>;
+const cert = (t: Tree, n: string) => join(t.certs, `${n}.pem`);
+const serial = (f: string) => sh("openssl", ["x509", "-in", f, "-noout", "-serial"]).trim().replace("serial=", "");
+/** openssl's verdict on a leaf against the tree's CA and CRL: "OK", or its error. */
+function crlCheck(t: Tree, n: string): string {
+  const r = spawnSync("openssl", ["verify", "-crl_check", "-CAfile", cert(t, "ca"), "-CRLfile", join(t.certs, "crl.pem"), cert(t, n)], { encoding: "utf8" });
+  return r.status === 0 ? "OK" : /certificate revoked/.test(r.stdout + r.stderr) ? "revoked" : (r.stdout + r.stderr).trim();
+}
+function editExpiry(t: Tree, hours: string): void {
+  const f = join(t.config, "ca-config.json");
+  const cfg = JSON.parse(readFileSync(f, "utf8"));
+  for (const p of [cfg.signing.default, ...Object.values(cfg.signing.profiles ?? {})] as { expiry: string }[]) p.expiry = hours;
+  writeFileSync(f, JSON.stringify(cfg));
+}
+
+describe("decideLeaf: a revoked leaf", () => {
+  const t: Target = { name: "calicoctl", role: "user", configFile: "config/req-calicoctl.json" };
+  const request = parseRequest({ CN: "calicoctl" }, "req-calicoctl.json").value!;
+  const stamp = { version: 1, name: "calicoctl", role: "user", config: t.configFile, inputs: { request: "r", profile: "p", ca: "old" }, files: { cert: "c", key: "k", csr: "s" }, serial: "0abc", notAfter: "", issuedAt: "" } as Stamp;
+  const revoked = { serial: "0abc", name: "calicoctl", revokedAt: "2026-11-01T00:00:00.000Z" };
+  const leaf = { target: t, request, inputs: { request: "r", profile: "p", ca: "new" }, stamp, files: stamp.files, certExists: true, revoked };
+  const ctx = { certsDir: "certs", caFingerprint: "new", certKeys: new Map(), now: new Date() };
+
+  test.each([
+    ["its CA changed", {}, "keep"],
+    ["make rotate", { rotate: true }, "keep"],
+    ["renewal asked for by name", { renew: true }, "make"],
+  ])("%s: %s", (_what, c, action) => {
+    const d = decideLeaf(leaf, { ...ctx, ...c });
+    expect(d.action).toBe(action);
+    if (action === "keep") expect(d.reason).toBe("revoked on 2026-11-01 (serial 0abc): never re-issued by itself; a new certificate: make renew NAME=calicoctl NEW_KEY=1; to retire it: remove config/req-calicoctl.json, then make prune");
+  });
+
+  test("its files gone: made again (the operator removed them)", () => {
+    expect(decideLeaf({ ...leaf, certExists: false }, ctx).action).toBe("make");
+  });
+});
+
+describe("make with a revoked user", () => {
+  withTools("openssl")("an edited profile and make renew keep it; make renew NAME gives it a new certificate", () => {
+    const t = tempTree({ examples: ["calicoctl", "calico-node"] });
+    expect(runMake([], t).status).toBe(0);
+    expect(runMake(["revoke", "NAME=calicoctl"], t).status).toBe(0);
+    const revokedPem = readFileSync(cert(t, "calicoctl"));
+    expect(crlCheck(t, "calicoctl")).toBe("revoked");
+
+    // every leaf stale (an edited profile): all re-made but the revoked one, which the plan explains
+    editExpiry(t, "8000h");
+    const plan = runMake(["-s", "plan"], t);
+    expect(plan.stdout).toMatch(/ok +calicoctl +revoked on \d{4}-\d\d-\d\d \(serial [0-9a-f]+\): never re-issued by itself/);
+    const made = runMake([], t);
+    expect([made.status, made.stderr]).toEqual([0, ""]);
+    expect(made.stdout).toMatch(/made .*calico-node\.pem/);
+    expect(made.stdout).not.toMatch(/made .*calicoctl\.pem/);
+    expect(readFileSync(cert(t, "calicoctl"))).toEqual(revokedPem);
+    expect([crlCheck(t, "calicoctl"), crlCheck(t, "calico-node")]).toEqual(["revoked", "OK"]);
+    // make verify: the revoked one said, not a failure
+    const v = runMake(["-s", "verify"], t);
+    expect(v.status).toBe(0);
+    expect(v.stdout + v.stderr).toMatch(/calicoctl\.pem: is revoked \(serial [0-9a-f]+, make revoke\); not verified/);
+
+    // make renew of everything ending within 100 years: not the revoked one, and it says so
+    const renew = runMake(["renew", "WARN_DAYS=36500"], t);
+    expect(renew.status).toBe(0);
+    expect(renew.stderr).toMatch(/calicoctl\.pem: is revoked; not renewed \(make renew NAME=calicoctl NEW_KEY=1 gives it a new certificate\)/);
+    expect(readFileSync(cert(t, "calicoctl"))).toEqual(revokedPem);
+
+    // named: a new certificate (new key), not on the CRL
+    const named = runMake(["renew", "NAME=calicoctl", "NEW_KEY=1"], t);
+    expect(named.status).toBe(0);
+    expect(serial(cert(t, "calicoctl"))).not.toBe(sh("openssl", ["x509", "-noout", "-serial"], { input: revokedPem.toString() }).trim().replace("serial=", ""));
+    expect(crlCheck(t, "calicoctl")).toBe("OK");
+  });
+
+  withTools("openssl")("make rotate (a new CA at once) leaves the revoked certificate to the old CA: it stops working", () => {
+    const t = tempTree({ examples: ["calicoctl"] });
+    expect(runMake([], t).status).toBe(0);
+    expect(runMake(["revoke", "NAME=calicoctl"], t).status).toBe(0);
+    const revokedPem = readFileSync(cert(t, "calicoctl"));
+    const r = runMake(["rotate"], t);
+    expect(r.status).toBe(0);
+    // (its one warning: the CRL is the old CA's until make crl)
+    expect(r.stderr.split("\n").filter((l) => l && !/^warning: .*crl\.pem: was signed by the previous CA/.test(l))).toEqual([]);
+    expect(readFileSync(cert(t, "calicoctl"))).toEqual(revokedPem);
+    const v = spawnSync("openssl", ["verify", "-CAfile", cert(t, "ca"), cert(t, "calicoctl")], { encoding: "utf8" });
+    expect(v.status).not.toBe(0);
+    expect(sh("openssl", ["verify", "-CAfile", cert(t, "ca"), cert(t, "root")])).toMatch(/: OK/);
+    // and a plain make keeps it so
+    expect(runMake([], t).stdout).toMatch(/made 0,/);
+  });
+});
