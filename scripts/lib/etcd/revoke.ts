@@ -109,7 +109,8 @@ const rootKeyId = (file: string): string => {
  * NOW. Until its restart in the second rolling restart a member still trusts the old CA (etcd reads its trust file
  * at start only), so the new CA's CRL keeps listing the serials revoked under it (intermediate mode: under the old
  * root's intermediates); once the old CA has ended no member accepts its certificates and its serials leave the CRL.
- * (make rotate archives nothing: its new CA starts an empty list, every member restarting at once.)
+ * (make rotate archives nothing: the CA it replaces leaves the CRL, every member restarting at once; a CA retired
+ * earlier by a phased rotation stays on it until it ends: its serials are 159 random bits, keeping them is harmless.)
  */
 function retiredCaIds(certsDir: string, now: Date): string[] {
   const base = rotationPaths(certsDir).archive;
