@@ -3,14 +3,15 @@
 // the CRL's serials only. Root mode and intermediate mode, through make as the README tells it: revoke a user before
 // ca-rotate-start and another during the rotation (before the re-issue), remove their configs (make prune), rotate;
 // then the CRL (certs/crl.pem and certs/crl.der), signed by the new signing CA, lists both old serials, and keeps them
-// through a later make revoke; once the old CA has ended they leave it. Judges: openssl (crl -text of the PEM and the
+// through a later make revoke; once the old CA has ended they leave it; an unreadable archived old CA stops make crl
+// with one line and changes nothing. Judges: openssl (crl -text of the PEM and the
 // DER, crl -CAfile for the signature) and make verify. (openssl verify -crl_check cannot judge an old certificate
 // against this CRL: it wants the CRL signed by the certificate's own issuer key, and that key signs no more; etcd,
 // which compares serials only, is the judge of the refusal in tests/etcd-ca-rotate-live.test.ts.)
 import { spawnSync } from "node:child_process";
 import { cpSync, readdirSync, readFileSync, rmSync, unlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { describeWith, FIXTURES, runMake, sh, tempTree } from "./helpers";
+import { describeWith, FIXTURES, runMake, sh, snapshot, tempTree } from "./helpers";
 import { revoke } from "../scripts/lib/etcd/revoke";
 import { defaultDeps } from "../scripts/lib/x509/issue";
 import { parseCertPem } from "../scripts/lib/x509/certinfo";
@@ -123,5 +124,16 @@ describeWith("openssl")("a certificate revoked before or during a phased CA rota
     // the new leaf revoked: openssl -crl_check with the new chain says so
     const check = spawnSync("openssl", ["verify", "-crl_check", "-CAfile", c("ca.pem"), "-untrusted", c("intermediate.pem"), "-CRLfile", c("crl.pem"), c("kube-apiserver.pem")], { encoding: "utf8" });
     expect([check.status, `${check.stdout}${check.stderr}`]).toEqual([2, expect.stringMatching(/certificate revoked/)]);
+    // the archived old root unreadable: make crl stops with one line naming it, and changes nothing
+    const archivedRoot = join(c("archive"), readdirSync(c("archive")).find((d) => d.startsWith("ca-"))!, "ca.pem");
+    const good = readFileSync(archivedRoot);
+    writeFileSync(archivedRoot, "not a certificate\n");
+    const files = snapshot(t.certs);
+    const bad = runMake(["crl"], t);
+    expect([bad.status === 0, bad.stderr.split("\n").filter((l) => l.startsWith("tls-setup"))]).toEqual([false, [expect.stringContaining(`${archivedRoot}: holds 0 certificates; expected exactly one`)]]);
+    expect(snapshot(t.certs)).toEqual(files);
+    writeFileSync(archivedRoot, good);
+    ok(t, ["crl"]);
+    expect(listed(t)).toEqual({ pem: three, der: three });
   }, 90_000);
 });

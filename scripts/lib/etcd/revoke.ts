@@ -117,7 +117,7 @@ function retiredCaIds(certsDir: string, now: Date): string[] {
   if (!existsSync(base)) return [];
   return readdirSync(base)
     .filter((n) => /^ca-\d{4}-\d{2}-\d{2}-[0-9A-Fa-f]+$/.test(n) && existsSync(join(base, n, "ca.pem")))
-    .map((n) => readOneCert(join(base, n, "ca.pem"), "an old CA archived by ca-rotate-finish"))
+    .map((n) => readOneCert(join(base, n, "ca.pem"), "the old CA archived by ca-rotate-finish, whose revoked serials the CRL lists until it ends: restore it from a backup"))
     .filter((ca) => ca.notAfter.getTime() > now.getTime())
     .map((ca) => caKeyId(ca.subjectDer, ca.spki));
 }
