@@ -4,10 +4,10 @@
 // ca-rotate-start and another during the rotation (before the re-issue), remove their configs (make prune), rotate;
 // then the CRL (certs/crl.pem and certs/crl.der), signed by the new signing CA, lists both old serials, and keeps them
 // through a later make revoke; once the old CA has ended they leave it; an unreadable archived old CA stops make crl
-// with one line and changes nothing. Judges: openssl (crl -text of the PEM and the
-// DER, crl -CAfile for the signature) and make verify. (openssl verify -crl_check cannot judge an old certificate
-// against this CRL: it wants the CRL signed by the certificate's own issuer key, and that key signs no more; etcd,
-// which compares serials only, is the judge of the refusal in tests/etcd-ca-rotate-live.test.ts.)
+// with one line and changes nothing. Judges: openssl (crl -text of the PEM and the DER, crl -CAfile for the
+// signature, verify -crl_check of a new leaf) and make verify. (openssl verify -crl_check cannot judge an OLD
+// certificate against this CRL: it wants the CRL signed by the certificate's own issuer key, which signs no more; etcd,
+// which compares serials only, is the judge of that refusal in tests/etcd-ca-rotate-live.test.ts.)
 import { spawnSync } from "node:child_process";
 import { cpSync, readdirSync, readFileSync, rmSync, unlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
