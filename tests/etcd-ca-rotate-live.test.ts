@@ -5,11 +5,18 @@
 // until it passes), ca-rotate-reissue (no restart), ca-rotate-finish, the second rolling restart. No request may fail
 // for a TLS or trust reason, at least 99% must succeed; at the end only the new CA is trusted, a client certificate
 // of the old CA is refused, every member is healthy and the data written before the rotation is still there.
-import { cpSync, mkdirSync, readFileSync, rmSync } from "node:fs";
+// Revocation through the rotation: the members read --client-crl-file certs/crl.der (on every handshake); a user
+// (calico-node) revoked before ca-rotate-start, its config removed, is refused by every member before the rotation
+// and still after ca-rotate-finish, before the second rolling restart, while the members still trust the old CA (the
+// finish's CRL, signed by the new CA, keeps the old CA's revocations). The judge of each refusal is the member: its
+// log line "rejected connection ... certificate serial S revoked" for that connection (etcd 3.4 checks the CRL after
+// the TLS handshake and closes the connection without an alert, so the client sees only "no grpc-status"), and the
+// same member serves calicoctl's current certificate.
+import { cpSync, mkdirSync, readFileSync, rmSync, unlinkSync } from "node:fs";
 import { join } from "node:path";
-import { haveTool, runMake, tempTree } from "./helpers";
+import { haveTool, runMake, sh, tempTree } from "./helpers";
 import { etcdctl, freePorts, makeAsync as makeIn, Member, memberArgs, Processes, rollingRestart as restartAll, sleep, Traffic, trafficWorker } from "./etcd-cluster";
-import { getEquals, userFiles, waitHealthy } from "./etcd-grpc";
+import { getEquals, grpcCall, userFiles, waitHealthy } from "./etcd-grpc";
 
 let tree: ReturnType<typeof tempTree>;
 let procs = new Processes("/nonexistent");
@@ -20,7 +27,25 @@ const certCount = (file: string) => (readFileSync(file, "utf8").match(/BEGIN CER
 const makeAsync = (args: string[]) => makeIn(tree, args);
 /** calicoctl: put then get in a loop through all three endpoints (this worker's first one first). */
 const worker = (first: number, t: Traffic, stopped: () => boolean) => trafficWorker({ certs: tree.certs, user: "calicoctl", endpoints: endpoints(first), key: (i) => `/calico/ipam/v2/rot-${first}-${i % 20}` }, t, stopped);
-const rollingRestart = (printed: string) => restartAll(printed, members, procs, (m) => memberArgs(m, members, tree.certs, join(tree.dir, "data")));
+/** A member's arguments: the tree's certificates, and the CRL as etcd 3.6 reads it too (DER), read on every handshake. */
+const argsOf = (m: Member) => memberArgs(m, members, tree.certs, join(tree.dir, "data"), ["--client-crl-file", c("crl.der")]);
+const rollingRestart = (printed: string) => restartAll(printed, members, procs, argsOf);
+
+/** How many connections member M has refused for the certificate serial SERIAL (lower-case hex, as etcd logs it). */
+const revokedRefusals = (m: Member, serial: string) => (readFileSync(m.proc!.logFile, "utf8").match(new RegExp(`rejected connection .*certificate serial ${serial} revoked`, "g")) ?? []).length;
+/** KV.Range of KEY (protobuf field 1, bytes; KEY shorter than 128 bytes). */
+const rangeOf = (key: string) => Buffer.concat([Buffer.from([0x0a, key.length]), Buffer.from(key)]);
+
+/**
+ * One request to member M with the certificate in DIR/USER.pem, on a new connection: [name, ok, error, whether M
+ * logged a refusal of SERIAL for it]. Not retried (a refused connection looks like a dropped one to a gRPC client).
+ */
+async function tryRevoked(m: Member, dir: string, user: string, serial: string): Promise<[string, boolean, string, boolean]> {
+  const before = revokedRefusals(m, serial);
+  const r = await grpcCall(m.client, userFiles(dir, user, c("ca.pem")), "Range", rangeOf("/calico/ipam/v2/before"));
+  for (let i = 0; i < 20 && revokedRefusals(m, serial) === before; i++) await sleep(100);
+  return [m.name, r.ok, r.error, revokedRefusals(m, serial) > before];
+}
 
 async function step(fn: () => unknown | Promise<unknown>): Promise<void> {
   try {
@@ -31,17 +56,18 @@ async function step(fn: () => unknown | Promise<unknown>): Promise<void> {
   }
 }
 
-const d = haveTool("etcd") && haveTool("etcdctl") ? describe : describe.skip;
+const d = haveTool("etcd") && haveTool("etcdctl") && haveTool("openssl") ? describe : describe.skip;
 
 d("make ca-rotate-* on a live etcd 3.4 cluster with RBAC, under calicoctl traffic", () => {
   beforeAll(async () => {
     await step(async () => {
-      tree = tempTree({ examples: ["calicoctl"] });
+      tree = tempTree({ examples: ["calicoctl", "calico-node"] });
       procs = new Processes(join(tree.dir, "logs"));
       expect(runMake([], tree).status).toBe(0);
+      expect(runMake(["crl"], tree).status).toBe(0);
       const ports = await freePorts(6);
       for (let i = 0; i < 3; i++) members.push({ name: `etcd${i + 1}`, client: `https://127.0.0.1:${ports[2 * i]}`, peer: `https://127.0.0.1:${ports[2 * i + 1]}` });
-      for (const m of members) m.proc = procs.start(m.name, "etcd", memberArgs(m, members, tree.certs, join(tree.dir, "data")));
+      for (const m of members) m.proc = procs.start(m.name, "etcd", argsOf(m));
       await waitHealthy(tree.certs, members.map((m) => m.client));
       const rbac = runMake(["rbac-apply", `ENDPOINTS=${endpoints()}`], tree);
       expect([rbac.status, rbac.stderr]).toEqual([0, expect.any(String)]);
@@ -63,6 +89,15 @@ d("make ca-rotate-* on a live etcd 3.4 cluster with RBAC, under calicoctl traffi
       const oldDir = join(tree.dir, "old-client");
       mkdirSync(oldDir);
       for (const f of ["calicoctl.pem", "calicoctl-key.pem"]) cpSync(c(f), join(oldDir, f));
+      // calico-node revoked before the rotation (its files kept aside), its config removed as the README says
+      const revokedDir = join(tree.dir, "revoked");
+      mkdirSync(revokedDir);
+      for (const f of ["calico-node.pem", "calico-node-key.pem"]) cpSync(c(f), join(revokedDir, f));
+      const revokedSerial = sh("openssl", ["x509", "-noout", "-serial", "-in", c("calico-node.pem")]).trim().replace("serial=", "").toLowerCase().replace(/^(00)+/, "");
+      expect(runMake(["revoke", "NAME=calico-node"], tree).status).toBe(0);
+      unlinkSync(join(tree.config, "req-calico-node.json"));
+      expect(runMake(["prune"], tree).status).toBe(0);
+      for (const m of members) expect(await tryRevoked(m, revokedDir, "calico-node", revokedSerial)).toEqual([m.name, false, "no grpc-status in the reply", true]);
 
       const t: Traffic = { requests: 0, ok: 0, tls: [], other: [] };
       let stop = false;
@@ -83,6 +118,13 @@ d("make ca-rotate-* on a live etcd 3.4 cluster with RBAC, under calicoctl traffi
       const finish = await makeAsync(["ca-rotate-finish"]);
       expect([finish.status, finish.stderr]).toEqual([0, ""]);
       expect(certCount(c("ca.pem"))).toBe(1);
+      // before the second rolling restart every member still trusts the old CA: the new CA's CRL must still list
+      // calico-node's old serial, and each member refuses it while serving calicoctl's current certificate
+      for (const m of members) {
+        expect(await tryRevoked(m, revokedDir, "calico-node", revokedSerial)).toEqual([m.name, false, "no grpc-status in the reply", true]);
+        const served = await getEquals([m.client], userFiles(tree.certs, "calicoctl", c("ca.pem")), "/calico/ipam/v2/before", "kept");
+        expect([m.name, served.ok, served.error]).toEqual([m.name, true, ""]);
+      }
       const second = await rollingRestart(finish.stdout);
       await sleep(1000);
       stop = true;

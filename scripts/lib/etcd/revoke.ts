@@ -2,16 +2,18 @@
 // (certs/ca-revoked.json) and re-writes certs/crl.pem and certs/crl.der, a CRL signed by the signing CA (the root, or
 // in intermediate mode the intermediate that issued the leaves). The index is keyed by the CA (its subject and public
 // key), so the serials stay revoked while that CA lives, across re-issued certificates; a new root (make rotate)
-// starts an empty list, a new intermediate of the same root keeps listing its predecessors' revocations. etcd reads the CRL with --client-crl-file / --peer-crl-file: the same
-// CRL is written as certs/crl.pem (PEM) and certs/crl.der (DER, the only form etcd 3.6 reads).
+// starts an empty list, a new intermediate of the same root keeps listing its predecessors' revocations, and the new
+// CA of a phased rotation (make ca-rotate-*) keeps listing the old CA's until the old CA ends (retiredCaIds).
+// etcd reads the CRL with --client-crl-file / --peer-crl-file: the same CRL is written as certs/crl.pem (PEM) and
+// certs/crl.der (DER, the only form etcd 3.6 reads).
 
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { UserError } from "../common/errors";
 import { CertFacts, commonName, parseCertDer, parseCertPem } from "../x509/certinfo";
 import { signedBy } from "../x509/chain";
 import { readText } from "../x509/ca-load";
-import { certBlocks, findSigningCa, inRotation, loadSigningCa, readOneCert, rotationState } from "../tree/signing-ca";
+import { certBlocks, findSigningCa, inRotation, loadSigningCa, readOneCert, rotationPaths, rotationState } from "../tree/signing-ca";
 import { buildCrlDer, crlPem } from "../x509/crl";
 import { certPaths, CA_NAME, commitWrites } from "../tree/output";
 import { acquireLock } from "../tree/lock";
@@ -103,13 +105,35 @@ const rootKeyId = (file: string): string => {
 };
 
 /**
+ * The CAs that ca-rotate-finish retired (certs/archive/ca-DATE-SERIAL/ca.pem), by caKeyId, while they are valid at
+ * NOW. Until its restart in the second rolling restart a member still trusts the old CA (etcd reads its trust file
+ * at start only), so the new CA's CRL keeps listing the serials revoked under it (intermediate mode: under the old
+ * root's intermediates); once the old CA has ended no member accepts its certificates and its serials leave the CRL.
+ * (make rotate archives nothing: the CA it replaces leaves the CRL, every member restarting at once; a CA retired
+ * earlier by a phased rotation stays on it until it ends: its serials are 159 random bits, keeping them is harmless.)
+ */
+function retiredCaIds(certsDir: string, now: Date): string[] {
+  const base = rotationPaths(certsDir).archive;
+  if (!existsSync(base)) return [];
+  return readdirSync(base)
+    .filter((n) => /^ca-\d{4}-\d{2}-\d{2}-[0-9A-Fa-f]+$/.test(n) && existsSync(join(base, n, "ca.pem")))
+    .map((n) => readOneCert(join(base, n, "ca.pem"), "the old CA archived by ca-rotate-finish, whose revoked serials the CRL lists until it ends: restore it from a backup"))
+    .filter((ca) => ca.notAfter.getTime() > now.getTime())
+    .map((ca) => caKeyId(ca.subjectDer, ca.spki));
+}
+
+/**
  * The serials the CRL lists: the signing CA's own revocations and, for an intermediate, those of every earlier
  * intermediate of the same root. Their certificates still chain to the trusted root until they end, and etcd compares
  * serial numbers only, so replacing the intermediate must not un-revoke them (serials are 159 random bits: no clash).
+ * Also those of the CAs a phased rotation retired (retiredCaIds), and of the intermediates under them.
  */
-function crlEntries(index: RevocationIndex, id: string, rootIds: string[]): { serialHex: string; revokedAt: Date }[] {
+function crlEntries(index: RevocationIndex, id: string, rootIds: string[], retired: string[]): { serialHex: string; revokedAt: Date }[] {
   const own = index.cas[id].revoked;
-  const earlier = Object.entries(index.cas).filter(([k, v]) => k !== id && v.root !== undefined && rootIds.includes(v.root)).flatMap(([, v]) => v.revoked);
+  const under = [...rootIds, ...retired];
+  const earlier = Object.entries(index.cas)
+    .filter(([k, v]) => k !== id && (retired.includes(k) || (v.root !== undefined && under.includes(v.root))))
+    .flatMap(([, v]) => v.revoked);
   const seen = new Set<string>();
   return [...own, ...earlier]
     .filter((r) => !seen.has(r.serial) && seen.add(r.serial))
@@ -167,7 +191,7 @@ export async function revoke(o: TreeOptions, name: string | undefined, opts: { d
     index.cas[id] = mine;
     const nextUpdate = new Date(Math.min(now.getTime() + CRL_VALIDITY_MS, ca.notAfter.getTime()));
     const seen = new Set<string>();
-    const entries = [...crlEntries(index, id, rootIds), ...(otherId && index.cas[otherId] ? index.cas[otherId].revoked.map((r) => ({ serialHex: r.serial, revokedAt: new Date(r.revokedAt) })) : [])].filter((e) => !seen.has(e.serialHex) && seen.add(e.serialHex));
+    const entries = [...crlEntries(index, id, rootIds, retiredCaIds(o.certsDir, now)), ...(otherId && index.cas[otherId] ? index.cas[otherId].revoked.map((r) => ({ serialHex: r.serial, revokedAt: new Date(r.revokedAt) })) : [])].filter((e) => !seen.has(e.serialHex) && seen.add(e.serialHex));
     const der = await buildCrlDer(
       issuer,
       { thisUpdate: now, nextUpdate, number: mine.crlNumber, entries },
