@@ -422,7 +422,13 @@ export async function rotateFinish(o: TreeOptions, ro: RotateOptions = {}): Prom
     // stamp (a plain make then makes nothing); in intermediate mode the new root's key may already be offline: ca.pem
     // and ca.csr alone then
     const nextKeyHere = existsSync(rp.next.key);
-    if (nk.token && existsSync(nextRecord)) {
+    const inToken = !!nk.token && existsSync(nextRecord);
+    if (inToken || nextKeyHere || im) {
+      // the new CA's key: its token record, its key file, or (intermediate mode, kept offline) none; in the stamp the
+      // key stands by the URI's hash, the file's hash, or "" (when it comes back, make adopts it after checking it)
+      const keyText = !inToken && nextKeyHere ? readFileSync(rp.next.key, "utf8") : undefined;
+      const keyWrite: PlannedWrite[] = inToken ? [keyRecordWriteAs(o, nk, "ca")] : keyText === undefined ? [] : [{ path: tp.key, data: keyText, mode: KEY_MODE }];
+      const keyHash = inToken ? nk.token!.hash : keyText === undefined ? "" : sha256(keyText);
       const csrText = existsSync(rp.next.csr) ? readFileSync(rp.next.csr, "utf8") : "";
       const plan = makePlan(o, { caOnly: true });
       const caItem = plan.items.find((i) => i.target.role === "ca")!;
@@ -432,38 +438,18 @@ export async function rotateFinish(o: TreeOptions, ro: RotateOptions = {}): Prom
         role: "ca",
         config: caItem.target.configFile,
         inputs: { request: caItem.inputs.request },
-        files: { cert: sha256(nextText), key: nk.token.hash, csr: sha256(csrText) },
+        files: { cert: sha256(nextText), key: keyHash, csr: sha256(csrText) },
         serial: next.serialHex,
         notAfter: next.notAfter.toISOString(),
         issuedAt: new Date().toISOString(),
       };
-      const writes: PlannedWrite[] = [keyRecordWriteAs(o, nk, "ca"), { path: tp.cert, data: nextText, mode: CERT_MODE }];
+      const writes: PlannedWrite[] = [...keyWrite, { path: tp.cert, data: nextText, mode: CERT_MODE }];
       if (csrText) writes.push({ path: tp.csr, data: csrText, mode: CERT_MODE });
       await commitWrites([...writes, stampWrite(o.certsDir, stamp)], { fsync });
-      // an old key file (a file CA rotated into a token) is archived above: it leaves certs/
-      if (s.prev && existsSync(join(archiveDir(o, s.prev, deps.now()), "ca-key.pem"))) tryUnlink(tp.key);
-    } else if (nextKeyHere || im) {
-      const keyText = nextKeyHere ? readFileSync(rp.next.key, "utf8") : undefined;
-      const csrText = existsSync(rp.next.csr) ? readFileSync(rp.next.csr, "utf8") : "";
-      const plan = makePlan(o, { caOnly: true });
-      const caItem = plan.items.find((i) => i.target.role === "ca")!;
-      const stamp: Stamp = {
-        version: 1,
-        name: "ca",
-        role: "ca",
-        config: caItem.target.configFile,
-        inputs: { request: caItem.inputs.request },
-        // (a root key offline: no hash; when it comes back, make adopts it after checking that it is the root's)
-        files: { cert: sha256(nextText), key: keyText === undefined ? "" : sha256(keyText), csr: sha256(csrText) },
-        serial: next.serialHex,
-        notAfter: next.notAfter.toISOString(),
-        issuedAt: new Date().toISOString(),
-      };
-      const writes: PlannedWrite[] = [...(keyText === undefined ? [] : [{ path: tp.key, data: keyText, mode: KEY_MODE }]), { path: tp.cert, data: nextText, mode: CERT_MODE }];
-      if (csrText) writes.push({ path: tp.csr, data: csrText, mode: CERT_MODE });
-      await commitWrites([...writes, stampWrite(o.certsDir, stamp)], { fsync });
-      // the old CA's key was in a token: its record would now name the wrong key
-      if (existsSync(caRecord)) unlinkSync(caRecord);
+      if (inToken) {
+        // an old key file (a file CA rotated into a token) is archived above: it leaves certs/
+        if (s.prev && existsSync(join(archiveDir(o, s.prev, deps.now()), "ca-key.pem"))) tryUnlink(tp.key);
+      } else if (existsSync(caRecord)) unlinkSync(caRecord); // the old CA's key was in a token: its record would now name the wrong key
     }
     // 3. the rotation's files go, ca-next.pem before its key (while ca-next.pem is there, its key is too); in
     // intermediate mode with the new root's key offline, the old root's key (archived above) leaves certs/ as well
