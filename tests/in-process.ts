@@ -7,6 +7,7 @@ import { caMain } from "../scripts/lib/cli/ca-main";
 import { reqMain } from "../scripts/lib/cli/req-main";
 import { bareMain } from "../scripts/lib/cli/bare-main";
 import { tlsMain } from "../scripts/lib/cli/tls-main";
+import { snapshot } from "./helpers";
 import type { Run } from "./helpers";
 
 /** Each script's program name (the prefix of its error lines) and main, as scripts/NAME.ts passes them to runMain. */
@@ -53,4 +54,20 @@ export async function runInProcess(script: keyof typeof MAINS, args: string[], o
     process.stderr.write = saved.err;
     process.exit = saved.exit;
   }
+}
+
+/** `tls-setup ARGS --config-dir … --certs-dir …` on a tree, in process. */
+export const tlsOn = (t: { config: string; certs: string }, ...args: string[]): Promise<Run> => runInProcess("tls", [...args, "--config-dir", t.config, "--certs-dir", t.certs]);
+
+/**
+ * A `tls-setup ca-rotate STEP` on the tree refused as a user error: exit 1, exactly one line matching `re`, no stack,
+ * and not a byte of the certs folder changed.
+ */
+export async function expectStepRefused(t: { config: string; certs: string }, step: string, re: RegExp): Promise<void> {
+  const before = snapshot(t.certs);
+  const r = await tlsOn(t, "ca-rotate", step);
+  expect([step, r.status, r.stderr.trim().split("\n").length]).toEqual([step, 1, 1]);
+  expect(r.stderr).toMatch(re);
+  expect(r.stderr).not.toMatch(/\n\s+at /);
+  expect(snapshot(t.certs)).toEqual(before);
 }

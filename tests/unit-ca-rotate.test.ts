@@ -6,7 +6,7 @@ import { spawn, spawnSync } from "node:child_process";
 import { cpSync, existsSync, readdirSync, readFileSync, rmSync, unlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { describeWith, DIST, runMake, sh, snapshot, tempTree } from "./helpers";
-import { runInProcess } from "./in-process";
+import { expectStepRefused, runInProcess, tlsOn } from "./in-process";
 import { rotationState } from "../scripts/lib/tree/signing-ca";
 import { TreeOptions } from "../scripts/lib/tree/targets";
 import { parseCertPem } from "../scripts/lib/x509/certinfo";
@@ -111,14 +111,7 @@ describeWith("openssl")("CA rotation, step by step", () => {
     const t = newTree();
     expect((await tls(t, "build")).status).toBe(0);
     const c = (f: string) => join(t.certs, f);
-    const refused = async (step: string, re: RegExp) => {
-      const before = snapshot(t.certs);
-      const r = await tls(t, "ca-rotate", step);
-      expect([step, r.status, r.stderr.trim().split("\n").length]).toEqual([step, 1, 1]);
-      expect(r.stderr).toMatch(re);
-      expect(r.stderr).not.toMatch(/\n\s+at /);
-      expect(snapshot(t.certs)).toEqual(before);
-    };
+    const refused = (step: string, re: RegExp) => expectStepRefused(t, step, re);
     await refused("reissue", /at step "none"; the next step is make ca-rotate-start/);
     await refused("finish", /at step "none"; the next step is make ca-rotate-start/);
     // the old CA key missing
