@@ -72,6 +72,21 @@ describe("make with a revoked user", () => {
     expect(v.status).toBe(0);
     expect(v.stdout + v.stderr).toMatch(/calicoctl\.pem: is revoked \(serial [0-9a-f]+, make revoke\); not verified/);
 
+    // check-expiration: the revoked one is REVOKED, not a failure (it is never renewed by itself); the metrics leave
+    // it out (an alert on its end would ask for nothing)
+    const revokedSerial = serial(cert(t, "calicoctl")).toLowerCase().replace(/^(00)+/, "");
+    const ce = runMake(["-s", "check-expiration", "WARN_DAYS=36500", "FORMAT=json"], t);
+    expect(ce.status).toBe(2); // make's status when its recipe exits 1 (something ends within WARN_DAYS)
+    const report = JSON.parse(ce.stdout) as { certificates: { name: string; status: string }[]; failing: string[] };
+    expect(report.certificates.find((e) => e.name === "calicoctl")?.status).toBe("revoked");
+    expect(report.failing).not.toContain("calicoctl");
+    expect(report.failing).toContain("calico-node");
+    expect(ce.stderr).not.toMatch(/calicoctl\.pem/);
+    const prom = runMake(["-s", "check-expiration", "FORMAT=prometheus"], t);
+    expect(prom.stdout).toMatch(/name="calico-node"/);
+    expect(prom.stdout).not.toMatch(/name="calicoctl"/);
+    expect(prom.stdout.toLowerCase()).not.toContain(revokedSerial);
+
     // make renew of everything ending within 100 years: not the revoked one, and it says so
     const renew = runMake(["renew", "WARN_DAYS=36500"], t);
     expect(renew.status).toBe(0);

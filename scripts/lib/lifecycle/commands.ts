@@ -47,7 +47,8 @@ export async function checkExpirationCommand(o: TreeOptions, opts: { warnDays: n
   const r = expiryReport(o.certsDir, now, opts.warnDays);
   if (opts.format === "prometheus" && opts.metricsFile) {
     await writeMetricsFile(opts.metricsFile, formatPrometheus(r));
-    out(`check-expiration: wrote the metrics of ${r.certificates.length} certificates to ${opts.metricsFile}`);
+    const revoked = r.certificates.filter((e) => e.status === "revoked").length;
+    out(`check-expiration: wrote the metrics of ${r.certificates.length - revoked} certificates to ${opts.metricsFile}${revoked ? ` (${revoked} revoked left out)` : ""}`);
   } else if (opts.format === "prometheus") process.stdout.write(formatPrometheus(r));
   else if (opts.format === "json") out(JSON.stringify(r, null, 2));
   else for (const l of formatExpiryTable(r)) out(l);

@@ -6,6 +6,8 @@ import { UserError } from "../common/errors";
 import { commonName, isoSeconds } from "../x509/certinfo";
 import { CertFile, findIssuer, listCertFiles } from "../x509/chain";
 import { readAllStamps } from "../tree/state";
+import { readRevoked } from "../tree/revoked";
+import { isCaRole, Role } from "../tree/targets";
 import { existsSync } from "node:fs";
 
 export const DAY_MS = 86_400_000;
@@ -13,7 +15,8 @@ export const DEFAULT_WARN_DAYS = 30;
 /** CA_WARN_DAYS: a CA ending within this many days is warned about (a CA rotation takes two rolling restarts) */
 export const DEFAULT_CA_WARN_DAYS = 365;
 
-export type ExpiryStatus = "ok" | "expiring" | "expired";
+/** "revoked": on the revocation index (make revoke); never renewed by itself, so its end asks for nothing */
+export type ExpiryStatus = "ok" | "expiring" | "expired" | "revoked";
 
 export interface ExpiryEntry {
   name: string;
@@ -87,10 +90,12 @@ export function expiryReport(certsDir: string, now: Date, warnDays: number): Exp
   if (!certs.length) throw new UserError(`${certsDir}: holds no certificates; run "make" first`);
   const cas = certs.filter((c) => c.facts.isCa);
   const stamps = readAllStamps(certsDir);
+  const revoked = readRevoked(certsDir).value ?? new Map();
   const entries = certs
     .map((c) => expiryEntry(c, cas, stamps.get(c.name)?.role ?? "unknown", now, warnDays))
+    .map((e): ExpiryEntry => (!isCaRole(e.role as Role) && revoked.has(e.serial) ? { ...e, status: "revoked" } : e))
     .sort((a, b) => rank(a) - rank(b) || a.name.localeCompare(b.name));
-  return { certsDir, now: isoSeconds(now), warnDays, certificates: entries, failing: entries.filter((e) => e.status !== "ok").map((e) => e.name) };
+  return { certsDir, now: isoSeconds(now), warnDays, certificates: entries, failing: entries.filter((e) => e.status === "expiring" || e.status === "expired").map((e) => e.name) };
 }
 
 const when = (s: string) => s.replace("T", " ").replace(/:\d\dZ$/, " UTC");
@@ -106,7 +111,7 @@ export function formatExpiryTable(r: ExpiryReport): string[] {
 /** One line per failing certificate, naming its file and what to do. */
 export function expiryFailures(r: ExpiryReport): string[] {
   return r.certificates
-    .filter((e) => e.status !== "ok")
+    .filter((e) => e.status === "expiring" || e.status === "expired")
     .map((e) => {
       const what = e.status === "expired" ? `expired on ${when(e.notAfter)}` : `expires on ${when(e.notAfter)}, in ${e.daysLeft} day${e.daysLeft === 1 ? "" : "s"} (within WARN_DAYS=${r.warnDays})`;
       const fix = e.role === "intermediate" ? 'a new intermediate needs "make rotate-intermediate" (the root key; no restart, the trust stays)' : e.role === "ca" ? 'a new CA needs "make rotate" (and restarting everything that trusts it)' : e.role === "unknown" ? "it was not made by tls-setup; renew it where it came from" : `renew it with "make renew NAME=${e.name}"`;

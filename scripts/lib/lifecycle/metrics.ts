@@ -31,9 +31,11 @@ export function formatPrometheus(r: ExpiryReport): string {
       lines.push(`${name}${l} ${value}`);
     }
   };
-  const labels = r.certificates.map((e) => ({ name: e.name, cn: e.cn, role: e.role, issuer: e.issuer, serial: e.serial }));
-  family(METRIC_NOT_AFTER, `The certificate's notAfter (end of validity), as a Unix timestamp; from tls-setup's check-expiration of ${r.certsDir}.`, r.certificates.map((e, i) => [labels[i], seconds(e.notAfter)]));
-  family(METRIC_SECONDS_LEFT, "Seconds from the report's time until the certificate's notAfter (negative once it has ended).", r.certificates.map((e, i) => [labels[i], seconds(e.notAfter) - now]));
+  // a revoked certificate is left out: it is never renewed, so an alert on its end would ask for nothing
+  const live = r.certificates.filter((e) => e.status !== "revoked");
+  const labels = live.map((e) => ({ name: e.name, cn: e.cn, role: e.role, issuer: e.issuer, serial: e.serial }));
+  family(METRIC_NOT_AFTER, `The certificate's notAfter (end of validity), as a Unix timestamp; from tls-setup's check-expiration of ${r.certsDir}.`, live.map((e, i) => [labels[i], seconds(e.notAfter)]));
+  family(METRIC_SECONDS_LEFT, "Seconds from the report's time until the certificate's notAfter (negative once it has ended).", live.map((e, i) => [labels[i], seconds(e.notAfter) - now]));
   family(METRIC_REPORT_TIME, "When tls-setup's check-expiration wrote these metrics, as a Unix timestamp (an old value: the timer stopped).", [[undefined, now]]);
   return lines.join("\n") + "\n";
 }
