@@ -19,6 +19,7 @@ import { Stamp } from "../scripts/lib/tree/state";
 import { loadIssuer } from "../scripts/lib/x509/ca-load";
 import { issueLeaf } from "../scripts/lib/x509/issue";
 import { importKeyPair } from "../scripts/lib/x509/keys";
+import { parseCertPem } from "../scripts/lib/x509/certinfo";
 import { parseRequest } from "../scripts/lib/config/request";
 import { parseCaConfig, selectProfile } from "../scripts/lib/config/profile";
 import { commitWrites, planBundle } from "../scripts/lib/tree/output";
@@ -91,6 +92,17 @@ describe('the README\'s "What makes a certificate stale" table, row by row', () 
     { row: "an output changed outside tls-setup (the same certificate, its file edited)", change: (t) => appendFileSync(join(t.certs, "root.pem"), "\n"), remake: make("root"), why: [["root", /root\.pem was changed outside tls-setup$/]] },
     { row: "an output changed outside tls-setup (a key swapped in)", change: (t) => cpSync(join(t.certs, "etcd1-key.pem"), join(t.certs, "etcd2-key.pem")), remake: make("etcd2"), why: [["etcd2", /etcd2-key\.pem was changed outside tls-setup$/]] },
     { row: "a req-<user>.json removed", change: (t) => unlinkSync(join(t.config, "req-calico-cni.json")), remake: {} },
+    {
+      row: "any of the above for a certificate revoked with make revoke (here: an edited ca-config.json)",
+      change: (t) => {
+        // the revocation index as make revoke writes it, naming calico-cni's current serial
+        const serial = parseCertPem(readFileSync(join(t.certs, "calico-cni.pem"), "utf8"), "calico-cni.pem").serialHex;
+        writeFileSync(join(t.certs, "ca-revoked.json"), JSON.stringify({ version: 1, cas: { x: { ca: "CA", crlNumber: 1, revoked: [{ serial, name: "calico-cni", cn: "calico-cni", revokedAt: "2026-11-01T00:00:00.000Z" }] } } }));
+        editJson(join(t.config, "ca-config.json"), (j) => ((j.signing as { default: { expiry: string } }).default.expiry = "4380h"));
+      },
+      remake: make(...LEAVES.filter((n) => n !== "calico-cni")),
+      why: [["calico-cni", /^revoked on 2026-11-01 \(serial [0-9a-f]+\): never re-issued by itself; a new certificate: make renew NAME=calico-cni NEW_KEY=1/]],
+    },
   ];
   test.each(rows)("$row", ({ change, remake, why, plan }) => {
     const t = copy();
