@@ -3,7 +3,7 @@
 // renew` of what ends soon, `make rotate`, the watcher's planner: all keep it as it is and say why; only an explicit
 // `make renew NAME=<user>` gives it a new certificate. Judged by openssl (-crl_check against the tree's CRL).
 import { spawnSync } from "node:child_process";
-import { readFileSync, writeFileSync } from "node:fs";
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { runMake, sh, tempTree, withTools } from "./helpers";
 import { decideLeaf } from "../scripts/lib/tree/plan";
@@ -87,6 +87,15 @@ describe("make with a revoked user", () => {
     expect(prom.stdout).not.toMatch(/name="calicoctl"/);
     expect(prom.stdout.toLowerCase()).not.toContain(revokedSerial);
 
+    // make secrets: no Secret for the revoked user (etcd would refuse its certificate); named, one line
+    const secrets = runMake(["-s", "secrets"], t);
+    expect(secrets.status).toBe(0);
+    expect(secrets.stdout).toMatch(/secrets: left out calicoctl: its certificate \S+calicoctl\.pem is revoked \(make revoke\); a new one first: make renew NAME=calicoctl NEW_KEY=1/);
+    expect(secrets.stdout).toMatch(/wrote \S+calico-node\.yaml/);
+    expect(existsSync(join(t.certs, "k8s", "calicoctl.yaml"))).toBe(false);
+    const named = runMake(["-s", "secrets", "NAME=calicoctl"], t);
+    expect([named.status, named.stderr.trim().split("\n").filter((l) => !l.startsWith("make:"))]).toEqual([2, [expect.stringMatching(/NAME: "calicoctl": its certificate \S+ is revoked/)]]);
+
     // make renew of everything ending within 100 years: not the revoked one, and it says so
     const renew = runMake(["renew", "WARN_DAYS=36500"], t);
     expect(renew.status).toBe(0);
@@ -94,10 +103,11 @@ describe("make with a revoked user", () => {
     expect(readFileSync(cert(t, "calicoctl"))).toEqual(revokedPem);
 
     // named: a new certificate (new key), not on the CRL
-    const named = runMake(["renew", "NAME=calicoctl", "NEW_KEY=1"], t);
-    expect(named.status).toBe(0);
+    const renewed = runMake(["renew", "NAME=calicoctl", "NEW_KEY=1"], t);
+    expect(renewed.status).toBe(0);
     expect(serial(cert(t, "calicoctl"))).not.toBe(sh("openssl", ["x509", "-noout", "-serial"], { input: revokedPem.toString() }).trim().replace("serial=", ""));
     expect(crlCheck(t, "calicoctl")).toBe("OK");
+    expect(runMake(["-s", "secrets", "NAME=calicoctl"], t).status).toBe(0);
   });
 
   withTools("openssl")("make rotate (a new CA at once) leaves the revoked certificate to the old CA: it stops working", () => {

@@ -131,12 +131,14 @@ export async function secretsCommand(o: TreeOptions, opts: { user?: string; name
   const { written, leftOut } = await writeSecrets(o, opts);
   const dir = join(o.certsDir, SECRETS_DIR);
   for (const w of written) out(`${w.changed ? "wrote" : "unchanged"} ${w.file}: Secret ${w.name} (user ${w.user}; keys etcd-ca, etcd-cert, etcd-key)`);
-  for (const l of leftOut) out(`secrets: left out ${l.user} (${l.why}; its key can do anything in etcd); write it only if you mean to: make secrets NAME=${l.user}`);
-  // a root manifest already in the directory (NAME=root earlier, or an older version) would go up with `apply -f dir/`
+  for (const l of leftOut)
+    out(l.kind === "root" ? `secrets: left out ${l.user} (${l.why}; its key can do anything in etcd); write it only if you mean to: make secrets NAME=${l.user}` : `secrets: left out ${l.user}: ${l.why}`);
+  // a manifest of a left-out user already in the directory (root: NAME=root earlier; revoked: written before the
+  // revocation) would go up with `apply -f dir/`
   const rootFiles = leftOut.map((l) => join(dir, `${l.user}.yaml`)).filter((f) => existsSync(f));
   if (!written.length) out(`secrets: no Secret written`);
   else if (opts.user !== undefined) out(`secrets: apply with "kubectl apply -f ${written[0].file}"; it holds ${written[0].root ? `etcd's root key (${written[0].root})` : "a private key"} (mode 0600)`);
-  else if (rootFiles.length) out(`secrets: apply each file with "kubectl apply -f ${dir}/<user>.yaml": ${rootFiles.join(", ")} (etcd's root key) is also in ${dir}/, so "kubectl apply -f ${dir}/" would upload it`);
+  else if (rootFiles.length) out(`secrets: apply each file with "kubectl apply -f ${dir}/<user>.yaml": ${rootFiles.join(", ")} (${[...new Set(leftOut.filter((l) => rootFiles.includes(join(dir, `${l.user}.yaml`))).map((l) => (l.kind === "root" ? "etcd's root key" : "a revoked certificate")))].join(", ")}) is also in ${dir}/, so "kubectl apply -f ${dir}/" would upload it`);
   else out(`secrets: apply with "kubectl apply -f ${dir}/"; the files hold private keys (mode 0600)`);
   return 0;
 }

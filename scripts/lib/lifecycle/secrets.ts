@@ -14,6 +14,7 @@ import { certPaths, commitWrites, KEY_MODE } from "../tree/output";
 import { findSigningCa } from "../tree/signing-ca";
 import { TreeOptions } from "../tree/targets";
 import { loadUsers } from "../tree/plan";
+import { readRevoked } from "../tree/revoked";
 import { ROOT_USER } from "../config/etcd-access";
 
 export const SECRETS_DIR = "k8s";
@@ -91,6 +92,8 @@ export function rootReason(cn: string, roles: string[] | undefined): string | un
 export interface LeftOut {
   user: string;
   why: string;
+  /** root: etcd's root key (written only when named); revoked: its certificate is revoked (never written) */
+  kind: "root" | "revoked";
 }
 
 export interface WrittenSecret {
@@ -117,10 +120,20 @@ export async function writeSecrets(o: TreeOptions, opts: SecretsOptions = {}): P
   if (!users.length) throw new UserError(`${o.configDir}: has no req-<user>.json, so there is no user to make a Secret for; add one (see config/examples/)`);
   const leftOut: LeftOut[] = [];
   const rootWhy = new Map<string, string>();
+  const revoked = readRevoked(o.certsDir).value ?? new Map();
   for (const u of loaded.value) {
+    // a revoked certificate in a Secret would be refused by etcd: never shipped (README "Revoked stays revoked")
+    const certFile = certPaths(o.certsDir, u.target.name).cert;
+    const serial = existsSync(certFile) ? parseCertPem(readFileSync(certFile, "utf8"), certFile).serialHex : undefined;
+    if (serial && revoked.has(serial)) {
+      const why = `its certificate ${certFile} is revoked (make revoke); a new one first: make renew NAME=${u.target.name} NEW_KEY=1`;
+      if (opts.user === u.target.name) throw new UserError(`NAME: ${JSON.stringify(u.target.name)}: ${why}`);
+      if (opts.user === undefined) leftOut.push({ user: u.target.name, why, kind: "revoked" });
+      continue;
+    }
     const why = rootReason(u.request.cn, u.etcd?.roles);
     if (why) rootWhy.set(u.target.name, why);
-    if (why && opts.user === undefined) leftOut.push({ user: u.target.name, why });
+    if (why && opts.user === undefined) leftOut.push({ user: u.target.name, why, kind: "root" });
   }
   const selected = opts.user !== undefined ? [opts.user] : users.filter((u) => !leftOut.some((l) => l.user === u));
   if (opts.secretName !== undefined) {
