@@ -143,9 +143,11 @@ run("make release, used offline", () => {
     // rbac, secrets, check-expiration, inspect
     expect(make(["rbac"]).status).toBe(0);
     expect(readFileSync(certs("etcd-rbac.sh"), "utf8")).toMatch(/auth enable/);
-    expect(make(["secrets", "NAME=calicoctl"]).status).toBe(0);
-    const secret = readFileSync(certs("k8s/calicoctl.yaml"), "utf8");
-    expect(Buffer.from(/etcd-cert: (\S+)/.exec(secret)![1], "base64").toString()).toBe(readFileSync(certs("calicoctl.pem"), "utf8"));
+    // (calicoctl is revoked above: no Secret with its certificate; root's, named, is written)
+    expect(make(["secrets", "NAME=calicoctl"]).status).toBe(2);
+    expect(make(["secrets", "NAME=root"]).status).toBe(0);
+    const secret = readFileSync(certs("k8s/root.yaml"), "utf8");
+    expect(Buffer.from(/etcd-cert: (\S+)/.exec(secret)![1], "base64").toString()).toBe(readFileSync(certs("root.pem"), "utf8"));
     r = make(["-s", "check-expiration", "FORMAT=json"]);
     expect(r.status).toBe(0);
     const names = (JSON.parse(r.stdout).certificates as { name: string }[]).map((c) => c.name);
