@@ -37,7 +37,7 @@ import { defaultDeps, IssueDeps, issueCa } from "../x509/issue";
 import { importKeyPair, KeyPair } from "../x509/keys";
 import { caPaths, CERT_MODE, certPaths, cleanTemps, commitWrites, KEY_MODE, PlannedWrite, tryUnlink } from "./output";
 import { acquireLock } from "./lock";
-import { makePlan } from "./plan";
+import { makePlan, PlanItem } from "./plan";
 import { build } from "./build";
 import { sha256, Stamp, stampWrite } from "./state";
 import { intermediateMode, keyRefOf, loadCa, pathLen, readOneCert, rotationPaths, RotationState, rotationState, RotationStep } from "./signing-ca";
@@ -120,6 +120,21 @@ export function restartPlan(o: TreeOptions, why: string): string[] {
   return out;
 }
 
+/**
+ * ca-rotate-start's new CA (the new root, in intermediate mode) from ca-csr.json: its key made in the token when the
+ * new key is a token key (unless an interrupted start recorded this one: then it is kept), else a new key file's.
+ */
+async function issueNextCa(nk: CaKey, caItem: PlanItem, old: CertFacts, deps: IssueDeps) {
+  let tokenKey: KeyPair | undefined;
+  if (nk.token) {
+    const prepared = await prepareTokenKey(nk, { fresh: !nk.token.recorded, spec: caItem.request.key, configFile: caItem.target.configFile, command: "make ca-rotate-start" });
+    tokenKey = await tokenKeyOf(prepared);
+  }
+  const issued = await issueCa(caItem.request, deps, tokenKey);
+  if (issued.certDer.equals(old.der)) throw new Error("internal: the new CA equals the old one");
+  return issued;
+}
+
 /** make ca-rotate-start */
 export async function rotateStart(o: TreeOptions, ro: RotateOptions = {}): Promise<string[]> {
   refuseNextKeyAfterStart(o, "ca-rotate-start");
@@ -140,14 +155,7 @@ export async function rotateStart(o: TreeOptions, ro: RotateOptions = {}): Promi
     const plan = makePlan(o, { caOnly: true });
     if (plan.problems.length) throw UserError.fromProblems(plan.problems);
     const caItem = plan.items.find((i) => i.target.role === "ca")!;
-    // a new key in the token, unless an interrupted start recorded this one (then it is kept)
-    let tokenKey: KeyPair | undefined;
-    if (nk.token) {
-      const prepared = await prepareTokenKey(nk, { fresh: !nk.token.recorded, spec: caItem.request.key, configFile: caItem.target.configFile, command: "make ca-rotate-start" });
-      tokenKey = await tokenKeyOf(prepared);
-    }
-    const issued = await issueCa(caItem.request, deps, tokenKey);
-    if (issued.certDer.equals(old.der)) throw new Error("internal: the new CA equals the old one");
+    const issued = await issueNextCa(nk, caItem, old, deps);
     const w = (path: string, data: string, mode = CERT_MODE): PlannedWrite => ({ path, data, mode });
     // ca.pem (the bundle) last: its rename is what starts the rotation
     const keyWrite = nk.token ? keyRecordWriteAs(o, nk, "ca-next") : w(rp.next.key, issued.keyPem, KEY_MODE);
@@ -228,14 +236,7 @@ async function startIntermediate(o: TreeOptions, ro: RotateOptions, deps: IssueD
   const zero = caItem.request.ca?.pathlenzero === true && (caItem.request.ca.pathlen ?? 0) === 0;
   const pathZero = () => new UserError(`${caItem.target.configFile}: ca.pathlenzero: gives the new root a path length of 0, so it may not sign the intermediate CA; remove it, then run make ca-rotate-start again`);
   if (zero) throw pathZero();
-  // a new key in the token, unless an interrupted start recorded this one (then it is kept)
-  let tokenKey: KeyPair | undefined;
-  if (nk.token) {
-    const prepared = await prepareTokenKey(nk, { fresh: !nk.token.recorded, spec: caItem.request.key, configFile: caItem.target.configFile, command: "make ca-rotate-start" });
-    tokenKey = await tokenKeyOf(prepared);
-  }
-  const issued = await issueCa(caItem.request, deps, tokenKey);
-  if (issued.certDer.equals(old.der)) throw new Error("internal: the new root equals the old one");
+  const issued = await issueNextCa(nk, caItem, old, deps);
   if (pathLen(parseCertDer(issued.certDer)) === 0) throw pathZero();
   const w = (path: string, data: string, mode = CERT_MODE): PlannedWrite => ({ path, data, mode });
   // ca.pem (the bundle) last: its rename is what starts the rotation
