@@ -15,7 +15,7 @@
 import { cpSync, mkdirSync, readFileSync, rmSync, unlinkSync } from "node:fs";
 import { join } from "node:path";
 import { haveTool, runMake, sh, tempTree } from "./helpers";
-import { etcdctl, freePorts, makeAsync as makeIn, Member, memberArgs, Processes, rollingRestart as restartAll, sleep, Traffic, trafficWorker } from "./etcd-cluster";
+import { etcdctl, makeAsync as makeIn, Member, memberArgs, Processes, rollingRestart as restartAll, sleep, threeMembers, Traffic, trafficWorker, withLogs } from "./etcd-cluster";
 import { getEquals, grpcCall, userFiles, waitHealthy } from "./etcd-grpc";
 
 let tree: ReturnType<typeof tempTree>;
@@ -47,14 +47,8 @@ async function tryRevoked(m: Member, dir: string, user: string, serial: string):
   return [m.name, r.ok, r.error, revokedRefusals(m, serial) > before];
 }
 
-async function step(fn: () => unknown | Promise<unknown>): Promise<void> {
-  try {
-    await fn();
-  } catch (e) {
-    if (e instanceof Error) e.message += `\n\nprocess logs:\n${procs.logs()}`;
-    throw e;
-  }
-}
+/** A step whose failure carries the processes' last log lines. */
+const step = (fn: () => unknown | Promise<unknown>) => withLogs(procs, fn);
 
 const d = haveTool("etcd") && haveTool("etcdctl") && haveTool("openssl") ? describe : describe.skip;
 
@@ -65,8 +59,7 @@ d("make ca-rotate-* on a live etcd 3.4 cluster with RBAC, under calicoctl traffi
       procs = new Processes(join(tree.dir, "logs"));
       expect(runMake([], tree).status).toBe(0);
       expect(runMake(["crl"], tree).status).toBe(0);
-      const ports = await freePorts(6);
-      for (let i = 0; i < 3; i++) members.push({ name: `etcd${i + 1}`, client: `https://127.0.0.1:${ports[2 * i]}`, peer: `https://127.0.0.1:${ports[2 * i + 1]}` });
+      members.push(...(await threeMembers()));
       for (const m of members) m.proc = procs.start(m.name, "etcd", argsOf(m));
       await waitHealthy(tree.certs, members.map((m) => m.client));
       const rbac = runMake(["rbac-apply", `ENDPOINTS=${endpoints()}`], tree);

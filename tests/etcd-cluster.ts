@@ -104,6 +104,22 @@ export interface Member {
   proc?: Proc;
 }
 
+/** Three members etcd1..etcd3 on 127.0.0.1, with client and peer ports the OS hands out (not started). */
+export async function threeMembers(): Promise<Member[]> {
+  const ports = await freePorts(6);
+  return [0, 1, 2].map((i) => ({ name: `etcd${i + 1}`, client: `https://127.0.0.1:${ports[2 * i]}`, peer: `https://127.0.0.1:${ports[2 * i + 1]}` }));
+}
+
+/** Runs fn; when it fails, the processes' last log lines go into the failure's message. */
+export async function withLogs(procs: Processes, fn: () => unknown | Promise<unknown>): Promise<void> {
+  try {
+    await fn();
+  } catch (e) {
+    if (e instanceof Error) e.message += `\n\nprocess logs:\n${procs.logs()}`;
+    throw e;
+  }
+}
+
 /** The flags a member needs: TLS on both sides with the tree's member certificate, client and peer cert auth. */
 export function memberArgs(m: Member, all: Member[], certs: string, dataDir: string, extra: string[] = []): string[] {
   const c = (f: string) => join(certs, f);

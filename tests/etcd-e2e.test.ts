@@ -4,7 +4,7 @@
 import { readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { describeWith, mode, runMake, sh, tempTree } from "./helpers";
-import { etcdctl, freePorts, Member, memberArgs, Proc, Processes, waitFor } from "./etcd-cluster";
+import { etcdctl, freePorts, Member, memberArgs, Proc, Processes, waitFor, withLogs } from "./etcd-cluster";
 import { waitHealthy } from "./etcd-grpc";
 
 const EXAMPLES = ["calico-node", "calico-cni", "calico-kube-controllers", "calicoctl", "calicoctl-readonly", "kube-apiserver"];
@@ -19,14 +19,8 @@ let proxyUrl = "";
 const allEndpoints = () => members.map((m) => m.client).join(",");
 
 /** Appends the processes' last log lines to a failure. */
-async function step(fn: () => unknown | Promise<unknown>): Promise<void> {
-  try {
-    await fn();
-  } catch (e) {
-    if (e instanceof Error) e.message += `\n\nprocess logs:\n${procs.logs()}`;
-    throw e;
-  }
-}
+/** A step whose failure carries the processes' last log lines. */
+const step = (fn: () => unknown | Promise<unknown>) => withLogs(procs, fn);
 
 const refused = (r: { status: number | null; stderr: string }) => r.status !== 0 && /permission denied|user name not found/.test(r.stderr);
 

@@ -7,7 +7,7 @@
 import { readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { haveTool, runMake, runScript, tempTree } from "./helpers";
-import { freePorts, Member, memberArgs, Processes, sleep, waitFor } from "./etcd-cluster";
+import { Member, memberArgs, Processes, sleep, threeMembers, waitFor } from "./etcd-cluster";
 import { memberHealthy, userFiles } from "./etcd-grpc";
 
 const haveEtcd = haveTool("etcd") && haveTool("etcdctl");
@@ -43,8 +43,7 @@ async function scenario(t: Tree, cluster: Record<string, unknown>, flag: string[
   const problems = v.stdout.split("\n").filter((l) => l && !l.startsWith("verify:"));
   const procs = new Processes(join(t.dir, "logs"));
   try {
-    const ports = await freePorts(6);
-    const members: Member[] = [1, 2, 3].map((i) => ({ name: `etcd${i}`, client: `https://127.0.0.1:${ports[2 * i - 2]}`, peer: `https://127.0.0.1:${ports[2 * i - 1]}` }));
+    const members = await threeMembers();
     for (const m of members) m.proc = procs.start(m.name, "etcd", memberArgs(m, members, t.certs, join(t.dir, "data"), flag));
     const rootFiles = userFiles(t.certs, "root", join(t.certs, "ca.pem"));
     const health = (m: Member) => memberHealthy(m.client, rootFiles);

@@ -13,7 +13,7 @@ import { spawnSync } from "node:child_process";
 import { cpSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { FIXTURES, haveTool, runMake, tempTree } from "./helpers";
-import { etcdctl, freePorts, makeAsync, Member, memberArgs, newTraffic, Processes, rollingRestart, sleep, trafficWorker } from "./etcd-cluster";
+import { etcdctl, makeAsync, Member, memberArgs, newTraffic, Processes, rollingRestart, sleep, threeMembers, trafficWorker, withLogs } from "./etcd-cluster";
 import { getEquals, put, userFiles, waitHealthy } from "./etcd-grpc";
 
 const haveEtcd = haveTool("etcd") && haveTool("etcdctl") && haveTool("openssl");
@@ -27,14 +27,8 @@ const endpoints = () => members.map((m) => m.client).join(",");
 const refused = (r: { status: number | null; stderr: string }) => r.status !== 0 && /permission denied/.test(r.stderr);
 const certsOf = (text: string): string[] => text.match(/-----BEGIN CERTIFICATE-----[\s\S]*?-----END CERTIFICATE-----\n?/g)?.map((b) => b.trim() + "\n") ?? [];
 
-async function step(fn: () => unknown | Promise<unknown>): Promise<void> {
-  try {
-    await fn();
-  } catch (e) {
-    if (e instanceof Error) e.message += `\n\nprocess logs:\n${procs.logs()}`;
-    throw e;
-  }
-}
+/** A step whose failure carries the processes' last log lines. */
+const step = (fn: () => unknown | Promise<unknown>) => withLogs(procs, fn);
 
 /** The chain a member serves, as openssl s_client shows it (-showcerts), verified against the root alone. */
 function servedChain(m: Member): { certs: string[]; verify: string } {
@@ -81,8 +75,7 @@ d("an intermediate tree run by a real etcd 3.4 cluster; the intermediate replace
       expect(made.stdout).toContain(`made ${c("intermediate.pem")} (intermediate CA, signed by ${c("ca.pem")})`);
       // the operator moves the root key offline: everything below runs with the root's certificate alone
       renameSync(c("ca-key.pem"), join(tree.dir, "ca-key.offline"));
-      const ports = await freePorts(6);
-      for (let i = 0; i < 3; i++) members.push({ name: `etcd${i + 1}`, client: `https://127.0.0.1:${ports[2 * i]}`, peer: `https://127.0.0.1:${ports[2 * i + 1]}` });
+      members.push(...(await threeMembers()));
       for (const m of members) m.proc = procs.start(m.name, "etcd", memberArgs(m, members, tree.certs, join(tree.dir, "data")));
       await waitHealthy(tree.certs, members.map((m) => m.client));
       const rbac = runMake(["rbac-apply", `ENDPOINTS=${endpoints()}`], tree);

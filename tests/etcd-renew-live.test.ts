@@ -8,7 +8,7 @@ import { connect } from "node:tls";
 import { readFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { describeWith, runMake, sh, tempTree } from "./helpers";
-import { etcdctl, freePorts, Member, memberArgs, Processes, sleep } from "./etcd-cluster";
+import { etcdctl, Member, memberArgs, Processes, sleep, threeMembers } from "./etcd-cluster";
 import { waitHealthy } from "./etcd-grpc";
 
 const LEAVES = ["etcd1", "etcd2", "etcd3", "proxy1", "root", "calicoctl"];
@@ -101,8 +101,7 @@ d("make renew of every leaf while a real etcd 3.4 cluster serves traffic", () =>
     procs = new Processes(join(tree.dir, "logs"));
     expect(runMake([], tree).status).toBe(0);
     expect(runMake(["crl"], tree).status).toBe(0);
-    const ports = await freePorts(6);
-    for (let i = 0; i < 3; i++) members.push({ name: `etcd${i + 1}`, client: `https://127.0.0.1:${ports[2 * i]}`, peer: `https://127.0.0.1:${ports[2 * i + 1]}` });
+    members.push(...(await threeMembers()));
     // every member reads the DER CRL (the file etcd 3.6 needs; 3.4 reads it with x509.ParseCRL)
     for (const m of members) m.proc = procs.start(m.name, "etcd", memberArgs(m, members, tree.certs, join(tree.dir, "data"), ["--client-crl-file", c("crl.der"), "--peer-crl-file", c("crl.der")]));
     await waitHealthy(tree.certs, members.map((m) => m.client));
