@@ -156,20 +156,24 @@ function changedReason(t: Target, a: Inputs, b: Inputs, caWord = "the CA"): stri
   return undefined;
 }
 
-/** The CA's decision. */
-export interface CaFacts {
+/** What a CA's decision (the root's or the intermediate's) reads of its own files. */
+interface CaFileFacts {
   target: Target;
   certsDir: string;
   inputs: Inputs;
   stamp?: Stamp;
   files: FileHashes;
-  /** whether certs/ca.pem and certs/ca-key.pem exist */
+  /** whether its certificate and key files exist */
   exists: { cert: boolean; key: boolean };
   rotate?: boolean;
-  /** intermediate mode: the root's key may be kept offline (absent) while its certificate stays */
-  keyMayBeOffline?: boolean;
   /** the CA key's URI when it is in a PKCS#11 token (tree/ca-key.ts) */
   tokenKey?: string;
+}
+
+/** The CA's decision. */
+export interface CaFacts extends CaFileFacts {
+  /** intermediate mode: the root's key may be kept offline (absent) while its certificate stays */
+  keyMayBeOffline?: boolean;
 }
 
 export interface Decision {
@@ -214,27 +218,20 @@ function decideOfflineRoot(c: CaFacts, paths: { cert: string; key: string }): De
   return keep;
 }
 
-/** What the planner knows about the intermediate CA (intermediate mode). */
-export interface IntermediateFacts {
-  target: Target;
-  certsDir: string;
-  /** request, profile and the root's fingerprint ("(new CA)" when the root is made) */
-  inputs: Inputs;
-  stamp?: Stamp;
-  files: FileHashes;
-  exists: { cert: boolean; key: boolean };
+/**
+ * What the planner knows about the intermediate CA (intermediate mode); its inputs are its request, its profile and the
+ * root's fingerprint ("(new CA)" when the root is made).
+ */
+export interface IntermediateFacts extends CaFileFacts {
   /** the root CA is made in this run */
   rootNew: boolean;
   /** the root CA (its files), and whether its key is there to sign with */
   root: CaRef;
   rootKeyPresent: boolean;
-  rotate?: boolean;
   /** a new intermediate was asked for (make rotate-intermediate) */
   rotateIntermediate?: boolean;
   /** a phased root rotation is in progress (then a new intermediate is asked for by make ca-rotate-reissue) */
   inRotation?: boolean;
-  /** the intermediate's key URI when it is in a PKCS#11 token (tree/ca-key.ts) */
-  tokenKey?: string;
 }
 
 /**
