@@ -8,10 +8,10 @@ import { X509Certificate } from "node:crypto";
 import { cpSync, existsSync, readFileSync, renameSync, rmSync, unlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { haveTool, runScript, sh, snapshot, tempTree, FIXTURES } from "./helpers";
-import { actions, copyTree, expectActions, make, reason } from "./plan-helpers";
+import { actions, copyTree, expectActions, expectRow, make, PlanRow, reason } from "./plan-helpers";
 import { editJson } from "./lifecycle-fixtures";
 import { build } from "../scripts/lib/tree/build";
-import { Action, makePlan, Plan, PlanOptions } from "../scripts/lib/tree/plan";
+import { makePlan } from "../scripts/lib/tree/plan";
 import { TreeOptions } from "../scripts/lib/tree/targets";
 import { findSigningCa } from "../scripts/lib/tree/signing-ca";
 import { verifyTree } from "../scripts/lib/lifecycle/verify";
@@ -53,7 +53,7 @@ const ROOT_KEY_ABSENT = (t: Tree, forWhat: string) =>
   `${t.certs}/ca-key.pem: the root CA's key is absent (kept offline?); ${forWhat} needs it: put the root key back at ${t.certs}/ca-key.pem for this run, then move it offline again`;
 
 describe("the planner's intermediate decisions, row by row", () => {
-  const rows: { row: string; change: (t: Tree) => void; remake: Record<string, Action>; why?: [string, RegExp][]; plan?: PlanOptions }[] = [
+  const rows: PlanRow[] = [
     { row: "nothing", change: () => {}, remake: {} },
     {
       row: "an edited intermediate-csr.json: the intermediate and every leaf, never the root",
@@ -88,13 +88,7 @@ describe("the planner's intermediate decisions, row by row", () => {
       why: [["etcd2", /etcd2\.pem was changed outside tls-setup; not adopted: its file does not carry .*\/intermediate\.pem after the certificate \(etcd sends the chain from the certificate file\)$/]],
     },
   ];
-  test.each(rows)("$row", ({ change, remake, why, plan }) => {
-    const t = copy();
-    change(t);
-    const p = makePlan(opts(t), plan);
-    expectActions(p, remake);
-    for (const [n, re] of why ?? []) expect(reason(p, n)).toMatch(re);
-  });
+  test.each(rows)("$row", (r) => expectRow(copy(), opts, r));
 
   test("the root key offline and the intermediate to be made: one line naming where the key is expected", () => {
     const t = copy();

@@ -8,10 +8,10 @@ import { X509Certificate, createPrivateKey, createPublicKey } from "node:crypto"
 import { appendFileSync, cpSync, existsSync, readFileSync, readdirSync, rmSync, unlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { tempTree } from "./helpers";
-import { actions, copyTree, expectActions, make, reason } from "./plan-helpers";
+import { actions, copyTree, expectActions, expectRow, make, PlanRow, reason } from "./plan-helpers";
 import { editJson } from "./lifecycle-fixtures";
 import { build } from "../scripts/lib/tree/build";
-import { Action, decideLeaf, findOrphans, makePlan, Plan, PlanOptions } from "../scripts/lib/tree/plan";
+import { Action, decideLeaf, findOrphans, makePlan } from "../scripts/lib/tree/plan";
 import { prune } from "../scripts/lib/tree/prune";
 import { acquireLock } from "../scripts/lib/tree/lock";
 import { TreeOptions } from "../scripts/lib/tree/targets";
@@ -65,7 +65,7 @@ function judge(t: { certs: string }, name: string): { signed: boolean; keyMatche
 const spki = (t: { certs: string }, name: string) => createPublicKey(createPrivateKey(readFileSync(join(t.certs, `${name}-key.pem`)))).export({ type: "spki", format: "der" }).toString("hex");
 
 describe('the README\'s "What makes a certificate stale" table, row by row', () => {
-  const rows: { row: string; change: (t: ReturnType<typeof tempTree>) => void; remake: Record<string, Action>; why?: [string, RegExp][]; plan?: PlanOptions }[] = [
+  const rows: PlanRow[] = [
     { row: "nothing", change: () => {}, remake: {} },
     {
       row: "nothing but formatting (whitespace, key order) and timestamps",
@@ -104,13 +104,7 @@ describe('the README\'s "What makes a certificate stale" table, row by row', () 
       why: [["calico-cni", /^revoked on 2026-11-01 \(serial [0-9a-f]+\): never re-issued by itself; a new certificate: make renew NAME=calico-cni NEW_KEY=1/]],
     },
   ];
-  test.each(rows)("$row", ({ change, remake, why, plan }) => {
-    const t = copy();
-    change(t);
-    const p = makePlan(opts(t), plan);
-    expectActions(p, remake);
-    for (const [n, re] of why ?? []) expect(reason(p, n)).toMatch(re);
-  });
+  test.each(rows)("$row", (r) => expectRow(copy(), opts, r));
 
   test("a removed req-<user>.json is an orphan (its files stay); a built tree plans nothing afterwards", async () => {
     const t = copy();
