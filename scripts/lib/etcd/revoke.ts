@@ -7,7 +7,7 @@
 // etcd reads the CRL with --client-crl-file / --peer-crl-file: the same CRL is written as certs/crl.pem (PEM) and
 // certs/crl.der (DER, the only form etcd 3.6 reads).
 
-import { existsSync, readdirSync, readFileSync } from "node:fs";
+import { existsSync, readdirSync } from "node:fs";
 import { join } from "node:path";
 import { UserError } from "../common/errors";
 import { CertFacts, commonName, parseCertDer, parseCertPem } from "../x509/certinfo";
@@ -18,53 +18,17 @@ import { buildCrlDer, crlPem } from "../x509/crl";
 import { certPaths, CA_NAME, commitWrites } from "../tree/output";
 import { acquireLock } from "../tree/lock";
 import { sha256 } from "../tree/state";
+import { CaRevocations, readRevocationIndex, RevocationIndex, revocationIndexFile } from "../tree/revoked";
 import { discoverTargets, INTERMEDIATE_NAME, isCaRole, nameProblem, TreeOptions } from "../tree/targets";
 import { defaultDeps, IssueDeps } from "../x509/issue";
 
 /** How long a CRL is valid: consumers that check nextUpdate (not etcd) want a fresh one before then. */
 export const CRL_VALIDITY_MS = 7 * 24 * 3_600_000;
-export const INDEX_VERSION = 1;
-
-export interface RevokedRecord {
-  serial: string;
-  name: string;
-  /** the certificate's CN when it was revoked */
-  cn: string;
-  revokedAt: string;
-}
-
-export interface CaRevocations {
-  /** the CA's subject CN, for people reading the file */
-  ca: string;
-  crlNumber: number;
-  revoked: RevokedRecord[];
-  /** for an intermediate: the caKeyId of its root (the intermediates of one root share their revocations) */
-  root?: string;
-}
-
-export interface RevocationIndex {
-  version: number;
-  /** keyed by caKeyId */
-  cas: Record<string, CaRevocations>;
-}
-
 /** The index, and the CRL twice: PEM (etcd 3.4/3.5 read either) and DER (etcd 3.6's x509.ParseRevocationList reads DER only). */
-export const revocationFiles = (certsDir: string) => ({ index: join(certsDir, "ca-revoked.json"), crl: join(certsDir, "crl.pem"), crlDer: join(certsDir, "crl.der") });
+export const revocationFiles = (certsDir: string) => ({ index: revocationIndexFile(certsDir), crl: join(certsDir, "crl.pem"), crlDer: join(certsDir, "crl.der") });
 
 /** A CA's identity for the index: SHA-256 of its subject and public key (a CA re-signed with the same key keeps its list). */
 export const caKeyId = (subjectDer: Buffer, spki: Buffer): string => sha256(Buffer.concat([subjectDer, spki]));
-
-export function readIndex(file: string): RevocationIndex {
-  if (!existsSync(file)) return { version: INDEX_VERSION, cas: {} };
-  let v: RevocationIndex;
-  try {
-    v = JSON.parse(readFileSync(file, "utf8")) as RevocationIndex;
-  } catch (e) {
-    throw new UserError(`${file}: is not valid JSON (${e instanceof Error ? e.message : e}); it is the revocation index: restore it from a backup`);
-  }
-  if (v?.version !== INDEX_VERSION || typeof v.cas !== "object" || v.cas === null) throw new UserError(`${file}: is not a tls-setup revocation index (version ${INDEX_VERSION})`);
-  return v;
-}
 
 export interface RevokeResult {
   /** undefined when only the CRL was refreshed */
@@ -153,7 +117,9 @@ export async function revoke(o: TreeOptions, name: string | undefined, opts: { d
     const { issuer, facts: ca } = await loadSigningCa(signer, { now: () => now, crypto });
     if (ca.keyUsageBits && !ca.keyUsageBits.includes(6)) throw new UserError(`${caCert}: its key usage does not allow signing CRLs (no cRLSign)`);
     const files = revocationFiles(o.certsDir);
-    const index = readIndex(files.index);
+    const read = readRevocationIndex(o.certsDir);
+    if (!read.value) throw UserError.fromProblems(read.problems);
+    const index = read.value;
     const id = caKeyId(ca.subjectDer, ca.spki);
     const rootId = signer.parent ? rootKeyId(signer.parent.cert) : undefined;
     const mine: CaRevocations = index.cas[id] ?? { ca: commonName(ca.subjectDer), crlNumber: 0, revoked: [], root: rootId };

@@ -1,16 +1,55 @@
-// Which certificates of a tree are revoked: the serials in certs/ca-revoked.json (written by `make revoke`, read
-// here without the CA). The planner reads them so that a revoked certificate is never re-issued by itself: a new
-// serial from the same CA (an edited profile, `make renew` of what ends soon, a CA rotation's re-issue) would give
-// the revoked user working access again, since the CRL lists only the old serial. Only an explicit
-// `make renew NAME=<user>` gives a revoked user a new certificate.
+// The revocation index certs/ca-revoked.json: its format and its one reader (etcd/revoke.ts writes it and builds the
+// CRL from it). The planner reads the revoked serials, without the CA, so that a revoked certificate is never
+// re-issued by itself: a new serial from the same CA (an edited profile, `make renew` of what ends soon, a CA
+// rotation's re-issue) would give the revoked user working access again, since the CRL lists only the old serial.
+// Only an explicit `make renew NAME=<user>` gives a revoked user a new certificate.
 
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { Parsed } from "../common/errors";
 import { readFailure } from "../common/fs-errors";
 
-/** The revocation index (its format: etcd/revoke.ts). */
+/** The revocation index: which serials `make revoke` revoked, per CA (written by etcd/revoke.ts). */
 export const revocationIndexFile = (certsDir: string): string => join(certsDir, "ca-revoked.json");
+export const INDEX_VERSION = 1;
+
+export interface RevokedRecord {
+  serial: string;
+  name: string;
+  /** the certificate's CN when it was revoked */
+  cn: string;
+  revokedAt: string;
+}
+
+export interface CaRevocations {
+  /** the CA's subject CN, for people reading the file */
+  ca: string;
+  crlNumber: number;
+  revoked: RevokedRecord[];
+  /** for an intermediate: the caKeyId of its root (the intermediates of one root share their revocations) */
+  root?: string;
+}
+
+export interface RevocationIndex {
+  version: number;
+  /** keyed by caKeyId (etcd/revoke.ts) */
+  cas: Record<string, CaRevocations>;
+}
+
+/** The one reader of the revocation index (empty when there is none), or the one-line problem that keeps it from being read. */
+export function readRevocationIndex(certsDir: string): Parsed<RevocationIndex> {
+  const file = revocationIndexFile(certsDir);
+  if (!existsSync(file)) return { value: { version: INDEX_VERSION, cas: {} }, problems: [] };
+  const bad = (message: string): Parsed<RevocationIndex> => ({ problems: [{ file, path: "", message }] });
+  let v: RevocationIndex;
+  try {
+    v = JSON.parse(readFileSync(file, "utf8")) as RevocationIndex;
+  } catch (e) {
+    return bad(e instanceof SyntaxError ? `is not valid JSON (${e.message}); it is the revocation index: restore it from a backup` : readFailure(e));
+  }
+  if (v?.version !== INDEX_VERSION || typeof v.cas !== "object" || v.cas === null) return bad(`is not a tls-setup revocation index (version ${INDEX_VERSION})`);
+  return { value: v, problems: [] };
+}
 
 export interface RevokedEntry {
   serial: string;
@@ -19,21 +58,13 @@ export interface RevokedEntry {
   revokedAt: string;
 }
 
-/** Every revoked serial of the tree (of every CA in the index), or the problem that keeps the index from being read. */
+/** Every revoked serial of the tree (of every CA in the index), lower-case hex, or the index's problem. */
 export function readRevoked(certsDir: string): Parsed<Map<string, RevokedEntry>> {
-  const file = revocationIndexFile(certsDir);
+  const index = readRevocationIndex(certsDir);
+  if (!index.value) return { problems: index.problems };
   const out = new Map<string, RevokedEntry>();
-  if (!existsSync(file)) return { value: out, problems: [] };
-  const bad = (why: string): Parsed<Map<string, RevokedEntry>> => ({ problems: [{ file, path: "", message: `${why}; it is the revocation index (make revoke), needed to keep revoked certificates from being re-issued: restore it from a backup` }] });
-  let v: { cas?: Record<string, { revoked?: { serial?: unknown; name?: unknown; revokedAt?: unknown }[] }> };
-  try {
-    v = JSON.parse(readFileSync(file, "utf8"));
-  } catch (e) {
-    return bad(e instanceof SyntaxError ? `is not valid JSON (${e.message})` : readFailure(e));
-  }
-  if (typeof v !== "object" || v === null || typeof v.cas !== "object" || v.cas === null) return bad(`has no "cas" object`);
-  for (const ca of Object.values(v.cas))
+  for (const ca of Object.values(index.value.cas))
     for (const r of Array.isArray(ca?.revoked) ? ca.revoked : [])
-      if (typeof r?.serial === "string") out.set(r.serial.toLowerCase(), { serial: r.serial, name: String(r.name ?? ""), revokedAt: String(r.revokedAt ?? "") });
+      if (typeof r?.serial === "string") out.set(r.serial.toLowerCase(), { serial: r.serial, name: r.name, revokedAt: r.revokedAt });
   return { value: out, problems: [] };
 }
