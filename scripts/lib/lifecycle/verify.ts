@@ -17,7 +17,7 @@ import { formatIp } from "../config/hosts";
 import { CryptoProvider, importKeyPair } from "../x509/keys";
 import { defaultDeps, IssueDeps } from "../x509/issue";
 import { certPaths } from "../tree/output";
-import { fileHashes, makePlan, PlanItem } from "../tree/plan";
+import { fileHashes, makePlan, PlanItem, retireHint } from "../tree/plan";
 import { Stamp, stateDir } from "../tree/state";
 import { ekuOpensslName, forbiddenRoleEkus, isMemberRole, missingRoleEkus, Profile, ROLE_EKU_WHY } from "../config/profile";
 import { ALLOWED_FIELDS, ClusterSettings, clusterFile, verifyHostname } from "../config/etcd-cluster";
@@ -320,7 +320,7 @@ export async function verifyTree(o: TreeOptions, opts: { deps?: IssueDeps } = {}
     const p = certPaths(o.certsDir, item.target.name);
     // a revoked certificate is meant not to work (and, after a CA rotation, is left to the old CA): said, not checked
     if (item.revoked && existsSync(p.cert)) {
-      warnings.push(`${p.cert}: is revoked (serial ${item.revoked.serial}, make revoke); not verified; to retire it: remove ${item.target.configFile}${item.target.role === "user" ? "" : " (or the name from its list)"}, then make prune`);
+      warnings.push(`${p.cert}: is revoked (serial ${item.revoked.serial}, make revoke); not verified; ${retireHint(item.target)}`);
       continue;
     }
     const f = await checkPair(p.cert, p.key, problems, crypto);

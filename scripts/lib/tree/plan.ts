@@ -383,8 +383,11 @@ export function decideLeaf(l: LeafFacts, c: LeafContext): Decision {
 /** Why a revoked certificate stays as it is, and the two ways on. */
 export function revokedReason(t: Target, r: RevokedEntry): string {
   const day = r.revokedAt.slice(0, 10);
-  return `revoked${day ? ` on ${day}` : ""} (serial ${r.serial}): never re-issued by itself; a new certificate: make renew NAME=${t.name} NEW_KEY=1; to retire it: remove ${t.configFile}${t.role === "user" ? "" : " (or the name from its list)"}, then make prune`;
+  return `revoked${day ? ` on ${day}` : ""} (serial ${r.serial}): never re-issued by itself; a new certificate: make renew NAME=${t.name} NEW_KEY=1; ${retireHint(t)}`;
 }
+
+/** How a revoked certificate leaves the tree: its config (or its name in ETCD_MEMBERS / PROXIES) goes, then prune. */
+export const retireHint = (t: Target): string => `to retire it: remove ${t.configFile}${t.role === "user" ? "" : " (or the name from its list)"}, then make prune`;
 
 /** Stamped certificates whose files are still there but that no target names any more, with what happened (by name). */
 export function findOrphans(names: Set<string>, stamps: Map<string, Stamp>, withCert: Set<string>): Orphan[] {
