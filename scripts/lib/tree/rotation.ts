@@ -135,6 +135,19 @@ async function issueNextCa(nk: CaKey, caItem: PlanItem, old: CertFacts, deps: Is
   return issued;
 }
 
+/**
+ * ca-rotate-start's one commit: the new CA's key (its file, or the record of its token key), CSR and certificate, the
+ * old CA's own copy, then the trust bundle ca.pem last: its rename is what starts the rotation.
+ */
+async function commitStart(o: TreeOptions, nk: CaKey, issued: { keyPem: string; csrPem: string; certPem: string }, oldText: string, fsync: boolean): Promise<void> {
+  const rp = rotationPaths(o.certsDir);
+  const w = (path: string, data: string, mode = CERT_MODE): PlannedWrite => ({ path, data, mode });
+  const keyWrite = nk.token ? keyRecordWriteAs(o, nk, "ca-next") : w(rp.next.key, issued.keyPem, KEY_MODE);
+  await commitWrites([keyWrite, w(rp.next.csr, issued.csrPem), w(rp.prev, oldText), w(rp.next.cert, issued.certPem), w(rp.trust.cert, oldText.trimEnd() + "\n" + issued.certPem)], { fsync });
+  // a key file left by an interrupted start without a token key would be a stray CA key: it goes
+  if (nk.token) tryUnlink(rp.next.key);
+}
+
 /** make ca-rotate-start */
 export async function rotateStart(o: TreeOptions, ro: RotateOptions = {}): Promise<string[]> {
   refuseNextKeyAfterStart(o, "ca-rotate-start");
@@ -156,12 +169,7 @@ export async function rotateStart(o: TreeOptions, ro: RotateOptions = {}): Promi
     if (plan.problems.length) throw UserError.fromProblems(plan.problems);
     const caItem = plan.items.find((i) => i.target.role === "ca")!;
     const issued = await issueNextCa(nk, caItem, old, deps);
-    const w = (path: string, data: string, mode = CERT_MODE): PlannedWrite => ({ path, data, mode });
-    // ca.pem (the bundle) last: its rename is what starts the rotation
-    const keyWrite = nk.token ? keyRecordWriteAs(o, nk, "ca-next") : w(rp.next.key, issued.keyPem, KEY_MODE);
-    await commitWrites([keyWrite, w(rp.next.csr, issued.csrPem), w(rp.prev, oldText), w(rp.next.cert, issued.certPem), w(tp.cert, oldText.trimEnd() + "\n" + issued.certPem)], { fsync: ro.fsync ?? true });
-    // a key file left by an interrupted start without a token key would be a stray CA key: it goes
-    if (nk.token) tryUnlink(rp.next.key);
+    await commitStart(o, nk, issued, oldText, ro.fsync ?? true);
     return [
       `ca-rotate-start: made the new CA ${rp.next.cert} ${caName(rotationState(o, false).next!)} with a new key ${nk.token ? `in token ${caKeyText(nk)} (recorded in ${keyRecordFile(o.certsDir, "ca-next")}; reissue and finish use it)` : rp.next.key}`,
       `ca-rotate-start: ${tp.cert} now trusts the old CA (${rp.prev}, key ${caKeyText(ck)}) and the new one; no leaf changed; the old CA still signs`,
@@ -185,17 +193,27 @@ export async function rotateReissue(o: TreeOptions, ro: RotateOptions = {}): Pro
   const log = ro.log ?? (() => {});
   const r = await build({ ...o, rotationSigner: "new" }, { newKey: ro.newKey, deps, log, fsync: ro.fsync });
   const after = rotationState(o);
-  const left = after.leaves.filter((l) => l.by !== "new" && l.by !== "missing" && l.by !== "revoked");
-  if (left.length) throw new UserError(`ca-rotate-reissue: ${left.map((l) => l.file).join(", ")} still not signed by the new CA ${rp.next.cert}; run make ca-rotate-reissue again`);
-  const users = after.leaves.filter((l) => l.by !== "revoked" && !o.members.includes(l.name) && !o.proxies.includes(l.name) && !o.members.some((m) => l.name.startsWith(`${m}-`)));
-  const revoked = after.leaves.filter((l) => l.by === "revoked").map((l) => l.name);
+  const { users, notReissued } = reissueOutcome(o, after, `signed by the new CA ${rp.next.cert}`);
   return [
     `ca-rotate-reissue: ${r.made.length} certificate(s) re-issued by the new CA ${rp.next.cert}${ro.newKey ? " with new keys" : " (keys kept)"}; from now on make signs with it`,
     `Picks it up by itself: the members (${o.members.join(", ")})${o.proxies.length ? ` and proxies (${o.proxies.join(", ")})` : ""} read --cert-file/--key-file on every new TLS handshake: copy the new files in place (key and certificate together), no restart`,
-    `Must restart: every client that loads its certificate once${users.length ? ` (${users.map((u) => u.name).join(", ")})` : ""}, after its new certificate is in place (Kubernetes: make secrets, then roll the pods)`,
-    ...(revoked.length ? [`Not re-issued: ${revoked.join(", ")} (revoked: make revoke); left to the old ${intermediateMode(o) ? "root" : "CA"}, they stop working when it leaves the trust`] : []),
+    `Must restart: every client that loads its certificate once${users.length ? ` (${users.join(", ")})` : ""}, after its new certificate is in place (Kubernetes: make secrets, then roll the pods)`,
+    ...notReissued,
     `Then: make ca-rotate-finish`,
   ];
+}
+
+/**
+ * After a re-issue: refused in one line when a leaf is still under the old CA (`where`: what "new" means), else the
+ * users that must restart and the line naming the revoked leaves left to the old CA (never re-issued by themselves).
+ */
+function reissueOutcome(o: TreeOptions, after: RotationState, where: string): { users: string[]; notReissued: string[] } {
+  const left = after.leaves.filter((l) => l.by !== "new" && l.by !== "missing" && l.by !== "revoked");
+  if (left.length) throw new UserError(`ca-rotate-reissue: ${left.map((l) => l.file).join(", ")} still not ${where}; run make ca-rotate-reissue again`);
+  const users = after.leaves.filter((l) => l.by !== "revoked" && !o.members.includes(l.name) && !o.proxies.includes(l.name) && !o.members.some((m) => l.name.startsWith(`${m}-`))).map((l) => l.name);
+  const revoked = after.leaves.filter((l) => l.by === "revoked").map((l) => l.name);
+  const notReissued = revoked.length ? [`Not re-issued: ${revoked.join(", ")} (revoked: make revoke); left to the old ${intermediateMode(o) ? "root" : "CA"}, they stop working when it leaves the trust`] : [];
+  return { users, notReissued };
 }
 
 /** The archive folder of an old CA: certs/archive/NAME-DATE-SERIAL (an existing one for that serial is reused). */
@@ -238,12 +256,7 @@ async function startIntermediate(o: TreeOptions, ro: RotateOptions, deps: IssueD
   if (zero) throw pathZero();
   const issued = await issueNextCa(nk, caItem, old, deps);
   if (pathLen(parseCertDer(issued.certDer)) === 0) throw pathZero();
-  const w = (path: string, data: string, mode = CERT_MODE): PlannedWrite => ({ path, data, mode });
-  // ca.pem (the bundle) last: its rename is what starts the rotation
-  const keyWrite = nk.token ? keyRecordWriteAs(o, nk, "ca-next") : w(rp.next.key, issued.keyPem, KEY_MODE);
-  await commitWrites([keyWrite, w(rp.next.csr, issued.csrPem), w(rp.prev, oldText), w(rp.next.cert, issued.certPem), w(tp.cert, oldText.trimEnd() + "\n" + issued.certPem)], { fsync: ro.fsync ?? true });
-  // a key file left by an interrupted start without a token key would be a stray CA key: it goes
-  if (nk.token) tryUnlink(rp.next.key);
+  await commitStart(o, nk, issued, oldText, ro.fsync ?? true);
   const newKey = nk.token ? `in token ${caKeyText(nk)} (recorded in ${keyRecordFile(o.certsDir, "ca-next")}; reissue and finish use it)` : rp.next.key;
   const oldKey = rk.token ? `${caKeyText(rk)} (in the token) is not used by the rotation` : oldKeyFile ? `${tp.key} is not used by the rotation (it may go offline)` : "is not needed (kept offline)";
   const ik = resolveIntermediateKey(o);
@@ -337,22 +350,19 @@ async function reissueIntermediate(o: TreeOptions, s: RotationState, ro: RotateO
   const r = await build({ ...o, rotationSigner: "new" }, { rotateIntermediate: newIntermediate, newKey: ro.newKey, deps, log, fsync: ro.fsync });
   const after = rotationState(o);
   if (after.intermediate !== "new") throw new UserError(`ca-rotate-reissue: ${imp.cert} is still not signed by the new root ${rp.next.cert}; run make ca-rotate-reissue again`);
-  const left = after.leaves.filter((l) => l.by !== "new" && l.by !== "missing" && l.by !== "revoked");
-  if (left.length) throw new UserError(`ca-rotate-reissue: ${left.map((l) => l.file).join(", ")} still not under the new root ${rp.next.cert}; run make ca-rotate-reissue again`);
+  const { users, notReissued } = reissueOutcome(o, after, `under the new root ${rp.next.cert}`);
   if (r.made.includes(INTERMEDIATE_NAME))
     lines.push(`ca-rotate-reissue: made the new intermediate CA ${imp.cert} (new key ${ik.token ? `in token ${caKeyText(ik)}, recorded in ${keyRecordFile(o.certsDir, "intermediate")}` : imp.key}), signed by the new root ${rp.next.cert}`);
   const leaves = r.made.filter((n) => n !== INTERMEDIATE_NAME).length;
-  const users = after.leaves.filter((l) => l.by !== "revoked" && !o.members.includes(l.name) && !o.proxies.includes(l.name) && !o.members.some((m) => l.name.startsWith(`${m}-`)));
-  const revoked = after.leaves.filter((l) => l.by === "revoked").map((l) => l.name);
   return [
     ...lines,
     `ca-rotate-reissue: ${leaves} certificate(s) re-issued by the new intermediate, each file the leaf then ${imp.cert}${ro.newKey ? " (new keys)" : " (keys kept)"}; from now on make signs with it`,
     `Picks it up by itself: the members (${o.members.join(", ")})${o.proxies.length ? ` and proxies (${o.proxies.join(", ")})` : ""} read --cert-file/--key-file on every new TLS handshake and trust both roots: copy the new files in place (key and certificate together), no restart`,
-    `Must restart: every client that loads its certificate once${users.length ? ` (${users.map((u) => u.name).join(", ")})` : ""}, after its new certificate is in place (Kubernetes: make secrets, then roll the pods)`,
+    `Must restart: every client that loads its certificate once${users.length ? ` (${users.join(", ")})` : ""}, after its new certificate is in place (Kubernetes: make secrets, then roll the pods)`,
     nk.token
       ? `The new root's key ${caKeyText(nk)} (in the token) is not needed by ca-rotate-finish or make; finish records it as the root's key (${keyRecordFile(o.certsDir, "ca")})`
       : `The new root's key ${rp.next.key} is not needed by ca-rotate-finish or make: it may go offline now`,
-    ...(revoked.length ? [`Not re-issued: ${revoked.join(", ")} (revoked: make revoke); left to the old ${intermediateMode(o) ? "root" : "CA"}, they stop working when it leaves the trust`] : []),
+    ...notReissued,
     `Then: make ca-rotate-finish`,
   ];
 }
