@@ -21,7 +21,7 @@ import { KeyPair } from "../x509/keys";
 import { formatPkcs11Uri, generateTokenKeyPair, isPkcs11Uri, loadTokenKeyPair, modulePathOf, parsePkcs11Uri, Pkcs11Uri, readPin, tokenHasKey, withModule } from "../x509/pkcs11";
 import { caPaths, certPaths, commitWrites, PlannedWrite } from "./output";
 import { sha256, stateDir } from "./state";
-import { INTERMEDIATE_NAME, intermediateConfig, TreeOptions } from "./targets";
+import { INTERMEDIATE_NAME, intermediateConfig, intermediateMode, TreeOptions } from "./targets";
 
 /** The CAs whose key may be in a token: the root, the intermediate, the new CA of a phased rotation. */
 export type CaKeyName = "ca" | "intermediate" | "ca-next";
@@ -33,9 +33,6 @@ export const keyRecordFile = (certsDir: string, name: CaKeyName): string => join
 
 /** The key file of a CA whose key is not in a token. */
 const keyFileOf = (certsDir: string, name: CaKeyName): string => (name === "ca" ? caPaths(certsDir).key : certPaths(certsDir, name === "intermediate" ? INTERMEDIATE_NAME : "ca-next").key);
-
-/** Whether the tree signs with an intermediate (the same test as signing-ca.ts intermediateMode). */
-const intermediateOn = (o: TreeOptions): boolean => existsSync(intermediateConfig(o));
 
 export interface CaKey {
   /** which CA's key */
@@ -126,7 +123,7 @@ const samePath = (a: string | undefined, b: string | undefined): boolean => {
  * token key (ca-key.ref), else certs/ca-key.pem. In root mode ROOT_KEY is refused unless it says what CA_KEY says.
  */
 export function resolveCaKey(o: TreeOptions): CaKey {
-  if (intermediateOn(o)) return resolveKey(o, "ca", "ROOT_KEY", o.rootKey);
+  if (intermediateMode(o)) return resolveKey(o, "ca", "ROOT_KEY", o.rootKey);
   if (o.rootKey !== undefined && o.rootKey !== "" && !samePath(o.rootKey, o.caKey))
     throw new UserError(`ROOT_KEY: names the root's key in intermediate mode only; this tree has one CA (no ${intermediateConfig(o)}), whose key is CA_KEY: use CA_KEY='${o.rootKey.replace(/'/g, "")}'`);
   return resolveKey(o, "ca", "CA_KEY", o.caKey);
@@ -146,7 +143,7 @@ export function resolveIntermediateKey(o: TreeOptions): CaKey {
     } catch {
       // a bad ROOT_KEY is said where the root's key is resolved
     }
-    if (root?.token && root.token.hash === k.token.hash && root.token.modulePath === k.token.modulePath) {
+    if (root && sameKeyInToken(root, k)) {
       const shown = formatPkcs11Uri(k.token.uri, { query: false });
       throw new UserError(`${k.where}: ${shown}: is the root CA's key (${root.where}); in intermediate mode CA_KEY names the intermediate's own key: give it another object (e.g. CA_KEY='${formatPkcs11Uri({ ...k.token.uri, query: {}, path: { ...k.token.uri.path, object: "intermediate" }, id: undefined })}'), and the root's key as ROOT_KEY`);
     }
@@ -161,6 +158,9 @@ export function resolveIntermediateKey(o: TreeOptions): CaKey {
 export function resolveNextCaKey(o: TreeOptions): CaKey {
   return resolveKey(o, "ca-next", "NEXT_CA_KEY", o.nextCaKey);
 }
+
+/** Whether two CA keys are the same key in the same token: the same URI path through the same module. */
+export const sameKeyInToken = (a: CaKey, b: CaKey): boolean => !!a.token && !!b.token && a.token.hash === b.token.hash && a.token.modulePath === b.token.modulePath;
 
 /** A token key's URI as shown in messages (no module path), or the key file. */
 export const caKeyText = (ck: CaKey): string => (ck.token ? formatPkcs11Uri(ck.token.uri, { query: false }) : ck.ref);

@@ -41,7 +41,7 @@ import { makePlan, PlanItem } from "./plan";
 import { build } from "./build";
 import { sha256, Stamp, stampWrite } from "./state";
 import { intermediateMode, keyRefOf, loadCa, pathLen, readOneCert, rotationPaths, RotationState, rotationState, RotationStep } from "./signing-ca";
-import { CaKey, caKeyText, keyRecordFile, keyRecordWriteAs, nextObjectUri, prepareTokenKey, resolveCaKey, resolveIntermediateKey, resolveNextCaKey, tokenKeyOf } from "./ca-key";
+import { CaKey, caKeyText, keyRecordFile, keyRecordWriteAs, nextObjectUri, prepareTokenKey, resolveCaKey, resolveIntermediateKey, resolveNextCaKey, sameKeyInToken, tokenKeyOf } from "./ca-key";
 import { INTERMEDIATE_NAME, TreeOptions } from "./targets";
 
 export interface RotateOptions {
@@ -80,7 +80,7 @@ function nextKeyForStart(o: TreeOptions, old: CaKey, im: boolean): CaKey {
   const oldWord = im ? "the root CA's key" : "the CA key";
   if (old.token && !nk.token)
     throw new UserError(`ca-rotate-start: ${oldWord} is in a PKCS#11 token (${caKeyText(old)}${im ? `, ${old.where}` : ""}); the new ${im ? "root" : "CA"}'s key is made in a token too: name a new object with NEXT_CA_KEY, e.g. make ca-rotate-start NEXT_CA_KEY='${nextObjectUri(old.token.uri)}'`);
-  if (nk.token && old.token && nk.token.hash === old.token.hash && nk.token.modulePath === old.token.modulePath)
+  if (old.token && sameKeyInToken(nk, old))
     throw new UserError(`${nk.where}: ${caKeyText(nk)}: is the current ${im ? "root " : ""}CA's key; the new ${im ? "root" : "CA"} needs a new key: name a new object, e.g. NEXT_CA_KEY='${nextObjectUri(old.token.uri)}'`);
   if (im && nk.token) {
     const ik = resolveIntermediateKey({ ...o, caKey: undefined });

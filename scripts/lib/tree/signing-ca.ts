@@ -23,7 +23,7 @@ import { parsePemBlocks, toPem } from "../x509/pem";
 import { caPaths, certPaths } from "./output";
 import { readRevoked } from "./revoked";
 import { CaKey, resolveCaKey, resolveIntermediateKey, resolveNextCaKey } from "./ca-key";
-import { discoverTargets, INTERMEDIATE_NAME, intermediateConfig, isCaRole, TreeOptions } from "./targets";
+import { discoverTargets, INTERMEDIATE_NAME, intermediateMode, isCaRole, TreeOptions } from "./targets";
 
 /**
  * Where a CA's private key is: a PEM file, or an object in a PKCS#11 token named by an RFC 7512 URI (with its module
@@ -48,8 +48,7 @@ export interface SigningCa extends CaRef {
   parent?: CaRef;
 }
 
-/** Intermediate mode is on when the intermediate's config exists. */
-export const intermediateMode = (o: TreeOptions): boolean => existsSync(intermediateConfig(o));
+export { intermediateMode };
 
 const fileKey = (path: string): KeyRef => ({ kind: "file", path });
 

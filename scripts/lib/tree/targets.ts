@@ -79,6 +79,8 @@ export function nameProblem(name: string): string | undefined {
 export const caFiles = (o: TreeOptions) => ({ config: join(o.configDir, "ca-csr.json"), signing: join(o.configDir, "ca-config.json") });
 /** The intermediate CA's config: its presence turns intermediate mode on. */
 export const intermediateConfig = (o: TreeOptions) => join(o.configDir, "intermediate-csr.json");
+/** Intermediate mode is on when the intermediate's config exists. */
+export const intermediateMode = (o: TreeOptions): boolean => existsSync(intermediateConfig(o));
 export const INTERMEDIATE_NAME = "intermediate";
 export const memberConfig = (o: TreeOptions) => join(o.configDir, "req-csr.json");
 
@@ -96,7 +98,7 @@ export function discoverTargets(o: TreeOptions): Listed<TargetSet> {
   const problems: Problem[] = [...cluster.problems];
   const layout = memberLayout(o, cluster.settings);
   const targets: Target[] = [{ name: "ca", role: "ca", configFile: caFiles(o).config }];
-  if (existsSync(intermediateConfig(o))) targets.push({ name: INTERMEDIATE_NAME, role: "intermediate", configFile: intermediateConfig(o) });
+  if (intermediateMode(o)) targets.push({ name: INTERMEDIATE_NAME, role: "intermediate", configFile: intermediateConfig(o) });
   const builtin = new Set<string>(RESERVED_NAMES);
   const add = (name: string, role: Role, variable: string, what = "") => {
     const p = nameProblem(name);
