@@ -6,7 +6,7 @@ import { join } from "node:path";
 import { UserError } from "../common/errors";
 import { defaultDeps, IssueDeps, Issued, Issuer, issueCa, issueLeaf, serialFrom } from "../x509/issue";
 import { importKeyPair, KeyPair } from "../x509/keys";
-import { bundlePaths, cleanTemps, commitWrites, planBundle, repairKeyMode, tryUnlink } from "./output";
+import { bundlePaths, cleanTemps, commitWrites, planBundle, PlannedWrite, repairKeyMode, tryUnlink } from "./output";
 import { CaRef, intermediateProblems, keyPresent, keyText, loadCa, loadSigningCa, pathLen, readOneCert, rootCa } from "./signing-ca";
 import { makePlan, Orphan, Plan, PlanItem, PlanOptions } from "./plan";
 import { sha256, Stamp, stampWrite, stateDir, writeStamp } from "./state";
@@ -148,24 +148,16 @@ async function execute(plan: Plan, bo: BuildOptions, t0: number): Promise<BuildR
       : undefined;
   if (caItem?.action === "make") {
     const t = Date.now();
-    const inToken = caToken ? { key: await tokenKeyOf(caToken), made: caToken.made } : undefined;
+    const inToken = await keyInToken(caToken);
     const key = inToken?.key ?? (bo.rotate || bo.newKey || root.key.kind !== "file" ? undefined : await reusableKey(root.key.path, caItem.request.key, deps));
     const issued = await issueCa(caItem.request, uniqueDeps, key);
     const bundle = planBundle(join(o.certsDir, root.name), { cert: issued.certPem, key: key ? undefined : issued.keyPem, csr: issued.csrPem });
-    const stamp = stampFor(caItem, issued);
-    if (caKey.token) stamp.files.key = caKey.token.hash;
-    // a CA whose key is in a token: the record in the same commit (a later run without CA_KEY finds the key)
-    const record = caKeyRecordWrite(o, caKey);
-    await commitWrites([...bundle, ...(record ? [record] : []), stampWrite(o.certsDir, stamp)], { fsync });
+    const recorded = await commitCa(o, caKey, bundle, stampFor(caItem, issued), fsync);
     rootFingerprint = sha256(issued.certPem);
     caFingerprint = rootFingerprint;
     result.made.push("ca");
-    const keyNote = inToken ? `, key ${inToken.made ? "made in" : "kept in"} token ${inToken.key.uri}` : key ? ", key kept" : "";
-    log(`made ${root.cert} (CA${keyNote}): ${caItem.reason} [${Date.now() - t} ms]`);
-    if (record) {
-      caKey.token!.recorded = true;
-      log(recordedLine(o, caKey));
-    }
+    log(`made ${root.cert} (CA${keyNote(inToken, !!key)}): ${caItem.reason} [${Date.now() - t} ms]`);
+    if (recorded) log(recorded);
     if (inToken) removeOldKeyFile(bundlePaths(join(o.certsDir, root.name)).key, "CA", log);
   } else if (caItem?.action === "adopt") {
     // the files must form a usable CA before we trust them (the certificate alone when the key is kept offline)
@@ -183,24 +175,17 @@ async function execute(plan: Plan, bo: BuildOptions, t0: number): Promise<BuildR
     if (pathLen(rootFacts) === 0) throw new UserError(`${root.cert}: its path length is 0, so it may not sign an intermediate CA; re-make the root without "pathlenzero" in ${caItem?.target.configFile ?? "ca-csr.json"}`);
     const im = bundlePaths(join(o.certsDir, imItem.target.name));
     // a key in a token: made (or kept) there, never written; else the key file, kept unless a new one is asked for
-    const inToken = imToken ? { key: await tokenKeyOf(imToken), made: imToken.made } : undefined;
+    const inToken = await keyInToken(imToken);
     const key = inToken?.key ?? (bo.rotate || bo.rotateIntermediate || bo.newKey || imKey?.token ? undefined : await reusableKey(im.key, imItem.request.key, deps));
     const issued = await issueLeaf(imItem.request, imItem.profile!, rootIssuer, uniqueDeps, key);
     rootFingerprint ??= sha256(readFileSync(root.cert));
     const bundle = planBundle(join(o.certsDir, imItem.target.name), { cert: issued.certPem, key: key ? undefined : issued.keyPem, csr: issued.csrPem });
-    const stamp = stampFor(imItem, issued, { ...imItem.inputs, ca: rootFingerprint });
-    if (imKey?.token) stamp.files.key = imKey.token.hash;
-    const record = imKey && caKeyRecordWrite(o, imKey);
-    await commitWrites([...bundle, ...(record ? [record] : []), stampWrite(o.certsDir, stamp)], { fsync });
+    const recorded = await commitCa(o, imKey, bundle, stampFor(imItem, issued, { ...imItem.inputs, ca: rootFingerprint }), fsync);
     caFingerprint = sha256(issued.certPem);
     result.made.push(imItem.target.name);
     const clamp = issued.clampedFrom ? `; cut to the root's end ${isoSeconds(issued.notAfter).slice(0, 10)}` : "";
-    const keyNote = inToken ? `, key ${inToken.made ? "made in" : "kept in"} token ${inToken.key.uri}` : key ? ", key kept" : "";
-    log(`made ${im.cert} (intermediate CA${keyNote}, signed by ${root.cert}): ${imItem.reason}${clamp} [${Date.now() - t} ms]`);
-    if (record) {
-      imKey!.token!.recorded = true;
-      log(recordedLine(o, imKey!));
-    }
+    log(`made ${im.cert} (intermediate CA${keyNote(inToken, !!key)}, signed by ${root.cert}): ${imItem.reason}${clamp} [${Date.now() - t} ms]`);
+    if (recorded) log(recorded);
     if (inToken) removeOldKeyFile(im.key, "intermediate CA", log);
   } else if (imItem?.action === "adopt") {
     // an intermediate made elsewhere (cfssl, openssl): its chain to the root and its key are checked first
@@ -257,6 +242,27 @@ async function execute(plan: Plan, bo: BuildOptions, t0: number): Promise<BuildR
   }
   result.ms = Date.now() - t0;
   return result;
+}
+
+/** The key of a CA being made in a token, once its checks passed: the kept one, or the one generated now. */
+const keyInToken = async (p: PreparedTokenKey | undefined): Promise<{ key: KeyPair; made: boolean } | undefined> => (p ? { key: await tokenKeyOf(p), made: p.made } : undefined);
+
+/** How a CA just made got its key, for its log line: made in / kept in its token, or its key file kept. */
+const keyNote = (inToken: { key: KeyPair; made: boolean } | undefined, kept: boolean): string =>
+  inToken ? `, key ${inToken.made ? "made in" : "kept in"} token ${inToken.key.uri}` : kept ? ", key kept" : "";
+
+/**
+ * A CA's one commit: its files, the record of its token key when the record does not say it yet (a later run without
+ * CA_KEY / ROOT_KEY finds the key), and its stamp, in which a token key stands by its URI's hash. Returns the line
+ * saying a record was written, if one was.
+ */
+async function commitCa(o: TreeOptions, ck: CaKey | undefined, bundle: PlannedWrite[], stamp: Stamp, fsync: boolean): Promise<string | undefined> {
+  if (ck?.token) stamp.files.key = ck.token.hash;
+  const record = ck && caKeyRecordWrite(o, ck);
+  await commitWrites([...bundle, ...(record ? [record] : []), stampWrite(o.certsDir, stamp)], { fsync });
+  if (!record) return undefined;
+  ck.token!.recorded = true;
+  return recordedLine(o, ck);
 }
 
 /**
