@@ -6,7 +6,7 @@
 
 import { chmodSync, existsSync, mkdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import { parseCertPem } from "../x509/certinfo";
+import { CertFacts, parseCertPem } from "../x509/certinfo";
 import { UserError } from "../common/errors";
 import { importKeyPair } from "../x509/keys";
 import { defaultDeps, IssueDeps } from "../x509/issue";
@@ -121,19 +121,28 @@ export async function writeSecrets(o: TreeOptions, opts: SecretsOptions = {}): P
   const leftOut: LeftOut[] = [];
   const rootWhy = new Map<string, string>();
   const revoked = readRevoked(o.certsDir).value ?? new Map();
+  // each candidate's certificate, read once: for the revocation check here and for its Secret below
+  const certs = new Map<string, { text: string; facts: CertFacts }>();
   for (const u of loaded.value) {
-    // a revoked certificate in a Secret would be refused by etcd: never shipped (README "Revoked stays revoked")
-    const certFile = certPaths(o.certsDir, u.target.name).cert;
-    const serial = existsSync(certFile) ? parseCertPem(readFileSync(certFile, "utf8"), certFile).serialHex : undefined;
-    if (serial && revoked.has(serial)) {
-      const why = `its certificate ${certFile} is revoked (make revoke); a new one first: make renew NAME=${u.target.name} NEW_KEY=1`;
-      if (opts.user === u.target.name) throw new UserError(`NAME: ${JSON.stringify(u.target.name)}: ${why}`);
-      if (opts.user === undefined) leftOut.push({ user: u.target.name, why, kind: "revoked" });
+    const name = u.target.name;
+    if (opts.user !== undefined && opts.user !== name) continue;
+    const why = rootReason(u.request.cn, u.etcd?.roles);
+    if (why) rootWhy.set(name, why);
+    if (why && opts.user === undefined) {
+      leftOut.push({ user: name, why, kind: "root" });
       continue;
     }
-    const why = rootReason(u.request.cn, u.etcd?.roles);
-    if (why) rootWhy.set(u.target.name, why);
-    if (why && opts.user === undefined) leftOut.push({ user: u.target.name, why, kind: "root" });
+    const certFile = certPaths(o.certsDir, name).cert;
+    if (!existsSync(certFile)) continue; // said below ("run make first")
+    const text = readFileSync(certFile, "utf8");
+    const facts = parseCertPem(text, certFile);
+    certs.set(name, { text, facts });
+    // a revoked certificate in a Secret would be refused by etcd: never shipped (README "Revoked stays revoked")
+    if (revoked.has(facts.serialHex)) {
+      const revokedWhy = `its certificate ${certFile} is revoked (make revoke); a new one first: make renew NAME=${name} NEW_KEY=1`;
+      if (opts.user === name) throw new UserError(`NAME: ${JSON.stringify(name)}: ${revokedWhy}`);
+      leftOut.push({ user: name, why: revokedWhy, kind: "revoked" });
+    }
   }
   const selected = opts.user !== undefined ? [opts.user] : users.filter((u) => !leftOut.some((l) => l.user === u));
   if (opts.secretName !== undefined) {
@@ -150,11 +159,13 @@ export async function writeSecrets(o: TreeOptions, opts: SecretsOptions = {}): P
   const planned: { user: string; name: string; file: string; data: string }[] = [];
   for (const user of selected) {
     const p = certPaths(o.certsDir, user);
-    for (const f of [p.cert, p.key]) if (!existsSync(f)) throw new UserError(`${f}: does not exist; run "make" first`);
-    const cert = readFileSync(p.cert);
+    const read = certs.get(user);
+    if (!read) throw new UserError(`${p.cert}: does not exist; run "make" first`);
+    if (!existsSync(p.key)) throw new UserError(`${p.key}: does not exist; run "make" first`);
+    const cert = Buffer.from(read.text);
     const key = readFileSync(p.key);
     const kp = await importKeyPair(key.toString("utf8"), p.key, crypto);
-    if (!kp.spki.equals(parseCertPem(cert.toString("utf8"), p.cert).spki)) throw new UserError(`${p.key}: does not match ${p.cert}; run "make" to repair the pair before making its Secret`);
+    if (!kp.spki.equals(read.facts.spki)) throw new UserError(`${p.key}: does not match ${p.cert}; run "make" to repair the pair before making its Secret`);
     const name = opts.secretName ?? defaultSecretName(user);
     const np = secretNameProblem(name, `${join(o.configDir, `req-${user}.json`)}: the user name gives the Secret name`);
     if (np) throw new UserError(`${np}; choose one with NAME=${user} SECRET_NAME=<name>`);
