@@ -11,7 +11,7 @@ import { join } from "node:path";
 import { CertFacts, commonName, parseCertDer, parseCertPem, subjectAltNames, isoSeconds, verifySignature } from "../x509/certinfo";
 import { CrlFacts, parseCrlDer } from "../x509/crl";
 import { nameString } from "./inspect";
-import { signedBy } from "../x509/chain";
+import { caCertFaults, signedBy } from "../x509/chain";
 import { formatProblem, isUserError } from "../common/errors";
 import { formatIp } from "../config/hosts";
 import { CryptoProvider, importKeyPair } from "../x509/keys";
@@ -271,9 +271,7 @@ export async function verifyTree(o: TreeOptions, opts: { deps?: IssueDeps } = {}
   const ca = await checkPair(root.cert, root.key.kind === "file" && !rootOffline ? root.key.path : undefined, problems, crypto);
   if (ca) {
     checked.push("ca");
-    if (!ca.isCa) problems.push(`${root.cert}: is not a CA certificate (basicConstraints CA:FALSE or missing)`);
-    else if (!signedBy(ca, ca)) problems.push(`${root.cert}: is not self-signed (its signature does not verify with its own key)`);
-    if (ca.keyUsageBits && !ca.keyUsageBits.includes(5)) problems.push(`${root.cert}: its key usage does not allow signing certificates (no keyCertSign)`);
+    problems.push(...caCertFaults(ca, { root: true }).map((why) => `${root.cert}: ${why}`));
     checkValidity(root.cert, ca, now, 'a new CA needs "make rotate"', problems);
   }
   // the trust file holds roots only: an intermediate there would become a trust anchor of its own

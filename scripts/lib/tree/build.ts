@@ -13,7 +13,7 @@ import { sha256, Stamp, stampWrite, stateDir, writeStamp } from "./state";
 import { isCaRole, TreeOptions } from "./targets";
 import { acquireLock } from "./lock";
 import { isoSeconds } from "../x509/certinfo";
-import { signedBy } from "../x509/chain";
+import { caCertFaults } from "../x509/chain";
 import { KeySpec } from "../config/request";
 import { CaKey, caKeyRecordWrite, PreparedTokenKey, prepareTokenKey, recordedLine, rememberCaKey, resolveCaKey, resolveIntermediateKey, tokenKeyOf } from "./ca-key";
 
@@ -278,15 +278,7 @@ function removeOldKeyFile(file: string, what: string, log: (l: string) => void):
 /** A root CA certificate adopted while its key is offline: it must be a self-signed CA allowed to sign, and valid. */
 function checkRootCert(root: CaRef, now: Date): void {
   const f = readOneCert(root.cert, "the root CA certificate");
-  const why = !f.isCa
-    ? "is not a CA certificate (basicConstraints CA:FALSE or missing)"
-    : !signedBy(f, f)
-      ? "is not self-signed (its signature does not verify with its own key)"
-      : f.keyUsageBits && !f.keyUsageBits.includes(5)
-        ? "its key usage does not allow signing certificates (no keyCertSign)"
-        : now > f.notAfter
-          ? `the CA expired on ${isoSeconds(f.notAfter)}`
-          : undefined;
+  const why = caCertFaults(f, { root: true })[0] ?? (now > f.notAfter ? `the CA expired on ${isoSeconds(f.notAfter)}` : undefined);
   if (why) throw new UserError(`${root.cert}: ${why}; not adopted as the root (its key ${keyText(root.key)} is absent)`);
 }
 

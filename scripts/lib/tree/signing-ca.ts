@@ -15,7 +15,7 @@ import { UserError } from "../common/errors";
 import { CertFacts, parseCertDer } from "../x509/certinfo";
 import { ekuOpensslName, missingRoleEkus } from "../config/profile";
 import { children, content, readNode, TAG } from "../x509/der";
-import { signedBy } from "../x509/chain";
+import { caCertFaults, signedBy } from "../x509/chain";
 import { loadIssuer, readText } from "../x509/ca-load";
 import { Issuer } from "../x509/issue";
 import { CryptoProvider } from "../x509/keys";
@@ -274,8 +274,7 @@ export async function loadSigningCa(ca: SigningCa, deps: CaDeps): Promise<Loaded
 export function intermediateProblems(file: string, im: CertFacts, root: CertFacts, rootFile: string, now: Date): string[] {
   const out: string[] = [];
   if (!signedBy(im, root)) out.push(`${file}: is not signed by the root CA in ${rootFile} (its issuer name or signature does not match)`);
-  if (!im.isCa) out.push(`${file}: is not a CA certificate (basicConstraints CA:FALSE or missing)`);
-  if (im.keyUsageBits && !im.keyUsageBits.includes(5)) out.push(`${file}: its key usage does not allow signing certificates (no keyCertSign)`);
+  out.push(...caCertFaults(im, { root: false }).map((why) => `${file}: ${why}`));
   if (im.keyUsageBits && !im.keyUsageBits.includes(6)) out.push(`${file}: its key usage does not allow signing CRLs (no cRLSign)`);
   // the intermediate's EKU (when it has one) constrains every leaf below it, in Go: members need both
   const lack = missingRoleEkus("member", im.extKeyUsages);

@@ -51,6 +51,18 @@ export function signedBy(cert: CertFacts, ca: CertFacts): boolean {
   return cert.issuerDer.equals(ca.subjectDer) && verifySignature(cert, ca.spki);
 }
 
+/**
+ * What keeps a certificate from being a CA that signs certificates, one reason each (no file name): not a CA (or, for
+ * a root, not self-signed), no keyCertSign. Empty when it may sign.
+ */
+export function caCertFaults(f: CertFacts, opts: { root: boolean }): string[] {
+  const out: string[] = [];
+  if (!f.isCa) out.push("is not a CA certificate (basicConstraints CA:FALSE or missing)");
+  else if (opts.root && !signedBy(f, f)) out.push("is not self-signed (its signature does not verify with its own key)");
+  if (f.keyUsageBits && !f.keyUsageBits.includes(5)) out.push("its key usage does not allow signing certificates (no keyCertSign)");
+  return out;
+}
+
 
 /** The CA (among `cas`) that issued `cert`, or undefined. A self-signed CA chains to itself. */
 export function findIssuer(cert: CertFacts, cas: CertFile[]): CertFile | undefined {
