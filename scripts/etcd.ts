@@ -1,34 +1,6 @@
 #!/usr/bin/env node
 // tls-setup etcd: the etcd side of the tree — the RBAC script (users and roles from the configs) and revocation.
-import yargs from "yargs";
 import { runMain } from "./lib/common/errors";
-import { failAsUserError } from "./lib/cli/cli";
-import { treeOptions, toTree } from "./lib/cli/tree-args";
-import { crlCommand, rbacCommand, revokeCommand } from "./lib/etcd/commands";
+import { etcdMain } from "./lib/cli/etcd-main";
 
-runMain("tls-setup etcd", async () => {
-  let code = 0;
-  await treeOptions(yargs(process.argv.slice(2)))
-    .scriptName("tls-setup-etcd")
-    .command("rbac", "write CERTS_DIR/etcd-rbac.sh: etcd users, roles and grants from the configs' \"etcd\" blocks", (y) => y, async (a) => {
-      code = await rbacCommand(toTree(a));
-    })
-    .command(
-      "revoke [name]",
-      "revoke certs/NAME.pem (record its serial) and write CERTS_DIR/crl.pem",
-      (y) => y.positional("name", { type: "string", describe: "the certificate to revoke (e.g. calico-node); required" }),
-      async (a) => {
-        code = await revokeCommand(toTree(a), a.name === undefined || a.name === "" ? undefined : String(a.name));
-      },
-    )
-    .command("crl", "write a fresh CERTS_DIR/crl.pem (new thisUpdate and nextUpdate) listing what is revoked", (y) => y, async (a) => {
-      code = await crlCommand(toTree(a));
-    })
-    .demandCommand(1, "give a command: rbac, revoke, crl")
-    .strict()
-    // a user mistake is one line, not the usage text
-    .fail(failAsUserError)
-    .help()
-    .parseAsync();
-  return code;
-});
+runMain("tls-setup etcd", () => etcdMain(process.argv.slice(2)));

@@ -7,7 +7,9 @@ import { caMain } from "../scripts/lib/cli/ca-main";
 import { reqMain } from "../scripts/lib/cli/req-main";
 import { bareMain } from "../scripts/lib/cli/bare-main";
 import { tlsMain } from "../scripts/lib/cli/tls-main";
-import { snapshot } from "./helpers";
+import { lifecycleMain } from "../scripts/lib/cli/lifecycle-main";
+import { etcdMain } from "../scripts/lib/cli/etcd-main";
+import { snapshot, tempTree } from "./helpers";
 import type { Run } from "./helpers";
 
 /** Each script's program name (the prefix of its error lines) and main, as scripts/NAME.ts passes them to runMain. */
@@ -16,17 +18,19 @@ const MAINS = {
   req: ["req", reqMain],
   bare: ["bare", bareMain],
   tls: ["tls-setup", (args: string[]) => tlsMain(args)],
+  lifecycle: ["tls-setup", (args: string[]) => lifecycleMain(args)],
+  etcd: ["tls-setup etcd", (args: string[]) => etcdMain(args)],
 } as const satisfies Record<string, readonly [string, (args: string[], io: CliIo) => Promise<void | number>]>;
 
 type Write = typeof process.stdout.write;
 
 /**
  * Runs dist/SCRIPT.js's main function here, as `node dist/SCRIPT.js ARGS` would run it in `cwd` with `input` on
- * stdin: returns its exit status and everything written to stdout and stderr while it ran (the library's own writes
- * to process.stdout/stderr included). process.exit is refused while it runs (yargs calls it for --help and its own
+ * stdin (and `env` added to the environment): returns its exit status and everything written to stdout and stderr
+ * while it ran (the library's own writes to process.stdout/stderr included). process.exit is refused while it runs (yargs calls it for --help and its own
  * usage errors): an in-process case must end through runMain's path, so that shows as an internal error here.
  */
-export async function runInProcess(script: keyof typeof MAINS, args: string[], opts: { cwd?: string; input?: string } = {}): Promise<Run> {
+export async function runInProcess(script: keyof typeof MAINS, args: string[], opts: { cwd?: string; input?: string; env?: Record<string, string | undefined> } = {}): Promise<Run> {
   const [prog, main] = MAINS[script];
   let stdout = "";
   let stderr = "";
@@ -44,6 +48,8 @@ export async function runInProcess(script: keyof typeof MAINS, args: string[], o
   process.exit = ((code?: number) => {
     throw new Error(`process.exit(${code}) called by an in-process ${script}`);
   }) as typeof process.exit;
+  const savedEnv = Object.entries(opts.env ?? {}).map(([k]) => [k, process.env[k]] as const);
+  for (const [k, v] of Object.entries(opts.env ?? {})) setEnv(k, v);
   if (opts.cwd) process.chdir(opts.cwd);
   try {
     const code = await exitCodeOf(prog, () => main(args, io), io.err);
@@ -53,11 +59,23 @@ export async function runInProcess(script: keyof typeof MAINS, args: string[], o
     process.stdout.write = saved.out;
     process.stderr.write = saved.err;
     process.exit = saved.exit;
+    for (const [k, v] of savedEnv) setEnv(k, v);
   }
+}
+
+function setEnv(k: string, v: string | undefined): void {
+  if (v === undefined) delete process.env[k];
+  else process.env[k] = v;
 }
 
 /** `tls-setup ARGS --config-dir … --certs-dir …` on a tree, in process. */
 export const tlsOn = (t: { config: string; certs: string }, ...args: string[]): Promise<Run> => runInProcess("tls", [...args, "--config-dir", t.config, "--certs-dir", t.certs]);
+
+/** `lifecycle ARGS --config-dir … --certs-dir …` (check-expiration, verify, renew, inspect, secrets) on a tree, in process. */
+export const lifecycleOn = (t: { config: string; certs: string }, ...args: string[]): Promise<Run> => runInProcess("lifecycle", [...args, "--config-dir", t.config, "--certs-dir", t.certs]);
+
+/** `etcd ARGS --config-dir … --certs-dir …` (rbac, revoke, crl) on a tree, in process. */
+export const etcdOn = (t: { config: string; certs: string }, ...args: string[]): Promise<Run> => runInProcess("etcd", [...args, "--config-dir", t.config, "--certs-dir", t.certs]);
 
 /**
  * A `tls-setup ca-rotate STEP` on the tree refused as a user error: exit 1, exactly one line matching `re`, no stack,
@@ -70,4 +88,15 @@ export async function expectStepRefused(t: { config: string; certs: string }, st
   expect(r.stderr).toMatch(re);
   expect(r.stderr).not.toMatch(/\n\s+at /);
   expect(snapshot(t.certs)).toEqual(before);
+}
+
+/**
+ * A temp tree (tempTree's configs, `examples` added) built as `make` builds it, in process: for tests whose subject
+ * comes after the first build. Fails the test when the build does not succeed.
+ */
+export async function builtTree(opts: { examples?: string[] } = {}): Promise<ReturnType<typeof tempTree>> {
+  const t = tempTree(opts);
+  const r = await tlsOn(t, "build");
+  if (r.status !== 0) throw new Error(`builtTree: tls-setup build exited ${r.status}: ${r.stderr}`);
+  return t;
 }
