@@ -4,6 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { FIXTURES, mode, runMake, sh, snapshot, tempTree, ROOT } from "./helpers";
 import { view } from "./x509";
+import { tlsOn } from "./in-process";
 
 type Tree = ReturnType<typeof tempTree>;
 const LEAVES = ["etcd1", "etcd2", "etcd3", "proxy1", "root"];
@@ -11,6 +12,16 @@ const LEAVES = ["etcd1", "etcd2", "etcd3", "proxy1", "root"];
 function make(tree: Tree, targets: string[] = [], extra: string[] = []) {
   const r = runMake(targets, tree, extra);
   if (r.status !== 0) throw new Error(`make ${targets.join(" ")} failed (${r.status}):\n${r.stdout}\n${r.stderr}`);
+  return r;
+}
+
+/**
+ * What `make` runs on a fresh tree (tls-setup build, `args` added as the Makefile would pass its variables), in this
+ * process: for the setup before a test's subject. Throws when the build fails, as make() does.
+ */
+async function buildInProcess(tree: Tree, ...args: string[]) {
+  const r = await tlsOn(tree, "build", ...args);
+  if (r.status !== 0) throw new Error(`tls-setup build ${args.join(" ")} failed (${r.status}):\n${r.stdout}\n${r.stderr}`);
   return r;
 }
 
@@ -43,9 +54,9 @@ const editJson = (file: string, f: (j: Record<string, unknown>) => void) => {
 
 describe("the tree make builds", () => {
   let tree: Tree;
-  beforeAll(() => {
+  beforeAll(async () => {
     tree = tempTree({ examples: ["calico-node", "kube-apiserver"] });
-    make(tree);
+    await buildInProcess(tree);
   });
   afterAll(() => rmSync(tree.dir, { recursive: true, force: true }));
 
@@ -106,8 +117,8 @@ describe("incremental make", () => {
   const tree: Tree = tempTree({ examples: ["calico-cni"] });
   const pristine = mkdtempSync(join(tmpdir(), "tls-setup-test-pristine-"));
   let base: Record<string, string>;
-  beforeAll(() => {
-    make(tree);
+  beforeAll(async () => {
+    await buildInProcess(tree);
     cpSync(tree.dir, pristine, { recursive: true });
   });
   beforeEach(() => {
@@ -305,9 +316,10 @@ describe("make -j and other directories", () => {
 });
 
 describe("orphans and make prune", () => {
-  test("members and proxies dropped from ETCD_MEMBERS / PROXIES are orphans that say so; make prune removes exactly them", () => {
+  test("members and proxies dropped from ETCD_MEMBERS / PROXIES are orphans that say so; make prune removes exactly them", async () => {
     const tree = tempTree({ examples: ["calico-cni"] });
-    make(tree, [], ["ETCD_MEMBERS=etcd1 etcd2 etcd3 etcd4 etcd5", "PROXIES=proxy1 proxy2"]);
+    // the setup, as make ETCD_MEMBERS=... PROXIES=... runs it (--members, --proxies); the subject is the plain make after
+    await buildInProcess(tree, "--members", "etcd1 etcd2 etcd3 etcd4 etcd5", "--proxies", "proxy1 proxy2");
     unlinkSync(join(tree.config, "req-calico-cni.json"));
     const r = make(tree);
     expect(r.stderr.split("\n").filter((l) => l.startsWith("orphaned:"))).toEqual([

@@ -7,8 +7,9 @@ import { X509Certificate } from "node:crypto";
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { runMake, runScript, sh, snapshot, tempTree } from "./helpers";
-import { allFiles, expectRefused, haveHsm as haveJudges, hsm, MODULE, PIN, privateKeysIn, revokedNames, spkiOf } from "./pkcs11-helpers";
+import { runMake, sh, snapshot, tempTree } from "./helpers";
+import { runInProcess } from "./in-process";
+import { allFiles, expectRefused, haveHsm as haveJudges, hsm, makeInProcess, MODULE, PIN, privateKeysIn, revokedNames, spkiOf, tokenInProcess } from "./pkcs11-helpers";
 
 const haveHsm = haveJudges();
 const it_ = haveHsm ? it : it.skip;
@@ -24,7 +25,18 @@ const t = tempTree({ examples: ["calicoctl"] });
 const c = (f: string) => join(t.certs, f);
 const outputs: string[] = [];
 
-function make(targets: string[], extra: string[] = [], env: NodeJS.ProcessEnv = hsmEnv) {
+/** What make runs for TARGETS, in this process (pkcs11-helpers' makeInProcess), on the file's one token. */
+async function make(targets: string[], extra: string[] = [], env: Record<string, string> = hsmEnv) {
+  const r = await makeInProcess(targets, t, extra, env);
+  outputs.push(r.stdout, r.stderr);
+  return r;
+}
+
+/**
+ * make in a process of its own: make's own refusals, and what this file's long-lived process would hide (the token
+ * stays logged in and the provider loaded once opened): a wrong or missing PIN, a run that needs no PIN, the provider.
+ */
+function makeSpawned(targets: string[], extra: string[] = [], env: NodeJS.ProcessEnv = hsmEnv) {
   const r = runMake(targets, t, extra, { env });
   outputs.push(r.stdout, r.stderr);
   return r;
@@ -36,6 +48,11 @@ const leaves = () => {
   const revoked = revokedNames(t.certs);
   return readdirSync(t.certs).filter((f) => f.endsWith(".pem") && !f.endsWith("-key.pem") && f !== "ca.pem" && f !== "crl.pem" && !revoked.has(f.slice(0, -4)));
 };
+/** openssl verify -x509_strict of every leaf against the CA, in one call: a "FILE: OK" line per leaf. */
+const expectLeavesVerify = () => {
+  const files = leaves().map(c);
+  expect(sh("openssl", ["verify", "-x509_strict", "-CAfile", c("ca.pem"), ...files]).trim().split("\n")).toEqual(files.map((f) => `${f}: OK`));
+};
 const serialOf = (f: string) => new X509Certificate(readFileSync(c(f))).serialNumber.toLowerCase();
 
 /** One line on stderr, non-zero, nothing in certs/ changed. */
@@ -44,10 +61,11 @@ const refused = (r: { status: number | null; stderr: string }, before: Record<st
 beforeAll(() => {
   if (haveHsm) token.init();
 }, 300_000);
+if (haveHsm) tokenInProcess(token);
 
 describe("a tree whose CA key is in a SoftHSM2 token", () => {
-  it_("make CA_KEY=pkcs11:... makes the CA key inside the token and records the choice, never the PIN", () => {
-    const r = make([], keyVars);
+  it_("make CA_KEY=pkcs11:... makes the CA key inside the token and records the choice, never the PIN", async () => {
+    const r = await make([], keyVars);
     expect(r.status).toBe(0);
     expect(r.stdout).toMatch(/key made in token pkcs11:token=etcd-ca;object=ca/);
     expect(existsSync(c("ca-key.pem"))).toBe(false);
@@ -81,70 +99,72 @@ describe("a tree whose CA key is in a SoftHSM2 token", () => {
     expect(keys.length).toBeGreaterThanOrEqual(leaves().length);
     expect(keys.filter((k) => k.spki === caSpki())).toEqual([]);
     expect(leaves().sort()).toEqual(["calicoctl.pem", "etcd1.pem", "etcd2.pem", "etcd3.pem", "proxy1.pem", "root.pem"]);
-    for (const leaf of leaves()) expect(sh("openssl", ["verify", "-x509_strict", "-CAfile", c("ca.pem"), c(leaf)]).trim()).toBe(`${c(leaf)}: OK`);
+    expectLeavesVerify();
     // the CA signed itself through the token too
     expect(sh("openssl", ["verify", "-x509_strict", "-CAfile", c("ca.pem"), c("ca.pem")]).trim()).toBe(`${c("ca.pem")}: OK`);
   });
 
-  it_("later runs find the key through the record: nothing stale needs no PIN; renew signs through the token", () => {
-    const idle = make([], [], { SOFTHSM2_CONF: hsmEnv.SOFTHSM2_CONF, PKCS11_PIN: "" });
+  it_("later runs find the key through the record: nothing stale needs no PIN; renew signs through the token", async () => {
+    const idle = makeSpawned([], [], { SOFTHSM2_CONF: hsmEnv.SOFTHSM2_CONF, PKCS11_PIN: "" });
     expect(idle.status).toBe(0);
     expect(idle.stdout).toMatch(/made 0, unchanged 7/);
     const before = serialOf("etcd1.pem");
-    const r = make(["renew"], ["WARN_DAYS=36500"]);
+    const r = await make(["renew"], ["WARN_DAYS=36500"]);
     expect(r.status).toBe(0);
     expect(serialOf("etcd1.pem")).not.toBe(before);
-    for (const leaf of leaves()) expect(sh("openssl", ["verify", "-x509_strict", "-CAfile", c("ca.pem"), c(leaf)]).trim()).toBe(`${c(leaf)}: OK`);
+    expectLeavesVerify();
     expect(privateKeysIn(t.certs).filter((k) => k.spki === caSpki())).toEqual([]);
   });
 
-  it_("make revoke signs the CRL through the token; openssl verifies it and lists the serial", () => {
+  it_("make revoke signs the CRL through the token; openssl verifies it and lists the serial", async () => {
     const serial = serialOf("calicoctl.pem");
-    const r = make(["revoke", "NAME=calicoctl"]);
+    const r = await make(["revoke", "NAME=calicoctl"]);
     expect(r.status).toBe(0);
     const v = spawnSync("openssl", ["crl", "-in", c("crl.pem"), "-CAfile", c("ca.pem"), "-verify", "-noout"], { encoding: "utf8" });
     expect(v.stderr.trim()).toBe("verify OK");
     expect(sh("openssl", ["crl", "-in", c("crl.pem"), "-noout", "-text"]).toLowerCase().replace(/:/g, "")).toContain(serial.replace(/^(00)+/, ""));
-    expect(make(["crl"]).status).toBe(0);
+    expect((await make(["crl"])).status).toBe(0);
     const v2 = spawnSync("openssl", ["crl", "-in", c("crl.pem"), "-CAfile", c("ca.pem"), "-verify", "-noout"], { encoding: "utf8" });
     expect(v2.stderr.trim()).toBe("verify OK");
-    const verify = make(["verify"]);
+    const verify = await make(["verify"]);
     expect(verify.status).toBe(0);
     expect(verify.stdout).toMatch(/0 problems/);
   });
 
-  it_("req -ca-key pkcs11:... (the cfssl-style script) signs with the token's key", () => {
+  it_("req -ca-key pkcs11:... (the cfssl-style script) signs with the token's key", async () => {
     const csr = join(t.dir, "req-one.json");
     writeFileSync(csr, JSON.stringify({ CN: "one", hosts: ["one.example"], key: { algo: "ecdsa", size: 256 } }));
-    const r = runScript("req", ["-ca", c("ca.pem"), "-ca-key", URI, "-config", join(t.config, "ca-config.json"), csr], { env: { ...hsmEnv, PKCS11_MODULE: MODULE } });
+    const r = await runInProcess("req", ["-ca", c("ca.pem"), "-ca-key", URI, "-config", join(t.config, "ca-config.json"), csr], { env: { ...hsmEnv, PKCS11_MODULE: MODULE } });
     expect(r.status).toBe(0);
     const cert = join(t.dir, "one.pem");
     writeFileSync(cert, JSON.parse(r.stdout).cert);
     expect(sh("openssl", ["verify", "-x509_strict", "-CAfile", c("ca.pem"), cert]).trim()).toBe(`${cert}: OK`);
   });
 
-  it_("make rotate refuses to replace the token's key in place, and makes a new CA under a new object name", () => {
+  it_("make rotate refuses to replace the token's key in place, and makes a new CA under a new object name", async () => {
     const before = snapshot(t.certs);
-    refused(make(["rotate"]), before, /already holds a private key by that name.*object=ca-2/);
-    const r = make(["rotate"], ["CA_KEY=pkcs11:token=etcd-ca;object=ca-2"]);
+    refused(await make(["rotate"]), before, /already holds a private key by that name.*object=ca-2/);
+    const r = await make(["rotate"], ["CA_KEY=pkcs11:token=etcd-ca;object=ca-2"]);
     expect(r.status).toBe(0);
     expect(JSON.parse(readFileSync(c(".tls-setup/ca-key.ref"), "utf8")).uri).toBe("pkcs11:token=etcd-ca;object=ca-2");
-    for (const leaf of leaves()) expect(sh("openssl", ["verify", "-x509_strict", "-CAfile", c("ca.pem"), c(leaf)]).trim()).toBe(`${c(leaf)}: OK`);
+    expectLeavesVerify();
     expect(privateKeysIn(t.certs).filter((k) => k.spki === caSpki())).toEqual([]);
   });
 
-  it_("an RSA CA key made in the token signs leaves and the CRL with the hash Go would pick (RSA 3072: SHA-384)", () => {
+  it_("an RSA CA key made in the token signs leaves and the CRL with the hash Go would pick (RSA 3072: SHA-384)", async () => {
     const rsa = tempTree();
     const caCsr = join(rsa.config, "ca-csr.json");
     writeFileSync(caCsr, JSON.stringify({ ...JSON.parse(readFileSync(caCsr, "utf8")), key: { algo: "rsa", size: 3072 } }));
-    const r = runMake([], rsa, ["CA_KEY=pkcs11:token=etcd-ca;object=ca-rsa", `PKCS11_MODULE=${MODULE}`], { env: hsmEnv });
+    const r = await makeInProcess([], rsa, ["CA_KEY=pkcs11:token=etcd-ca;object=ca-rsa", `PKCS11_MODULE=${MODULE}`], hsmEnv);
     outputs.push(r.stdout, r.stderr);
     expect(r.status).toBe(0);
     const ca = join(rsa.certs, "ca.pem");
     expect(sh("openssl", ["x509", "-in", ca, "-noout", "-text"])).toMatch(/Signature Algorithm: sha384WithRSAEncryption[\s\S]*Public-Key: \(3072 bit\)/);
     expect(existsSync(join(rsa.certs, "ca-key.pem"))).toBe(false);
     for (const leaf of ["etcd1.pem", "root.pem"]) expect(sh("openssl", ["verify", "-x509_strict", "-CAfile", ca, join(rsa.certs, leaf)]).trim()).toBe(`${join(rsa.certs, leaf)}: OK`);
-    expect(runMake(["revoke", "NAME=root"], rsa, [], { env: hsmEnv }).status).toBe(0);
+    const revoke = await makeInProcess(["revoke", "NAME=root"], rsa, [], hsmEnv);
+    outputs.push(revoke.stdout, revoke.stderr);
+    expect(revoke.status).toBe(0);
     expect(spawnSync("openssl", ["crl", "-in", join(rsa.certs, "crl.pem"), "-CAfile", ca, "-verify", "-noout"], { encoding: "utf8" }).stderr.trim()).toBe("verify OK");
     expect(tool(["--list-objects", "--type", "privkey"]).stdout).toMatch(/Private Key Object; RSA[\s\S]*?label:\s+ca-rsa[\s\S]*?Access:\s+sensitive, always sensitive, never extractable/);
   });
@@ -156,46 +176,48 @@ describe("a tree whose CA key is in a SoftHSM2 token", () => {
 });
 
 describe("errors are one line and change nothing", () => {
-  const renewOne = (extra: string[] = [], env: NodeJS.ProcessEnv = hsmEnv) => make(["renew", "NAME=etcd1"], extra, env);
+  const renewOne = (extra: string[] = []) => make(["renew", "NAME=etcd1"], extra);
+  /** in a process of its own: a PIN that is wrong, missing or read from a file, the provider's packages */
+  const renewSpawned = (extra: string[] = [], env: NodeJS.ProcessEnv = hsmEnv) => makeSpawned(["renew", "NAME=etcd1"], extra, env);
 
-  it_("a wrong PIN", () => refused(renewOne([], { ...hsmEnv, PKCS11_PIN: "not-the-pin" }), snapshot(t.certs), /PKCS11_PIN: token "etcd-ca": the PIN is wrong/));
-  it_("no PIN at all", () => refused(renewOne([], { ...hsmEnv, PKCS11_PIN: "" }), snapshot(t.certs), /PKCS11_PIN: the token "etcd-ca" needs its user PIN/));
+  it_("a wrong PIN", () => refused(renewSpawned([], { ...hsmEnv, PKCS11_PIN: "not-the-pin" }), snapshot(t.certs), /PKCS11_PIN: token "etcd-ca": the PIN is wrong/));
+  it_("no PIN at all", () => refused(renewSpawned([], { ...hsmEnv, PKCS11_PIN: "" }), snapshot(t.certs), /PKCS11_PIN: the token "etcd-ca" needs its user PIN/));
   it_("the PIN from PKCS11_PIN_FILE works, a missing file is named", () => {
     const pinFile = join(hsmDir, "pin");
     writeFileSync(pinFile, `${PIN}\n`, { mode: 0o600 });
-    expect(renewOne([], { SOFTHSM2_CONF: hsmEnv.SOFTHSM2_CONF, PKCS11_PIN: "", PKCS11_PIN_FILE: pinFile }).status).toBe(0);
-    refused(renewOne([], { SOFTHSM2_CONF: hsmEnv.SOFTHSM2_CONF, PKCS11_PIN: "", PKCS11_PIN_FILE: join(hsmDir, "nope") }), snapshot(t.certs), /PKCS11_PIN_FILE: .*nope: does not exist/);
+    expect(renewSpawned([], { SOFTHSM2_CONF: hsmEnv.SOFTHSM2_CONF, PKCS11_PIN: "", PKCS11_PIN_FILE: pinFile }).status).toBe(0);
+    refused(renewSpawned([], { SOFTHSM2_CONF: hsmEnv.SOFTHSM2_CONF, PKCS11_PIN: "", PKCS11_PIN_FILE: join(hsmDir, "nope") }), snapshot(t.certs), /PKCS11_PIN_FILE: .*nope: does not exist/);
   });
-  it_("a PIN on make's command line", () => refused(make(["renew", "NAME=etcd1", `PKCS11_PIN=${PIN}`], [], { SOFTHSM2_CONF: hsmEnv.SOFTHSM2_CONF }), snapshot(t.certs), /PKCS11_PIN: not on make's command line/));
-  it_("a missing token", () => refused(renewOne(["CA_KEY=pkcs11:token=no-such-token;object=ca-2"]), snapshot(t.certs), /no token matches .*its tokens: "etcd-ca"/));
-  it_("a missing object", () => refused(renewOne(["CA_KEY=pkcs11:token=etcd-ca;object=nothing"]), snapshot(t.certs), /holds no private key by that name/));
-  it_("an object that is not a private key (a certificate, a secret key)", () => {
+  it_("a PIN on make's command line", () => refused(makeSpawned(["renew", "NAME=etcd1", `PKCS11_PIN=${PIN}`], [], { SOFTHSM2_CONF: hsmEnv.SOFTHSM2_CONF }), snapshot(t.certs), /PKCS11_PIN: not on make's command line/));
+  it_("a missing token", async () => refused(await renewOne(["CA_KEY=pkcs11:token=no-such-token;object=ca-2"]), snapshot(t.certs), /no token matches .*its tokens: "etcd-ca"/));
+  it_("a missing object", async () => refused(await renewOne(["CA_KEY=pkcs11:token=etcd-ca;object=nothing"]), snapshot(t.certs), /holds no private key by that name/));
+  it_("an object that is not a private key (a certificate, a secret key)", async () => {
     expect(tool(["--write-object", c("ca.pem"), "--type", "cert", "--label", "cacert"]).status).toBe(0);
     expect(tool(["--keygen", "--key-type", "AES:32", "--label", "aes"]).status).toBe(0);
-    refused(renewOne(["CA_KEY=pkcs11:token=etcd-ca;object=cacert"]), snapshot(t.certs), /holds a certificate by that name but no private key/);
-    refused(renewOne(["CA_KEY=pkcs11:token=etcd-ca;object=aes"]), snapshot(t.certs), /holds a secret key by that name but no private key/);
+    refused(await renewOne(["CA_KEY=pkcs11:token=etcd-ca;object=cacert"]), snapshot(t.certs), /holds a certificate by that name but no private key/);
+    refused(await renewOne(["CA_KEY=pkcs11:token=etcd-ca;object=aes"]), snapshot(t.certs), /holds a secret key by that name but no private key/);
   });
-  it_("a private key of a kind we do not sign with (EC secp256k1)", () => {
+  it_("a private key of a kind we do not sign with (EC secp256k1)", async () => {
     expect(tool(["--keypairgen", "--key-type", "EC:secp256k1", "--label", "k1"]).status).toBe(0);
-    refused(renewOne(["CA_KEY=pkcs11:token=etcd-ca;object=k1"]), snapshot(t.certs), /is an EC key on a curve we do not sign with/);
+    refused(await renewOne(["CA_KEY=pkcs11:token=etcd-ca;object=k1"]), snapshot(t.certs), /is an EC key on a curve we do not sign with/);
   });
-  it_("a token key that is not the CA certificate's", () => {
-    expect(make(["plan"], ["CA_KEY=pkcs11:token=etcd-ca;object=ca"]).stdout).toMatch(/adopt ca .*the CA key is now pkcs11:token=etcd-ca;object=ca; adopting it once it proves to be the CA's/);
-    refused(renewOne(["CA_KEY=pkcs11:token=etcd-ca;object=ca"]), snapshot(t.certs), /does not belong to the CA certificate/);
+  it_("a token key that is not the CA certificate's", async () => {
+    expect((await make(["plan"], ["CA_KEY=pkcs11:token=etcd-ca;object=ca"])).stdout).toMatch(/adopt ca .*the CA key is now pkcs11:token=etcd-ca;object=ca; adopting it once it proves to be the CA's/);
+    refused(await renewOne(["CA_KEY=pkcs11:token=etcd-ca;object=ca"]), snapshot(t.certs), /does not belong to the CA certificate/);
   });
-  it_("the module missing or not a module", () => {
-    refused(renewOne([`PKCS11_MODULE=${join(hsmDir, "none.so")}`]), snapshot(t.certs), /PKCS11_MODULE: .*none\.so: does not exist/);
-    refused(renewOne(["PKCS11_MODULE=/etc/hostname"]), snapshot(t.certs), /PKCS11_MODULE: \/etc\/hostname: cannot be loaded as a PKCS#11 module/);
+  it_("the module missing or not a module", async () => {
+    refused(await renewOne([`PKCS11_MODULE=${join(hsmDir, "none.so")}`]), snapshot(t.certs), /PKCS11_MODULE: .*none\.so: does not exist/);
+    refused(await renewOne(["PKCS11_MODULE=/etc/hostname"]), snapshot(t.certs), /PKCS11_MODULE: \/etc\/hostname: cannot be loaded as a PKCS#11 module/);
   });
-  it_("the provider packages not installed", () => {
-    refused(renewOne([], { ...hsmEnv, TLS_SETUP_PKCS11_DEPS: join(hsmDir, "empty") }), snapshot(t.certs), /provider packages .* are not installed; run "make pkcs11-deps"/);
+  it_("the provider packages not installed", async () => {
+    refused(renewSpawned([], { ...hsmEnv, TLS_SETUP_PKCS11_DEPS: join(hsmDir, "empty") }), snapshot(t.certs), /provider packages .* are not installed; run "make pkcs11-deps"/);
   });
-  it_("a bad URI: an unknown attribute, a PIN in it, a type that cannot sign, no key named", () => {
-    refused(renewOne(["CA_KEY=pkcs11:token=etcd-ca;objekt=ca"]), snapshot(t.certs), /CA_KEY: .*unknown attribute "objekt"; accepted: token, /);
-    refused(renewOne([`CA_KEY=pkcs11:token=etcd-ca;object=ca?pin-value=${PIN}`]), snapshot(t.certs), /CA_KEY: a PIN is never written in the URI/);
-    refused(renewOne(["CA_KEY=pkcs11:token=etcd-ca;object=ca;type=cert"]), snapshot(t.certs), /type: "cert" cannot sign/);
-    refused(renewOne(["CA_KEY=pkcs11:token=etcd-ca"]), snapshot(t.certs), /names no key; give object=/);
-    refused(renewOne(["CA_KEY=certs/other-key.pem"]), snapshot(t.certs), /CA_KEY: "certs\/other-key.pem" is not a PKCS#11 URI/);
+  it_("a bad URI: an unknown attribute, a PIN in it, a type that cannot sign, no key named", async () => {
+    refused(await renewOne(["CA_KEY=pkcs11:token=etcd-ca;objekt=ca"]), snapshot(t.certs), /CA_KEY: .*unknown attribute "objekt"; accepted: token, /);
+    refused(renewSpawned([`CA_KEY=pkcs11:token=etcd-ca;object=ca?pin-value=${PIN}`]), snapshot(t.certs), /CA_KEY: a PIN is never written in the URI/);
+    refused(await renewOne(["CA_KEY=pkcs11:token=etcd-ca;object=ca;type=cert"]), snapshot(t.certs), /type: "cert" cannot sign/);
+    refused(await renewOne(["CA_KEY=pkcs11:token=etcd-ca"]), snapshot(t.certs), /names no key; give object=/);
+    refused(await renewOne(["CA_KEY=certs/other-key.pem"]), snapshot(t.certs), /CA_KEY: "certs\/other-key.pem" is not a PKCS#11 URI/);
   });
 });
 

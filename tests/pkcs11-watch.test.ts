@@ -5,8 +5,8 @@
 import { ChildProcess, spawn } from "node:child_process";
 import { copyFileSync, existsSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { DIST, FIXTURES, runMake, sh, tempTree } from "./helpers";
-import { haveHsm, hsm, MODULE, PIN, privateKeysIn } from "./pkcs11-helpers";
+import { DIST, FIXTURES, sh, tempTree } from "./helpers";
+import { haveHsm, hsm, makeInProcess, MODULE, PIN, privateKeysIn, tokenInProcess } from "./pkcs11-helpers";
 
 const it_ = haveHsm() ? it : it.skip;
 const token = hsm();
@@ -17,6 +17,7 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 beforeAll(() => {
   if (haveHsm()) token.init();
 }, 300_000);
+if (haveHsm()) tokenInProcess(token);
 
 afterAll(() => {
   for (const p of procs) if (p.exitCode === null) p.kill("SIGKILL");
@@ -46,7 +47,8 @@ async function addUserAndWait(t: { config: string; certs: string }, w: { out: st
 it_("root mode: the watcher signs a new user's certificate with the CA key in the token", async () => {
   const t = tempTree();
   trees.push(t);
-  const made = runMake([], t, [`CA_KEY=pkcs11:token=etcd-ca;object=watch-ca`, `PKCS11_MODULE=${MODULE}`], { env: token.env });
+  // the setup build, as make CA_KEY=... runs it, in this process (the watcher, the subject, is a process of its own)
+  const made = await makeInProcess([], t, [`CA_KEY=pkcs11:token=etcd-ca;object=watch-ca`, `PKCS11_MODULE=${MODULE}`], token.env);
   expect([made.status, made.stderr]).toEqual([0, ""]);
   const w = watch(t);
   await addUserAndWait(t, w, "alice");
@@ -63,7 +65,8 @@ it_("intermediate mode: the watcher signs through the intermediate's token key, 
   const t = tempTree();
   trees.push(t);
   copyFileSync(join(FIXTURES, "examples", "intermediate-csr.json"), join(t.config, "intermediate-csr.json"));
-  const made = runMake([], t, [`CA_KEY=pkcs11:token=etcd-ca;object=watch-im`, `PKCS11_MODULE=${MODULE}`], { env: token.env });
+  // the setup build, as make CA_KEY=... runs it, in this process (the watcher, the subject, is a process of its own)
+  const made = await makeInProcess([], t, [`CA_KEY=pkcs11:token=etcd-ca;object=watch-im`, `PKCS11_MODULE=${MODULE}`], token.env);
   expect([made.status, made.stderr]).toEqual([0, ""]);
   renameSync(join(t.certs, "ca-key.pem"), join(t.dir, "ca-key.offline"));
   expect(existsSync(join(t.certs, "intermediate-key.pem"))).toBe(false);
