@@ -7,7 +7,7 @@ import fsp from "node:fs/promises";
 import { spawnSync } from "node:child_process";
 import { join } from "node:path";
 import { describeWith, haveTool, mode, sh, snapshot } from "./helpers";
-import { expiryTree, lifecycle, make, openssl509, opensslNotAfter, Tree } from "./lifecycle-fixtures";
+import { expiryTree, lifecycle, make, openssl509, Tree } from "./lifecycle-fixtures";
 import { writeMetricsFile } from "../scripts/lib/lifecycle/metrics";
 
 const haveOpenssl = haveTool("openssl");
