@@ -4,7 +4,6 @@ import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { runMake, sh, tempTree } from "./helpers";
 import type { Run } from "./helpers";
-import { runInProcess } from "./in-process";
 
 /** ca-config.json with the shipped default, a 10-day "user" profile and a "past" profile that ended in 2020. */
 export const SHORT_CA_CONFIG = {
@@ -53,10 +52,13 @@ export const treeArgs = (t: Tree): string[] => ["--config-dir", t.config, "--cer
  * what make's variables become, e.g. WARN_DAYS=5 → "--warn-days", "5"). The status is the script's (1 where make
  * would say 2).
  */
-export const lifecycle = (t: Tree, cmd: string, args: string[] = [], env?: Record<string, string | undefined>): Promise<Run> => runInProcess("lifecycle", [cmd, ...treeArgs(t), ...args], { env });
+export const lifecycle = async (t: Tree, cmd: string, args: string[] = [], env?: Record<string, string | undefined>): Promise<Run> => (await inProcess())("lifecycle", [cmd, ...treeArgs(t), ...args], { env });
 
 /** `make` (make all) in process: `tls.js build $(TREE)`, as the recipe runs it; asserts nothing. */
-export const build = (t: Tree): Promise<Run> => runInProcess("tls", ["build", ...treeArgs(t)]);
+export const build = async (t: Tree): Promise<Run> => (await inProcess())("tls", ["build", ...treeArgs(t)]);
+
+// loaded on first use: the unit tests that take only editJson/writeJson from here do not load every script's main
+const inProcess = async () => (await import("./in-process")).runInProcess;
 
 /** The tree after a successful `make` (in process); fails the test when the build does not succeed. */
 export async function made(t: Tree): Promise<Tree> {
