@@ -3,6 +3,7 @@
 import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { runMake, sh, tempTree } from "./helpers";
+import type { Run } from "./helpers";
 
 /** ca-config.json with the shipped default, a 10-day "user" profile and a "past" profile that ended in 2020. */
 export const SHORT_CA_CONFIG = {
@@ -43,16 +44,38 @@ export function addExpiredUser(t: Tree, name: string): void {
 /** make in the project root against the tree; asserts nothing. */
 export const make = (t: Tree, targets: string[], extra: string[] = []) => runMake(targets, t, extra);
 
+/** The tree options the Makefile's TREE passes (ETCD_MEMBERS and PROXIES at their defaults). */
+export const treeArgs = (t: Tree): string[] => ["--config-dir", t.config, "--certs-dir", t.certs, "--members", "etcd1 etcd2 etcd3", "--proxies", "proxy1"];
+
 /**
- * The expiry reports' tree: a short-lived CA's tree with calico-node and an expired user "old", made; plus, where
+ * `make TARGET` for the lifecycle targets, in process: `lifecycle.js CMD $(TREE) ARGS` as the recipe runs it (ARGS:
+ * what make's variables become, e.g. WARN_DAYS=5 → "--warn-days", "5"). The status is the script's (1 where make
+ * would say 2).
+ */
+export const lifecycle = async (t: Tree, cmd: string, args: string[] = [], env?: Record<string, string | undefined>): Promise<Run> => (await inProcess())("lifecycle", [cmd, ...treeArgs(t), ...args], { env });
+
+/** `make` (make all) in process: `tls.js build $(TREE)`, as the recipe runs it; asserts nothing. */
+export const build = async (t: Tree): Promise<Run> => (await inProcess())("tls", ["build", ...treeArgs(t)]);
+
+// loaded on first use: the unit tests that take only editJson/writeJson from here do not load every script's main
+const inProcess = async () => (await import("./in-process")).runInProcess;
+
+/** The tree after a successful `make` (in process); fails the test when the build does not succeed. */
+export async function made(t: Tree): Promise<Tree> {
+  const r = await build(t);
+  if (r.status !== 0) throw new Error(`make (tls.js build) exited ${r.status}: ${r.stderr}`);
+  return t;
+}
+
+/**
+ * The expiry reports' tree: a short-lived CA's tree with calico-node and an expired user "old", made (in process); plus, where
  * openssl is there, NAME.pem: a self-signed P-256 certificate tls-setup did not make (subject SUBJ, openssl's -subj
  * syntax; EXTRA: more `openssl req` arguments).
  */
-export function expiryTree(foreign: { name: string; subj: string; extra?: string[] }, haveOpenssl: boolean): Tree {
+export async function expiryTree(foreign: { name: string; subj: string; extra?: string[] }, haveOpenssl: boolean): Promise<Tree> {
   const t = shortTree(["calico-node"]);
   addExpiredUser(t, "old");
-  const r = make(t, []);
-  if (r.status !== 0) throw new Error(r.stderr);
+  await made(t);
   if (haveOpenssl)
     sh("openssl", ["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-subj", foreign.subj, "-days", "400", ...(foreign.extra ?? []), "-keyout", keyPath(t, foreign.name), "-out", certPath(t, foreign.name)]);
   return t;

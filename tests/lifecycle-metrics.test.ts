@@ -1,11 +1,13 @@
 // make check-expiration FORMAT=prometheus (and METRICS_FILE): node_exporter's textfile format, judged by promtool
-// (Debian's prometheus package) and read back against openssl's notAfter and serial of each certificate.
+// (Debian's prometheus package) and read back against openssl's notAfter and serial of each certificate. The recipe
+// runs in process (lifecycle.js check-expiration with the Makefile's tree options; FORMAT and METRICS_FILE become
+// --format and --metrics-file), but for one spawned make with both variables, which keeps make's wiring of them.
 import fs from "node:fs";
 import fsp from "node:fs/promises";
 import { spawnSync } from "node:child_process";
 import { join } from "node:path";
 import { describeWith, haveTool, mode, sh, snapshot } from "./helpers";
-import { expiryTree, make, openssl509, opensslNotAfter, Tree } from "./lifecycle-fixtures";
+import { expiryTree, lifecycle, make, openssl509, Tree } from "./lifecycle-fixtures";
 import { writeMetricsFile } from "../scripts/lib/lifecycle/metrics";
 
 const haveOpenssl = haveTool("openssl");
@@ -14,9 +16,9 @@ const LEFT = "tls_setup_certificate_expires_in_seconds";
 const ODD_CN = 'odd "quoted" \\ name';
 
 let t: Tree;
-beforeAll(() => {
+beforeAll(async () => {
   // a certificate with a CN that needs escaping in a label value (openssl reads \\ in -subj as one backslash)
-  t = expiryTree({ name: "odd", subj: `/CN=${ODD_CN.replace(/\\/g, "\\\\")}` }, haveOpenssl);
+  t = await expiryTree({ name: "odd", subj: `/CN=${ODD_CN.replace(/\\/g, "\\\\")}` }, haveOpenssl);
 });
 
 interface Sample {
@@ -61,13 +63,13 @@ function promtool(file: string): { status: number | null; out: string } {
 }
 
 describeWith("promtool", "openssl")("FORMAT=prometheus", () => {
-  test("promtool accepts it; every certificate's notAfter and seconds left, labelled, match openssl", () => {
+  test("promtool accepts it; every certificate's notAfter and seconds left, labelled, match openssl", async () => {
     const before = snapshot(t.certs);
     const started = Math.floor(Date.now() / 1000);
-    const r = make(t, ["-s", "check-expiration"], ["FORMAT=prometheus"]);
+    const r = await lifecycle(t, "check-expiration", ["--format", "prometheus"]);
     const ended = Math.ceil(Date.now() / 1000);
-    // the expiring and expired certificates still make it fail (make: 2), as in the other formats
-    expect(r.status).toBe(2);
+    // the expiring and expired certificates still make it fail (the script: 1, make: 2), as in the other formats
+    expect(r.status).toBe(1);
     expect(r.stderr).toContain(join(t.certs, "old.pem"));
     const file = join(t.dir, "stdout.prom");
     fs.writeFileSync(file, r.stdout);
@@ -83,15 +85,18 @@ describeWith("promtool", "openssl")("FORMAT=prometheus", () => {
     expect(reportTime).toBeLessThanOrEqual(ended);
     for (const s of samples.filter((x) => x.name === NOT_AFTER)) {
       const f = join(t.certs, `${s.labels.name}.pem`);
-      const notAfter = opensslNotAfter(f).getTime() / 1000;
+      // one openssl run per certificate for the four fields judged (notAfter, serial, subject and issuer in RFC 2253)
+      const seen = openssl509(f, "-enddate", "-serial", "-subject", "-issuer", "-nameopt", "RFC2253");
+      const field = (k: string) => new RegExp(`^${k}=(.*)$`, "m").exec(seen)?.[1] ?? "";
+      const notAfter = new Date(field("notAfter")).getTime() / 1000;
       expect([s.labels.name, s.value]).toEqual([s.labels.name, notAfter]);
       const left = samples.find((x) => x.name === LEFT && x.labels.name === s.labels.name)!;
       expect(left.value).toBe(notAfter - reportTime);
       expect(left.labels).toEqual(s.labels);
-      const serial = openssl509(f, "-serial").trim().replace(/^serial=/, "").toLowerCase();
+      const serial = field("serial").toLowerCase();
       expect(serial.replace(/^(00)+(?=[89a-f])/, "")).toBe(s.labels.serial);
-      const subject = (flag: string) => /CN=((?:[^,\\\n]|\\.)*)/.exec(openssl509(f, flag, "-nameopt", "RFC2253"))?.[1]?.replace(/\\(.)/g, "$1") ?? "";
-      expect([s.labels.name, s.labels.cn, s.labels.issuer]).toEqual([s.labels.name, subject("-subject"), subject("-issuer")]);
+      const subject = (k: string) => /CN=((?:[^,\\\n]|\\.)*)/.exec(field(k))?.[1]?.replace(/\\(.)/g, "$1") ?? "";
+      expect([s.labels.name, s.labels.cn, s.labels.issuer]).toEqual([s.labels.name, subject("subject"), subject("issuer")]);
     }
     const byName = Object.fromEntries(samples.filter((s) => s.name === NOT_AFTER).map((s) => [s.labels.name, s.labels]));
     expect(byName.odd.cn).toBe(ODD_CN);
@@ -101,8 +106,8 @@ describeWith("promtool", "openssl")("FORMAT=prometheus", () => {
     expect(snapshot(t.certs)).toEqual(before);
   });
 
-  test("promtool is a real judge: an unescaped quote and a missing TYPE family fail it", () => {
-    const r = make(t, ["-s", "check-expiration"], ["FORMAT=prometheus"]);
+  test("promtool is a real judge: an unescaped quote and a missing TYPE family fail it", async () => {
+    const r = await lifecycle(t, "check-expiration", ["--format", "prometheus"]);
     const file = join(t.dir, "bad.prom");
     fs.writeFileSync(file, r.stdout.replace('odd \\"quoted\\"', 'odd "quoted"'));
     expect(promtool(file).status).not.toBe(0);
@@ -110,20 +115,20 @@ describeWith("promtool", "openssl")("FORMAT=prometheus", () => {
     expect(promtool(file).status).not.toBe(0);
   });
 
-  test("METRICS_FILE writes the same text to the file (0644), leaves no temp file, and says so in one line", () => {
+  test("METRICS_FILE writes the same text to the file (0644), leaves no temp file, and says so in one line", async () => {
     const dir = join(t.dir, "textfile");
     fs.mkdirSync(dir);
     const file = join(dir, "tls-setup.prom");
     const certs = fs.readdirSync(t.certs).filter((f) => f.endsWith(".pem") && !f.endsWith("-key.pem")).length;
-    const r = make(t, ["-s", "check-expiration"], [`METRICS_FILE=${file}`]);
-    expect(r.status).toBe(2);
+    const r = await lifecycle(t, "check-expiration", ["--metrics-file", file]);
+    expect(r.status).toBe(1);
     expect(r.stdout.trim()).toBe(`check-expiration: wrote the metrics of ${certs} certificates to ${file}`);
     expect(promtool(file)).toEqual({ status: 0, out: "" });
     expect(mode(file)).toBe(0o644);
     expect(fs.readdirSync(dir)).toEqual(["tls-setup.prom"]);
     const first = parseSamples(fs.readFileSync(file, "utf8")).filter((s) => s.name === NOT_AFTER);
     expect(first).toHaveLength(certs);
-    // again, explicitly FORMAT=prometheus: replaced in place
+    // again, explicitly FORMAT=prometheus: replaced in place (spawned: make's wiring of FORMAT and METRICS_FILE)
     expect(make(t, ["-s", "check-expiration"], ["FORMAT=prometheus", `METRICS_FILE=${file}`]).status).toBe(2);
     expect(parseSamples(fs.readFileSync(file, "utf8")).filter((s) => s.name === NOT_AFTER)).toEqual(first);
     expect(fs.readdirSync(dir)).toEqual(["tls-setup.prom"]);
@@ -158,14 +163,14 @@ test("the metrics file's temp file is in the same directory and does not end in 
   expect(fs.readFileSync(file, "utf8")).toBe("x 1\n");
 });
 
-test("bad FORMAT, FORMAT=json with METRICS_FILE, and a missing directory: one line, nothing written", () => {
+test("bad FORMAT, FORMAT=json with METRICS_FILE, and a missing directory: one line, nothing written", async () => {
   const missing = join(t.dir, "nosuchdir", "m.prom");
   for (const [extra, msg] of [
-    [["FORMAT=xml"], 'FORMAT: "xml" is not an output format; accepted: text, json, prometheus'],
-    [["FORMAT=json", `METRICS_FILE=${join(t.dir, "m.prom")}`], "METRICS_FILE: is written in the prometheus format only"],
-    [[`METRICS_FILE=${missing}`], `METRICS_FILE: ${missing}: its directory ${join(t.dir, "nosuchdir")} does not exist`],
+    [["--format", "xml"], 'FORMAT: "xml" is not an output format; accepted: text, json, prometheus'],
+    [["--format", "json", "--metrics-file", join(t.dir, "m.prom")], "METRICS_FILE: is written in the prometheus format only"],
+    [["--metrics-file", missing], `METRICS_FILE: ${missing}: its directory ${join(t.dir, "nosuchdir")} does not exist`],
   ] as [string[], string][]) {
-    const r = make(t, ["-s", "check-expiration"], extra);
+    const r = await lifecycle(t, "check-expiration", extra);
     expect(r.status).not.toBe(0);
     const lines = r.stderr.split("\n").filter((l) => l && !l.startsWith("make: "));
     expect(lines).toHaveLength(1);

@@ -1,11 +1,12 @@
 // make secrets: Kubernetes Secret manifests parsed with a real YAML parser (strict: duplicate keys are errors) and
-// their data decoded back to the files.
+// their data decoded back to the files. make secrets' recipe runs in process (lifecycle.js secrets with the Makefile's
+// tree options); make itself is spawned for NAME from the environment and for NAME/SECRET_NAME/SECRET_NAMESPACE.
 import { readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { parseAllDocuments } from "yaml";
 import { spawnSync } from "node:child_process";
 import { mode, runMake, sh, snapshot, withOptionalTool } from "./helpers";
-import { certPath, keyPath, make, shortTree, Tree } from "./lifecycle-fixtures";
+import { certPath, keyPath, lifecycle, made, make, shortTree, Tree } from "./lifecycle-fixtures";
 
 /** Parses a manifest strictly: exactly one YAML document, no errors or warnings. */
 function parseManifest(file: string): Record<string, any> {
@@ -38,16 +39,15 @@ function expectSecretOf(t: Tree, user: string, m: Record<string, any>, name: str
 
 describe("make secrets", () => {
   let t: Tree;
-  beforeAll(() => {
+  beforeAll(async () => {
     t = shortTree(["calico-node", "calicoctl"]);
     // a user with etcd's root role: its key is as powerful as root's
     writeFileSync(join(t.config, "req-admin.json"), JSON.stringify({ CN: "admin", etcd: { roles: ["root"] } }));
-    const r = make(t, []);
-    if (r.status !== 0) throw new Error(r.stderr);
+    await made(t);
   });
 
-  test("one Secret per user in certs/k8s/<user>.yaml, mode 0600, decoding to the files; etcd's root user and role left out, and said so", () => {
-    const r = make(t, ["secrets"]);
+  test("one Secret per user in certs/k8s/<user>.yaml, mode 0600, decoding to the files; etcd's root user and role left out, and said so", async () => {
+    const r = await lifecycle(t, "secrets");
     expect(r.status).toBe(0);
     const dir = join(t.certs, "k8s");
     expect(readdirSync(dir).sort()).toEqual(["calico-node.yaml", "calicoctl.yaml"]);
@@ -62,17 +62,17 @@ describe("make secrets", () => {
     expect(r.stdout).toContain(`secrets: apply with "kubectl apply -f ${dir}/"`);
     // a second run rewrites nothing
     const before = snapshot(dir);
-    expect(make(t, ["secrets"]).stdout).toMatch(/unchanged .*calicoctl\.yaml/);
+    expect((await lifecycle(t, "secrets")).stdout).toMatch(/unchanged .*calicoctl\.yaml/);
     expect(snapshot(dir)).toEqual(before);
   });
 
-  test("NAME=root writes root's Secret and says what it holds; then the whole-directory advice is withdrawn", () => {
+  test("NAME=root writes root's Secret and says what it holds; then the whole-directory advice is withdrawn", async () => {
     const dir = join(t.certs, "k8s");
-    const r = make(t, ["secrets"], ["NAME=root"]);
+    const r = await lifecycle(t, "secrets", ["--name", "root"]);
     expect(r.status).toBe(0);
     expectSecretOf(t, "root", parseManifest(join(dir, "root.yaml")), "etcd-root", "kube-system");
     expect(r.stdout).toContain(`secrets: apply with "kubectl apply -f ${join(dir, "root.yaml")}"; it holds etcd's root key (CN root: the etcd root user) (mode 0600)`);
-    const all = make(t, ["secrets"]);
+    const all = await lifecycle(t, "secrets");
     expect(all.status).toBe(0);
     expect(all.stdout).not.toContain("secrets: apply with");
     expect(all.stdout).toContain(`${join(dir, "root.yaml")} (etcd's root key) is also in ${dir}/, so "kubectl apply -f ${dir}/" would upload it`);
@@ -87,15 +87,16 @@ describe("make secrets", () => {
   });
 
   test("NAME, SECRET_NAME and SECRET_NAMESPACE: Calico's calico-etcd-secrets for calico-node", () => {
+    // spawned: make's wiring of NAME, SECRET_NAME and SECRET_NAMESPACE
     const r = make(t, ["secrets"], ["NAME=calico-node", "SECRET_NAME=calico-etcd-secrets", "SECRET_NAMESPACE=calico-system"]);
     expect(r.status).toBe(0);
     expect(r.stdout).toMatch(/calico-node\.yaml: Secret calico-etcd-secrets \(user calico-node/);
     expectSecretOf(t, "calico-node", parseManifest(join(t.certs, "k8s", "calico-node.yaml")), "calico-etcd-secrets", "calico-system");
   });
 
-  test("after a renewal the Secret carries the new certificate", () => {
-    expect(make(t, ["renew"], ["NAME=root", "NEW_KEY=1"]).status).toBe(0);
-    expect(make(t, ["secrets"], ["NAME=root"]).stdout).toMatch(/wrote .*root\.yaml/);
+  test("after a renewal the Secret carries the new certificate", async () => {
+    expect((await lifecycle(t, "renew", ["--name", "root", "--new-key"])).status).toBe(0);
+    expect((await lifecycle(t, "secrets", ["--name", "root"])).stdout).toMatch(/wrote .*root\.yaml/);
     expectSecretOf(t, "root", parseManifest(join(t.certs, "k8s", "root.yaml")), "etcd-root", "kube-system");
   });
 
@@ -114,16 +115,16 @@ describe("make secrets", () => {
     expect([ours.kind, ours.apiVersion, ours.metadata.name, ours.metadata.namespace]).toEqual([ref.kind, ref.apiVersion, ref.metadata.name, ref.metadata.namespace]);
   });
 
-  test("bad names, an unknown user, SECRET_NAME for several users: one-line errors, nothing written", () => {
+  test("bad names, an unknown user, SECRET_NAME for several users: one-line errors, nothing written", async () => {
     const before = snapshot(t.certs);
     const cases: [string[], RegExp][] = [
-      [["SECRET_NAME=calico-etcd-secrets"], /SECRET_NAME: "calico-etcd-secrets" can name one Secret only, but there are 2 users \(calico-node, calicoctl\); select one with NAME=<user>/],
-      [["SECRET_NAMESPACE=Kube_System"], /SECRET_NAMESPACE: "Kube_System" is not a Kubernetes namespace name/],
-      [["NAME=root", "SECRET_NAME=Etcd Root"], /SECRET_NAME: "Etcd Root" is not a valid Secret name/],
-      [["NAME=etcd1"], /NAME: "etcd1" is not an etcd user of .*; known: admin, calico-node, calicoctl, root/],
+      [["--secret-name", "calico-etcd-secrets"], /SECRET_NAME: "calico-etcd-secrets" can name one Secret only, but there are 2 users \(calico-node, calicoctl\); select one with NAME=<user>/],
+      [["--namespace", "Kube_System"], /SECRET_NAMESPACE: "Kube_System" is not a Kubernetes namespace name/],
+      [["--name", "root", "--secret-name", "Etcd Root"], /SECRET_NAME: "Etcd Root" is not a valid Secret name/],
+      [["--name", "etcd1"], /NAME: "etcd1" is not an etcd user of .*; known: admin, calico-node, calicoctl, root/],
     ];
     for (const [vars, msg] of cases) {
-      const r = make(t, ["secrets"], vars);
+      const r = await lifecycle(t, "secrets", vars);
       expect(r.status).not.toBe(0);
       expect(r.stderr).toMatch(msg);
       expect(r.stderr.split("\n").filter((l) => l.startsWith("tls-setup:"))).toHaveLength(1);

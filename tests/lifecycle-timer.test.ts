@@ -1,20 +1,16 @@
 // Renewal on a timer: make renew's RENEW_HOOK and exit codes, and the units shipped in contrib/ — the systemd
 // service and timer judged by systemd-analyze verify, the Kubernetes CronJob by the yaml package in strict mode and
-// kubectl (offline), and each unit's command run against a temp tree.
+// kubectl (offline), and each unit's command run against a temp tree. The units' commands and RENEW_HOOK through make
+// (as written, from the command line and from the environment) stay spawned; the other renewals and every setup `make`
+// run in process (lifecycle.js renew and tls.js build with the Makefile's tree options).
 import { spawnSync } from "node:child_process";
 import { existsSync, mkdtempSync, readFileSync, renameSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { parseAllDocuments } from "yaml";
 import { describeWith, ROOT, sh, snapshot, tempTree, withTools } from "./helpers";
-import { make, shortTree, Tree } from "./lifecycle-fixtures";
+import { lifecycle, made, make, shortTree, Tree } from "./lifecycle-fixtures";
 
 const serial = (f: string) => sh("openssl", ["x509", "-in", f, "-noout", "-serial"]).trim();
-
-function made(t: Tree): Tree {
-  const r = make(t, []);
-  if (r.status !== 0) throw new Error(r.stderr);
-  return t;
-}
 
 /** A hook that records its environment's TLS_SETUP_* variables (one line per run) in FILE. */
 const recorder = (file: string, exit = 0) => `printf '%s|%s|%s\\n' "$TLS_SETUP_RENEWED" "$TLS_SETUP_RENEWED_FILES" "$TLS_SETUP_CERTS_DIR" >> '${file}'; exit ${exit}`;
@@ -23,13 +19,13 @@ const errorLines = (stderr: string) => stderr.split("\n").filter((l) => l && !l.
 describe("make renew RENEW_HOOK", () => {
   let t: Tree;
   let log = "";
-  beforeAll(() => {
-    t = made(shortTree(["calico-node"]));
+  beforeAll(async () => {
+    t = await made(shortTree(["calico-node"]));
     log = join(t.dir, "hook.log");
   });
 
-  test("nothing to renew: exit 0, the hook is not run", () => {
-    const r = make(t, ["renew"], ["WARN_DAYS=5", `RENEW_HOOK=${recorder(log)}`]);
+  test("nothing to renew: exit 0, the hook is not run", async () => {
+    const r = await lifecycle(t, "renew", ["--warn-days", "5", "--hook", recorder(log)]);
     expect(r.status).toBe(0);
     expect(r.stdout).toContain("nothing renewed");
     expect(r.stdout).toContain("RENEW_HOOK not run");
@@ -40,6 +36,7 @@ describe("make renew RENEW_HOOK", () => {
     const before = { root: serial(join(t.certs, "root.pem")) };
     // the hook sees the renewed certificate already in place
     const seen = join(t.dir, "seen-serial");
+    // spawned: RENEW_HOOK on make's command line, taken as written ($VARs reach the hook's shell)
     const r = make(t, ["renew"], [`RENEW_HOOK=openssl x509 -in "$TLS_SETUP_CERTS_DIR/root.pem" -noout -serial > '${seen}'; ${recorder(log)}`]);
     expect(r.status).toBe(0);
     expect(r.stdout).toContain("renew: running RENEW_HOOK for calico-node root");
@@ -49,9 +46,9 @@ describe("make renew RENEW_HOOK", () => {
     expect(readFileSync(seen, "utf8").trim()).toBe(now);
   });
 
-  withTools("openssl")("a failing hook: exit non-zero with one line naming its exit code; the renewal stays", () => {
+  withTools("openssl")("a failing hook: exit non-zero with one line naming its exit code; the renewal stays", async () => {
     const before = serial(join(t.certs, "etcd1.pem"));
-    const r = make(t, ["renew"], ["NAME=etcd1", `RENEW_HOOK=${recorder(log, 3)}`]);
+    const r = await lifecycle(t, "renew", ["--name", "etcd1", "--hook", recorder(log, 3)]);
     expect(r.status).not.toBe(0);
     const lines = errorLines(r.stderr);
     expect(lines).toEqual(["renew: RENEW_HOOK failed with exit code 3; the certificates of etcd1 are renewed (the hook is not run again until something is renewed)"]);
@@ -66,12 +63,12 @@ describe("make renew RENEW_HOOK", () => {
     expect(readFileSync(log, "utf8").trim().split("\n").pop()).toBe(`proxy1|${join(t.certs, "proxy1.pem")}|${t.certs}`);
   });
 
-  test("a failed renewal: one line, non-zero, nothing changed, the hook not run", () => {
-    const u = made(shortTree());
+  test("a failed renewal: one line, non-zero, nothing changed, the hook not run", async () => {
+    const u = await made(shortTree());
     const ulog = join(u.dir, "hook.log");
     renameSync(join(u.certs, "ca-key.pem"), join(u.dir, "ca-key.pem"));
     const before = snapshot(u.certs);
-    const r = make(u, ["renew"], ["WARN_DAYS=36500", `RENEW_HOOK=${recorder(ulog)}`]);
+    const r = await lifecycle(u, "renew", ["--warn-days", "36500", "--hook", recorder(ulog)]);
     expect(r.status).not.toBe(0);
     expect(errorLines(r.stderr)).toHaveLength(1);
     expect(errorLines(r.stderr)[0]).toMatch(/ca-key\.pem|CA/);
@@ -116,7 +113,7 @@ describeWith("systemd-analyze")("contrib/systemd", () => {
     }
   });
 
-  test("the timer starts the service daily; the service is a oneshot running make renew, which works as written", () => {
+  test("the timer starts the service daily; the service is a oneshot running make renew, which works as written", async () => {
     const timer = readFileSync(join(UNITS, "tls-setup-renew.timer"), "utf8");
     expect(unitSection(timer, "Timer")).toEqual(expect.arrayContaining([["OnCalendar", "daily"], ["Persistent", "true"]]));
     expect(unitSection(timer, "Install")).toEqual([["WantedBy", "timers.target"]]);
@@ -127,7 +124,7 @@ describeWith("systemd-analyze")("contrib/systemd", () => {
     expect(exec).toEqual(["/usr/bin/make -s -C /opt/tls-setup renew"]);
     // run that command line, pointed at this checkout and a temp tree (the Makefile takes CONFIG_DIR/CERTS_DIR from
     // the environment), with the unit's Environment= lines
-    const t = made(shortTree());
+    const t = await made(shortTree());
     const env: NodeJS.ProcessEnv = { ...process.env, CONFIG_DIR: t.config, CERTS_DIR: t.certs };
     for (const [k, v] of s) if (k === "Environment") Object.assign(env, Object.fromEntries([v.replace(/^"|"$/g, "").split(/=(.*)/s).slice(0, 2)]));
     expect(env.WARN_DAYS).toBe("30");
@@ -181,7 +178,7 @@ describe("contrib/kubernetes", () => {
     expect(k).toEqual(cronJob());
   });
 
-  test("its container's command, run in a copy of the tree's layout, renews (exit 0) and is quiet when nothing is due", () => {
+  test("its container's command, run in a copy of the tree's layout, renews (exit 0) and is quiet when nothing is due", async () => {
     const c = cronJob().spec.jobTemplate.spec.template.spec.containers[0];
     expect(c.image).toMatch(/^node:20/);
     expect(c.command.slice(0, 3)).toEqual(["node", "dist/lifecycle.js", "renew"]);
@@ -197,14 +194,14 @@ describe("contrib/kubernetes", () => {
       return spawnSync(process.execPath, c.command.slice(1), { cwd: work, env: { ...env, ...extra }, encoding: "utf8" });
     };
     // 10-day user certificates: root is due
-    const t = made(shortTree());
+    const t = await made(shortTree());
     const log = join(t.dir, "hook.log");
     const r = run(t, { RENEW_HOOK: recorder(log) });
     expect(r.stderr.split("\n").filter((l) => l && !l.startsWith("warning: "))).toEqual([]);
     expect(r.status).toBe(0);
     expect(readFileSync(log, "utf8")).toBe(`root|certs/root.pem|certs\n`);
     // the shipped profiles (a year): nothing is due, the hook does not run
-    const u = made(tempTree());
+    const u = await made(tempTree());
     const quiet = run(u, { RENEW_HOOK: recorder(log) });
     expect(quiet.status).toBe(0);
     expect(quiet.stdout).toContain("nothing renewed");

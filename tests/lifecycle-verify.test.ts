@@ -1,36 +1,33 @@
 // make verify: each kind of problem is one line naming the file, with a non-zero exit; `make` repairs what it owns
 // (a swapped key, a loose key mode, a cert from another CA) and verify passes after. openssl judges the repairs.
+// The subject is the library behind the targets: `make` and `make verify` run in process (lifecycle.js verify and
+// tls.js build with the Makefile's tree options); make's own exit status for verify is core-habits.test.ts's.
 import { chmodSync, copyFileSync, mkdirSync, readFileSync, rmSync, unlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { mode, withTools, runScript, sh, sha256File, snapshot } from "./helpers";
-import { addExpiredUser, certPath, certPubkey, editJson, keyPath, keyPubkey, make, shortTree, Tree } from "./lifecycle-fixtures";
+import { mode, withTools, sh, sha256File, snapshot } from "./helpers";
+import { runInProcess } from "./in-process";
+import { addExpiredUser, build, certPath, certPubkey, editJson, keyPath, keyPubkey, lifecycle, made, shortTree, Tree } from "./lifecycle-fixtures";
 import { toPem } from "../scripts/lib/x509/pem";
 
 /** The problem lines of a verify run (stdout lines starting with the certs directory). */
 const problemLines = (t: Tree, out: string) => out.split("\n").filter((l) => l.startsWith(t.certs) || l.startsWith(t.config));
 
-function made(t: Tree): Tree {
-  const r = make(t, []);
-  if (r.status !== 0) throw new Error(r.stderr);
-  return t;
-}
-
 describe("make verify", () => {
-  test("a fresh tree passes, and verify changes nothing", () => {
-    const t = made(shortTree());
+  test("a fresh tree passes, and verify changes nothing", async () => {
+    const t = await made(shortTree());
     const before = snapshot(t.certs);
-    const r = make(t, ["verify"]);
+    const r = await lifecycle(t, "verify");
     expect(r.stdout).toMatch(/^verify: ok: 6 certificates checked, 0 problems, 0 warnings$/m);
     expect(r.status).toBe(0);
     expect(snapshot(t.certs)).toEqual(before);
   });
 
-  withTools("openssl")("swapped keys fail naming both key files; make re-issues the pairs and verify passes", () => {
-    const t = made(shortTree());
+  withTools("openssl")("swapped keys fail naming both key files; make re-issues the pairs and verify passes", async () => {
+    const t = await made(shortTree());
     const k1 = readFileSync(keyPath(t, "etcd1"));
     copyFileSync(keyPath(t, "etcd2"), keyPath(t, "etcd1"));
     writeFileSync(keyPath(t, "etcd2"), k1);
-    const r = make(t, ["verify"]);
+    const r = await lifecycle(t, "verify");
     expect(r.status).not.toBe(0);
     const lines = problemLines(t, r.stdout);
     expect(lines).toEqual([
@@ -38,42 +35,42 @@ describe("make verify", () => {
       `${keyPath(t, "etcd2")}: does not match ${certPath(t, "etcd2")} (a different public key); run "make" to re-issue the certificate for this key`,
     ]);
     expect(certPubkey(certPath(t, "etcd1"))).not.toBe(keyPubkey(keyPath(t, "etcd1")));
-    const fix = make(t, []);
+    const fix = await build(t);
     expect(fix.status).toBe(0);
     // a key changed outside tls-setup is not trusted: the pair is re-made with a new key
     expect(fix.stdout).toMatch(/made .*etcd1\.pem \(member\): .*etcd1-key\.pem was changed outside tls-setup/);
     expect(readFileSync(keyPath(t, "etcd1"))).not.toEqual(readFileSync(keyPath(t, "etcd2")));
-    expect(make(t, ["verify"]).status).toBe(0);
+    expect((await lifecycle(t, "verify")).status).toBe(0);
     for (const n of ["etcd1", "etcd2"]) {
       expect(certPubkey(certPath(t, n))).toBe(keyPubkey(keyPath(t, n)));
       expect(sh("openssl", ["verify", "-CAfile", certPath(t, "ca"), certPath(t, n)])).toMatch(/: OK/);
     }
   });
 
-  test("a key readable by others fails naming it; make restores 0600 without re-issuing", () => {
-    const t = made(shortTree());
+  test("a key readable by others fails naming it; make restores 0600 without re-issuing", async () => {
+    const t = await made(shortTree());
     chmodSync(keyPath(t, "root"), 0o644);
-    const r = make(t, ["verify"]);
+    const r = await lifecycle(t, "verify");
     expect(r.status).not.toBe(0);
     expect(problemLines(t, r.stdout)).toEqual([`${keyPath(t, "root")}: has mode 0644, readable by others; a private key must be mode 0600 (chmod 600 ${keyPath(t, "root")}, or run "make", which repairs it)`]);
     const cert = readFileSync(certPath(t, "root"), "utf8");
-    const fix = make(t, []);
+    const fix = await build(t);
     expect(fix.stdout).toMatch(/made .*root-key\.pem readable by its owner only/);
     expect(fix.stdout).toMatch(/made 0, unchanged 6/);
     expect(mode(keyPath(t, "root"))).toBe(0o600);
     expect(readFileSync(certPath(t, "root"), "utf8")).toBe(cert);
-    expect(make(t, ["verify"]).status).toBe(0);
+    expect((await lifecycle(t, "verify")).status).toBe(0);
   });
 
-  test("certificates that do not fit their role or the CA: one line each, naming the file", () => {
-    const t = made(shortTree());
+  test("certificates that do not fit their role or the CA: one line each, naming the file", async () => {
+    const t = await made(shortTree());
     // a member certificate from another CA
     const other = join(t.dir, "other");
     mkdirSync(other);
-    const caJson = runScript("ca", [join(t.config, "ca-csr.json")]);
-    runScript("bare", [join(other, "ca")], { input: caJson.stdout });
-    const leaf = runScript("req", ["-ca", join(other, "ca.pem"), "-ca-key", join(other, "ca-key.pem"), "-config", join(t.config, "ca-config.json"), join(t.config, "req-csr.json")]);
-    expect(runScript("bare", [join(t.certs, "etcd3")], { input: leaf.stdout }).status).toBe(0);
+    const caJson = await runInProcess("ca", [join(t.config, "ca-csr.json")]);
+    await runInProcess("bare", [join(other, "ca")], { input: caJson.stdout });
+    const leaf = await runInProcess("req", ["-ca", join(other, "ca.pem"), "-ca-key", join(other, "ca-key.pem"), "-config", join(t.config, "ca-config.json"), join(t.config, "req-csr.json")]);
+    expect((await runInProcess("bare", [join(t.certs, "etcd3")], { input: leaf.stdout })).status).toBe(0);
     // a user certificate where a member's belongs (no serverAuth, no hosts), a member's where the proxy's belongs
     for (const f of ["", "-key"]) {
       copyFileSync(join(t.certs, `root${f}.pem`), join(t.certs, `etcd2${f}.pem`));
@@ -83,7 +80,7 @@ describe("make verify", () => {
     // configs edited after make: a new member host, a new CN for the user
     editJson(join(t.config, "req-csr.json"), (v) => (v.hosts as string[]).push("10.0.0.1"));
     editJson(join(t.config, "req-root.json"), (v) => (v.CN = "admin"));
-    const r = make(t, ["verify"]);
+    const r = await lifecycle(t, "verify");
     expect(r.status).not.toBe(0);
     const lines = problemLines(t, r.stdout);
     const about = (name: string) => lines.filter((l) => l.startsWith(`${certPath(t, name)}:`));
@@ -100,43 +97,43 @@ describe("make verify", () => {
     expect(r.stderr).toContain(`warning: ${certPath(t, "proxy1")}: has the same key as ${keyPath(t, "etcd1")} and was changed outside tls-setup`);
     expect(r.stderr).not.toContain(`warning: ${certPath(t, "root")}: has the same key`);
     // make repairs every one of them, with new keys for the files changed outside tls-setup
-    expect(make(t, []).status).toBe(0);
-    const again = make(t, ["verify"]);
+    expect((await build(t)).status).toBe(0);
+    const again = await lifecycle(t, "verify");
     expect(problemLines(t, again.stdout)).toEqual([]);
     expect(again.status).toBe(0);
     expect(again.stderr).not.toMatch(/same key/);
   });
 
-  test("two certificates sharing a key: the warning names the one changed outside tls-setup, wherever it sorts", () => {
-    const t = made(shortTree());
+  test("two certificates sharing a key: the warning names the one changed outside tls-setup, wherever it sorts", async () => {
+    const t = await made(shortTree());
     // etcd2's files copied over etcd1's (etcd1 comes first in the tree; the copy is etcd1)
     copyFileSync(certPath(t, "etcd2"), certPath(t, "etcd1"));
     copyFileSync(keyPath(t, "etcd2"), keyPath(t, "etcd1"));
     const etcd2 = [sha256File(certPath(t, "etcd2")), sha256File(keyPath(t, "etcd2"))];
-    const r = make(t, ["verify"]);
+    const r = await lifecycle(t, "verify");
     const shared = r.stderr.split("\n").filter((l) => l.includes("same key") || l.includes("share one key"));
     expect(shared).toEqual([`warning: ${certPath(t, "etcd1")}: has the same key as ${keyPath(t, "etcd2")} and was changed outside tls-setup (files copied from another certificate?); give it its own with "make renew NAME=etcd1 NEW_KEY=1"`]);
     // following the advice re-keys etcd1 and leaves etcd2 alone
-    expect(make(t, ["renew"], ["NAME=etcd1", "NEW_KEY=1"]).status).toBe(0);
+    expect((await lifecycle(t, "renew", ["--name", "etcd1", "--new-key"])).status).toBe(0);
     expect([sha256File(certPath(t, "etcd2")), sha256File(keyPath(t, "etcd2"))]).toEqual(etcd2);
-    expect(make(t, ["verify"]).stderr).not.toMatch(/same key|share one key/);
+    expect((await lifecycle(t, "verify")).stderr).not.toMatch(/same key|share one key/);
     // without stamps neither can be told to be the copy: both are named, and no member is picked
     copyFileSync(certPath(t, "etcd2"), certPath(t, "etcd1"));
     copyFileSync(keyPath(t, "etcd2"), keyPath(t, "etcd1"));
     rmSync(join(t.certs, ".tls-setup", "etcd1.json"));
     rmSync(join(t.certs, ".tls-setup", "etcd2.json"));
-    const unsure = make(t, ["verify"]).stderr.split("\n").filter((l) => l.includes("same key") || l.includes("share one key"));
+    const unsure = (await lifecycle(t, "verify")).stderr.split("\n").filter((l) => l.includes("same key") || l.includes("share one key"));
     expect(unsure).toEqual([`warning: ${certPath(t, "etcd1")}, ${certPath(t, "etcd2")}: share one key (files copied from another certificate?), and the stamps in ${join(t.certs, ".tls-setup")}/ do not tell which is the copy; give the copy its own with "make renew NAME=<the copy> NEW_KEY=1"`]);
   });
 
-  test("an expired or missing certificate, a broken key, an invalid config", () => {
+  test("an expired or missing certificate, a broken key, an invalid config", async () => {
     const t = shortTree();
     addExpiredUser(t, "old");
-    made(t);
+    await made(t);
     writeFileSync(keyPath(t, "etcd3"), "not a key\n", { mode: 0o600 });
     unlinkSync(certPath(t, "etcd2"));
     writeFileSync(join(t.config, "req-bad.json"), JSON.stringify({ CN: "bad", key: { algo: "ecdsa", size: 300 } }));
-    const r = make(t, ["verify"]);
+    const r = await lifecycle(t, "verify");
     expect(r.status).not.toBe(0);
     expect(problemLines(t, r.stdout)).toEqual([
       `${join(t.config, "req-bad.json")}: key.size: 300 is not an ECDSA curve size (256, 384 or 521)`,
@@ -146,8 +143,8 @@ describe("make verify", () => {
     ]);
   });
 
-  withTools("openssl")("certs/crl.pem: a current CRL signed by the CA passes; a stale or badly signed one fails", () => {
-    const t = made(shortTree());
+  withTools("openssl")("certs/crl.pem: a current CRL signed by the CA passes; a stale or badly signed one fails", async () => {
+    const t = await made(shortTree());
     const ca = join(t.dir, "openssl-ca");
     mkdirSync(ca);
     writeFileSync(join(ca, "index.txt"), "");
@@ -156,12 +153,12 @@ describe("make verify", () => {
     const crl = join(t.certs, "crl.pem");
     const gencrl = (...extra: string[]) => sh("openssl", ["ca", "-gencrl", "-batch", "-config", join(ca, "cnf"), "-keyfile", keyPath(t, "ca"), "-cert", certPath(t, "ca"), "-out", crl, ...extra]);
     gencrl("-crldays", "7");
-    const ok = make(t, ["verify"]);
+    const ok = await lifecycle(t, "verify");
     expect(ok.stdout).toMatch(/verify: ok: 6 certificates checked \(and the CRL\), 0 problems/);
     expect(ok.status).toBe(0);
 
     gencrl("-crl_lastupdate", "20200101000000Z", "-crl_nextupdate", "20200108000000Z");
-    const stale = make(t, ["verify"]);
+    const stale = await lifecycle(t, "verify");
     expect(stale.status).not.toBe(0);
     expect(problemLines(t, stale.stdout)).toEqual([`${crl}: is out of date: its nextUpdate was 2020-01-08T00:00:00Z; re-make the CRL`]);
 
@@ -170,20 +167,20 @@ describe("make verify", () => {
     const der = Buffer.from(sh("openssl", ["crl", "-in", crl, "-outform", "PEM"]).replace(/-----[^-]+-----|\s/g, ""), "base64");
     der[der.length - 1] ^= 0x01;
     writeFileSync(crl, toPem("X509 CRL", der));
-    const bad = make(t, ["verify"]);
+    const bad = await lifecycle(t, "verify");
     expect(bad.status).not.toBe(0);
     expect(problemLines(t, bad.stdout)).toEqual([`${crl}: its signature does not verify with the CA's key; re-make the CRL with the current CA`]);
 
     writeFileSync(crl, readFileSync(certPath(t, "etcd1")));
-    expect(problemLines(t, make(t, ["verify"]).stdout)).toEqual([`${crl}: holds no "X509 CRL" PEM block; expected the CRL etcd reads with --client-crl-file`]);
+    expect(problemLines(t, (await lifecycle(t, "verify")).stdout)).toEqual([`${crl}: holds no "X509 CRL" PEM block; expected the CRL etcd reads with --client-crl-file`]);
   });
 
-  test("warnings about etcd pitfalls: hosts without 127.0.0.1/localhost, DNS-only members, profiles outlasting the CA", () => {
+  test("warnings about etcd pitfalls: hosts without 127.0.0.1/localhost, DNS-only members, profiles outlasting the CA", async () => {
     const t = shortTree();
     editJson(join(t.config, "req-csr.json"), (v) => (v.hosts = ["etcd.example.com"]));
     editJson(join(t.config, "ca-csr.json"), (v) => (v.ca = { expiry: "2160h" }));
-    made(t);
-    const r = make(t, ["verify"]);
+    await made(t);
+    const r = await lifecycle(t, "verify");
     expect(r.status).toBe(0);
     const warnings = r.stderr.split("\n").filter((l) => l.startsWith("warning: "));
     const csr = join(t.config, "req-csr.json");

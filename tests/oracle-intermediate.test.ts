@@ -2,11 +2,13 @@
 // X.509 profile of one cfssl makes from the same configs (`cfssl gencert -initca intermediate-csr.json`, then
 // `cfssl sign -ca ca.pem -ca-key ca-key.pem -config … -profile intermediate intermediate.csr`): extensions, their order
 // and criticality, subject, issuer, AKI and lifetime. And a root + intermediate made by cfssl is adopted by `make`,
-// which then signs the leaves with cfssl's intermediate (openssl verify -x509_strict judges the chains).
+// which then signs the leaves with cfssl's intermediate (openssl verify -x509_strict judges the chains). `make` runs in
+// process (tls.js build with the Makefile's tree options): the subject is what it makes, not make.
 import { execSync } from "node:child_process";
 import { cpSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { FIXTURES, haveTool, runMake, sh, tempTree } from "./helpers";
+import { FIXTURES, haveTool, sh, tempTree } from "./helpers";
+import { build } from "./lifecycle-fixtures";
 import { CertView, view } from "./x509";
 
 const hasCfssl = haveTool("cfssl") && haveTool("cfssljson") && haveTool("openssl");
@@ -39,9 +41,9 @@ function cfsslIntermediate(t: ReturnType<typeof tempTree>, profile: object): Cer
 }
 
 describe("our intermediate is cfssl's (same root, same configs)", () => {
-  itCfssl("the built-in profile (no \"intermediate\" in ca-config.json) equals cfssl's sign with the cert sign / crl sign / pathlen 0 profile", () => {
+  itCfssl("the built-in profile (no \"intermediate\" in ca-config.json) equals cfssl's sign with the cert sign / crl sign / pathlen 0 profile", async () => {
     const t = intermediateTree();
-    expect(runMake([], t).status).toBe(0);
+    expect((await build(t)).status).toBe(0);
     const ours = view(join(t.certs, "intermediate.pem"));
     const theirs = cfsslIntermediate(t, CFSSL_INTERMEDIATE);
     expect(essentials(ours)).toEqual(essentials(theirs));
@@ -51,13 +53,13 @@ describe("our intermediate is cfssl's (same root, same configs)", () => {
     sh("openssl", ["verify", "-x509_strict", "-CAfile", join(t.certs, "ca.pem"), join(t.certs, "intermediate.pem"), join(t.dir, "cfsigned.pem")]);
   });
 
-  itCfssl("a configured \"intermediate\" profile (2 years, with both auth EKUs) is honoured as cfssl honours it", () => {
+  itCfssl("a configured \"intermediate\" profile (2 years, with both auth EKUs) is honoured as cfssl honours it", async () => {
     const t = intermediateTree();
     const profile = { usages: ["cert sign", "crl sign", "server auth", "client auth"], expiry: "17520h", ca_constraint: { is_ca: true, max_path_len: 0, max_path_len_zero: true } };
     const cfg = JSON.parse(readFileSync(join(t.config, "ca-config.json"), "utf8"));
     cfg.signing.profiles.intermediate = profile;
     writeFileSync(join(t.config, "ca-config.json"), JSON.stringify(cfg, null, 2));
-    expect(runMake([], t).status).toBe(0);
+    expect((await build(t)).status).toBe(0);
     const ours = view(join(t.certs, "intermediate.pem"));
     const theirs = cfsslIntermediate(t, profile);
     expect(essentials(ours)).toEqual(essentials(theirs));
@@ -69,7 +71,7 @@ describe("our intermediate is cfssl's (same root, same configs)", () => {
 });
 
 describe("a root and an intermediate made by cfssl are adopted", () => {
-  itCfssl("make adopts both after checking the chain, then signs every leaf with cfssl's intermediate", () => {
+  itCfssl("make adopts both after checking the chain, then signs every leaf with cfssl's intermediate", async () => {
     const t = intermediateTree();
     const cfg = JSON.parse(readFileSync(join(t.config, "ca-config.json"), "utf8"));
     cfg.signing.profiles.intermediate = CFSSL_INTERMEDIATE;
@@ -79,7 +81,7 @@ describe("a root and an intermediate made by cfssl are adopted", () => {
     run(`cfssl gencert -initca ${join(t.config, "intermediate-csr.json")} | cfssljson -bare intermediate`, t.certs);
     run(`cfssl sign -ca ca.pem -ca-key ca-key.pem -config ${join(t.dir, "cfssl-config.json")} -profile intermediate intermediate.csr | cfssljson -bare intermediate`, t.certs);
     const cas = { ca: readFileSync(join(t.certs, "ca.pem"), "utf8"), im: readFileSync(join(t.certs, "intermediate.pem"), "utf8") };
-    const r = runMake([], t);
+    const r = await build(t);
     expect(r.status).toBe(0);
     expect(r.stdout).toContain(`kept ${t.certs}/ca.pem: adopting the existing CA in ${t.certs}/ca.pem`);
     expect(r.stdout).toContain(`kept ${t.certs}/intermediate.pem: adopting the existing intermediate CA in ${t.certs}/intermediate.pem (its chain to the root is checked)`);
@@ -89,6 +91,6 @@ describe("a root and an intermediate made by cfssl are adopted", () => {
       const f = join(t.certs, `${n}.pem`);
       expect(sh("openssl", ["verify", "-x509_strict", "-CAfile", join(t.certs, "ca.pem"), "-untrusted", f, f])).toBe(`${f}: OK\n`);
     }
-    expect(runMake([], t).stdout).toMatch(/tls-setup: made 0, unchanged 8, orphaned 0/);
+    expect((await build(t)).stdout).toMatch(/tls-setup: made 0, unchanged 8, orphaned 0/);
   });
 });
