@@ -16,6 +16,15 @@ import { TEMP_PREFIX } from "../scripts/lib/tree/output";
 const opts = (t: { config: string; certs: string }): TreeOptions => ({ configDir: t.config, certsDir: t.certs, members: ["etcd1", "etcd2", "etcd3"], proxies: ["proxy1"] });
 const args = (t: { config: string; certs: string }) => ["--config-dir", t.config, "--certs-dir", t.certs];
 const tls = (t: { config: string; certs: string }, ...a: string[]) => runInProcess("tls", [...a, ...args(t)]);
+const lifecycle = (t: { config: string; certs: string }, ...a: string[]) => runInProcess("lifecycle", [...a, ...args(t)]);
+const etcd = (t: { config: string; certs: string }, ...a: string[]) => runInProcess("etcd", [...a, ...args(t)]);
+/** make ca-rotate-STEP (reissue, finish) as the Makefile runs it, in process: the step, then `etcd crl` when certs/crl.pem exists. */
+async function makeStep(t: { config: string; certs: string }, step: "reissue" | "finish") {
+  const r = await tls(t, "ca-rotate", step);
+  if (r.status !== 0 || !existsSync(join(t.certs, "crl.pem"))) return r;
+  const crl = await etcd(t, "crl");
+  return { status: crl.status, stdout: r.stdout + crl.stdout, stderr: r.stderr + crl.stderr };
+}
 const trees: { dir: string }[] = [];
 afterAll(() => trees.forEach((t) => rmSync(t.dir, { recursive: true, force: true })));
 
@@ -235,23 +244,25 @@ describeWith("openssl")("CA rotation, step by step", () => {
   test("during a rotation: verify, secrets, revoke and the CRL of both CAs, check-expiration's CA warning", async () => {
     const t = newTree();
     const c = (f: string) => join(t.certs, f);
-    expect(runMake([], t).status).toBe(0);
+    expect((await tls(t, "build")).status).toBe(0);
+    // CA_WARN_DAYS through make (the Makefile's variable → --ca-warn-days); the rest of this test runs the same
+    // commands in process, as the Makefile's recipes pass them (reissue and finish re-sign an existing CRL)
     const ce = runMake(["check-expiration", "CA_WARN_DAYS=36500"], t);
     expect(ce.status).toBe(0);
     expect(ce.stderr).toMatch(/warning: \S+ca\.pem: the CA ends on .* \(within CA_WARN_DAYS=36500\); rotate it without an outage: make ca-rotate-start/);
-    expect(runMake(["check-expiration"], t).stderr).not.toMatch(/CA_WARN_DAYS/);
-    expect(runMake(["ca-rotate-start"], t).status).toBe(0);
-    let v = runMake(["verify"], t);
+    expect((await lifecycle(t, "check-expiration")).stderr).not.toMatch(/CA_WARN_DAYS/);
+    expect((await tls(t, "ca-rotate", "start")).status).toBe(0);
+    let v = await lifecycle(t, "verify");
     expect([v.status, v.stdout]).toEqual([0, expect.stringMatching(/verify: ok/)]);
     // the Secret's etcd-ca carries the bundle
-    expect(runMake(["secrets", "NAME=calicoctl"], t).status).toBe(0);
+    expect((await lifecycle(t, "secrets", "--name", "calicoctl")).status).toBe(0);
     const ca64 = /etcd-ca: "?([A-Za-z0-9+/=]+)/.exec(readFileSync(c("k8s/calicoctl.yaml"), "utf8"))![1];
     expect(Buffer.from(ca64, "base64").toString()).toBe(readFileSync(c("ca.pem"), "utf8"));
     // revoked while the old CA signs, then re-issued: the new CA's CRL still lists the old serial (etcd: serials only)
     const oldSerial = sh("openssl", ["x509", "-noout", "-serial", "-in", c("proxy1.pem")]).trim().replace("serial=", "").toUpperCase();
     const saved = { cert: readFileSync(c("etcd1.pem")), key: readFileSync(c("etcd1-key.pem")) };
-    expect(runMake(["revoke", "NAME=proxy1"], t).status).toBe(0);
-    const re = runMake(["ca-rotate-reissue"], t);
+    expect((await etcd(t, "revoke", "proxy1")).status).toBe(0);
+    const re = await makeStep(t, "reissue");
     expect([re.status, re.stderr]).toEqual([0, ""]);
     // openssl's verdict on the CRL's signature, read from its output ("verify OK" / "verify failure")
     const crlCheck = (caFile: string) => {
@@ -259,27 +270,27 @@ describeWith("openssl")("CA rotation, step by step", () => {
       return /verify OK/.test(`${r.stdout}${r.stderr}`) && !/verify fail/i.test(`${r.stdout}${r.stderr}`);
     };
     expect([crlCheck(c("ca-next.pem")), crlCheck(c("ca-prev.pem"))]).toEqual([true, false]);
-    expect(runMake(["revoke", "NAME=calicoctl"], t).status).toBe(0);
+    expect((await etcd(t, "revoke", "calicoctl")).status).toBe(0);
     const newSerial = sh("openssl", ["x509", "-noout", "-serial", "-in", c("calicoctl.pem")]).trim().replace("serial=", "").toUpperCase();
     const listed = sh("openssl", ["crl", "-in", c("crl.pem"), "-noout", "-text"]);
     expect([listed.includes(oldSerial), listed.includes(newSerial)]).toEqual([true, true]);
-    v = runMake(["verify"], t);
+    v = await lifecycle(t, "verify");
     expect(v.stdout).toMatch(/verify: ok/);
     // while re-issuing, a leaf still signed by the old CA of the bundle is a warning, not a problem
     const newPair = { cert: readFileSync(c("etcd1.pem")), key: readFileSync(c("etcd1-key.pem")) };
     writeFileSync(c("etcd1.pem"), saved.cert);
     writeFileSync(c("etcd1-key.pem"), saved.key, { mode: 0o600 });
     expect(rotationState(opts(t)).step).toBe("reissuing");
-    v = runMake(["verify"], t);
+    v = await lifecycle(t, "verify");
     expect([v.status, v.stdout, v.stderr]).toEqual([0, expect.stringMatching(/verify: ok/), expect.stringMatching(/warning: \S+etcd1\.pem: is signed by the other CA of the rotation's bundle/)]);
     writeFileSync(c("etcd1.pem"), newPair.cert);
     writeFileSync(c("etcd1-key.pem"), newPair.key, { mode: 0o600 });
-    expect(runMake(["ca-rotate-finish"], t).status).toBe(0);
+    expect((await makeStep(t, "finish")).status).toBe(0);
     expect(crlCheck(c("ca.pem"))).toBe(true);
     // a leaf of the old CA put back: its CA is not in the trust file
     writeFileSync(c("etcd1.pem"), saved.cert);
     writeFileSync(c("etcd1-key.pem"), saved.key, { mode: 0o600 });
-    v = runMake(["verify"], t);
+    v = await lifecycle(t, "verify");
     expect(v.status).not.toBe(0);
     expect(v.stdout).toMatch(/etcd1\.pem: is not signed by the CA in \S+ca\.pem/);
   }, 60_000);
