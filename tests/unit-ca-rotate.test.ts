@@ -35,6 +35,18 @@ function newTree(users = 0) {
   return t;
 }
 
+/** newTree() as the first make leaves it: made once in the file, each test gets a copy (its own build then makes nothing). */
+let template: ReturnType<typeof newTree> | undefined;
+async function madeTree() {
+  if (!template) {
+    template = newTree();
+    expect((await tls(template, "build")).status).toBe(0);
+  }
+  const t = newTree();
+  cpSync(template.dir, t.dir, { recursive: true });
+  return t;
+}
+
 /** openssl's verdict on a leaf against a CA file (-partial_chain off: the CA file is the trust anchor). */
 const verifies = (caFile: string, leaf: string) => {
   try {
@@ -62,7 +74,7 @@ async function checkPairs(certs: string): Promise<number> {
 
 describeWith("openssl")("CA rotation, step by step", () => {
   test("every step: the state from the files, make makes nothing unexpected, new users signed by the right CA", async () => {
-    const t = newTree();
+    const t = await madeTree();
     expect((await tls(t, "build")).status).toBe(0);
     const c = (f: string) => join(t.certs, f);
     const oldCa = readFileSync(c("ca.pem"), "utf8");
@@ -117,7 +129,7 @@ describeWith("openssl")("CA rotation, step by step", () => {
   });
 
   test("misuse: a step out of order, a missing old CA key, a bundle edited by hand: one line, nothing changed", async () => {
-    const t = newTree();
+    const t = await madeTree();
     expect((await tls(t, "build")).status).toBe(0);
     const c = (f: string) => join(t.certs, f);
     const refused = (step: string, re: RegExp) => expectStepRefused(t, step, re);
@@ -209,7 +221,7 @@ describeWith("openssl")("CA rotation, step by step", () => {
   }, 120_000);
 
   test("the narrow windows a kill rarely hits: start and finish interrupted between their renames resume", async () => {
-    const t = newTree();
+    const t = await madeTree();
     expect((await tls(t, "build")).status).toBe(0);
     const c = (f: string) => join(t.certs, f);
     // start killed after ca-next.pem's rename, before the bundle's: "starting"; run again, it completes
@@ -242,7 +254,7 @@ describeWith("openssl")("CA rotation, step by step", () => {
   });
 
   test("during a rotation: verify, secrets, revoke and the CRL of both CAs, check-expiration's CA warning", async () => {
-    const t = newTree();
+    const t = await madeTree();
     const c = (f: string) => join(t.certs, f);
     expect((await tls(t, "build")).status).toBe(0);
     // CA_WARN_DAYS through make (the Makefile's variable → --ca-warn-days); the rest of this test runs the same
