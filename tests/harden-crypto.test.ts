@@ -5,7 +5,9 @@ import fs, { readdirSync, readFileSync, rmSync, statSync, writeFileSync, fstatSy
 import fsp from "node:fs/promises";
 import { spawnSync } from "node:child_process";
 import { join } from "node:path";
-import { DIST, mode, ROOT, runScript, sh, tempTree, withTools } from "./helpers";
+import { DIST, mode, ROOT, sh, tempTree, withTools } from "./helpers";
+import type { Run } from "./helpers";
+import { runInProcess } from "./in-process";
 import { parseCertPem } from "../scripts/lib/x509/certinfo";
 import { build } from "../scripts/lib/tree/build";
 import { defaultDeps } from "../scripts/lib/x509/issue";
@@ -57,10 +59,16 @@ const KEYS: Record<string, object> = {
 
 describe("a tree with RSA and ECDSA users", () => {
   const t = newTree();
-  beforeAll(() => {
+  /** openssl x509 -serial -text of a certificate of this tree (which no test changes): asked once per file. */
+  const x509Texts = new Map<string, string>();
+  const x509SerialText = (f: string): string => {
+    if (!x509Texts.has(f)) x509Texts.set(f, sh("openssl", ["x509", "-in", f, "-noout", "-serial", "-text"]));
+    return x509Texts.get(f)!;
+  };
+  beforeAll(async () => {
     for (const [name, key] of Object.entries(KEYS)) writeFileSync(join(t.config, `req-${name}.json`), JSON.stringify({ CN: name, key }));
     for (let i = 0; i < 14; i++) writeFileSync(join(t.config, `req-x${i}.json`), JSON.stringify({ CN: `x${i}`, key: { algo: "ecdsa", size: 256 } }));
-    const r = runScript("tls", ["build", "--config-dir", t.config, "--certs-dir", t.certs]);
+    const r = await runInProcess("tls", ["build", "--config-dir", t.config, "--certs-dir", t.certs]);
     expect({ status: r.status, stderr: r.stderr }).toEqual({ status: 0, stderr: "" });
   });
 
@@ -87,7 +95,7 @@ describe("a tree with RSA and ECDSA users", () => {
     const seen = new Set<string>();
     for (const f of files) {
       const facts = parseCertPem(readFileSync(join(t.certs, f), "utf8"), f);
-      const text = sh("openssl", ["x509", "-in", join(t.certs, f), "-noout", "-serial", "-text"]);
+      const text = x509SerialText(join(t.certs, f));
       const hex = /^serial=([0-9A-F]+)$/m.exec(text)![1];
       expect(text).not.toMatch(/Negative/);
       expect(BigInt(`0x${hex}`)).toBe(BigInt(`0x${facts.serialHex}`));
@@ -100,7 +108,8 @@ describe("a tree with RSA and ECDSA users", () => {
   withTools("openssl")("no SHA-1 or MD5 in any certificate or CSR; signature hashes follow the signing key", () => {
     for (const f of certFiles(t.certs)) {
       const name = f.slice(0, -4);
-      const cert = sh("openssl", ["x509", "-in", join(t.certs, f), "-noout", "-text"]);
+      // openssl's -text of the certificate (the serial= line before it, hex digits only)
+      const cert = x509SerialText(join(t.certs, f));
       const csr = sh("openssl", ["req", "-in", join(t.certs, `${name}.csr`), "-noout", "-text"]);
       expect(cert).not.toMatch(/sha1|md5/i);
       expect(csr).not.toMatch(/sha1With|md5|ecdsa-with-SHA1\b/i);
@@ -193,18 +202,18 @@ test("under umask 000, make, bare and a whole build still write keys 0600 and th
 
 describe("no leaf outlives its CA", () => {
   const t = newTree();
-  let r: ReturnType<typeof runScript>;
-  beforeAll(() => {
+  let r: Run;
+  beforeAll(async () => {
     writeFileSync(join(t.config, "ca-csr.json"), JSON.stringify({ CN: "short CA", ca: { expiry: "2h" } }));
-    r = runScript("tls", ["build", "--config-dir", t.config, "--certs-dir", t.certs]);
+    r = await runInProcess("tls", ["build", "--config-dir", t.config, "--certs-dir", t.certs]);
   });
 
-  test("a 1-year profile under a 2-hour CA ends with the CA", () => {
+  test("a 1-year profile under a 2-hour CA ends with the CA", async () => {
     expect(r.status).toBe(0);
     const caEnd = parseCertPem(readFileSync(join(t.certs, "ca.pem"), "utf8"), "ca").notAfter.getTime();
     for (const f of certFiles(t.certs)) expect(`${f} ${parseCertPem(readFileSync(join(t.certs, f), "utf8"), f).notAfter.getTime()}`).toBe(`${f} ${caEnd}`);
     expect(r.stdout.match(/cut to the CA's end/g)).toHaveLength(5);
-    const q = runScript("req", ["-ca", join(t.certs, "ca.pem"), "-ca-key", join(t.certs, "ca-key.pem"), join(t.config, "req-root.json")]);
+    const q = await runInProcess("req", ["-ca", join(t.certs, "ca.pem"), "-ca-key", join(t.certs, "ca-key.pem"), join(t.config, "req-root.json")]);
     expect(q.status).toBe(0);
     expect(q.stderr).toMatch(/\[WARNING\] the profile's expiry \(8760h\) outlives the CA: the certificate ends with the CA on /);
     const leaf = parseCertPem(JSON.parse(q.stdout).cert, "stdout");
@@ -222,8 +231,8 @@ describe("ca and req refuse to print a private key to a terminal", () => {
   // script(1) runs the command on a pseudo-terminal; -e passes its exit status through
   const onTty = (cmd: string) => spawnSync("script", ["-qec", cmd, "/dev/null"], { encoding: "utf8", cwd: ROOT });
   const t = newTree();
-  beforeAll(() => {
-    const r = runScript("tls", ["build", "--ca-only", "--config-dir", t.config, "--certs-dir", t.certs]);
+  beforeAll(async () => {
+    const r = await runInProcess("tls", ["build", "--ca-only", "--config-dir", t.config, "--certs-dir", t.certs]);
     expect(r.status).toBe(0);
   });
   const ca = `node dist/ca.js config/ca-csr.json`;
