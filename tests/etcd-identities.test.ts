@@ -50,7 +50,7 @@ interface Outcome {
 /** Makes the tree, swaps etcd3's certificate, runs verify, then the 3 members with the flag; reports what etcd did. */
 async function scenario(t: Tree, cluster: Record<string, unknown>, flag: string[], edit: (j: Record<string, unknown>) => void): Promise<Outcome> {
   writeFileSync(join(t.config, "etcd-cluster.json"), JSON.stringify(cluster));
-  // make, then make -s verify: their commands in process (make verify's wiring is tested in lifecycle-verify)
+  // make, then make -s verify: their commands in process (make verify's wiring and exit status are tested spawned in core-habits)
   expect((await inTurn(() => tlsOn(t, "build"))).status).toBe(0);
   await outsideMember(t, edit);
   const v = await inTurn(() => lifecycleOn(t, "verify"));
