@@ -4,8 +4,10 @@
 import { readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { describeWith, mode, runMake, sh, tempTree } from "./helpers";
+import { etcdOn, tlsOn } from "./in-process";
 import { etcdctl, freePorts, Member, memberArgs, Proc, Processes, waitFor, withLogs } from "./etcd-cluster";
-import { waitHealthy } from "./etcd-grpc";
+import { CallResult, callAny, ClientFiles, getEquals, pbBytes, put, rangeOf, stringsOf, userFiles, waitHealthy, withoutHeader } from "./etcd-grpc";
+import { prefixRangeEnd } from "../scripts/lib/etcd/rbac-script";
 
 const EXAMPLES = ["calico-node", "calico-cni", "calico-kube-controllers", "calicoctl", "calicoctl-readonly", "kube-apiserver"];
 const ODD_PREFIXES = [`/it's "odd" $(x) \`y\` \\ *;/`, "-dash/"];
@@ -23,6 +25,16 @@ const allEndpoints = () => members.map((m) => m.client).join(",");
 const step = (fn: () => unknown | Promise<unknown>) => withLogs(procs, fn);
 
 const refused = (r: { status: number | null; stderr: string }) => r.status !== 0 && /permission denied|user name not found/.test(r.stderr);
+/**
+ * The users' own requests go through the in-process gRPC client (tests/etcd-grpc.ts: KV.Put and KV.Range as etcdctl
+ * sends them, on a new TLS connection with the user's files): the judge of what a user may do is etcd's RBAC, and an
+ * etcdctl per request cost ~50 ms of CPU (about 140 of them in this file). etcdctl itself stays where the operator's
+ * tool is what is shown (health, member list, the proxy, rbac-apply's script, grants by hand, compaction, revocation).
+ */
+const as = (user: string): ClientFiles => userFiles(certs, user, join(certs, "ca.pem"));
+/** A gRPC request refused by etcd's auth: the status etcdctl prints as "permission denied" or "user name not found". */
+const refusedRpc = (r: CallResult) => !r.ok && /permission denied|user name not found/.test(r.error);
+const shown = (r: CallResult) => ({ ok: r.ok, error: r.error });
 
 interface UserAccess {
   user: string;
@@ -35,19 +47,23 @@ function accessOf(user: string): UserAccess {
   return { user, readwrite: j.etcd.readwrite ?? [], read: j.etcd.read ?? [] };
 }
 
-/** What `etcdctl` shows of users, roles and grants (without response headers): for "nothing changed". */
-function rbacState(): string {
-  const root = (args: string[]) => {
-    const r = etcdctl(certs, "root", members[0].client, args);
-    expect(r.stderr).toBe("");
-    return r.stdout.replace(/"header":\{[^}]*\},?/, "");
+/**
+ * What etcd holds of users, roles and grants, as root asks it (Auth.UserList, UserGet, RoleList, RoleGet: what
+ * `etcdctl user get` / `role get -w json` print), each reply without its response header: for "nothing changed".
+ */
+async function rbacState(): Promise<string> {
+  const root = async (method: string, message: Buffer) => {
+    const r = await callAny([members[0].client], as("root"), method, message);
+    expect([method, r.ok, r.error]).toEqual([method, true, ""]);
+    return r.body!;
   };
-  const users = root(["user", "list"]).split("\n").filter(Boolean);
-  const roles = root(["role", "list"]).split("\n").filter(Boolean);
-  return JSON.stringify({
-    users: users.map((u) => [u, root(["user", "get", "-w", "json", "--", u])]),
-    roles: roles.map((r) => [r, root(["role", "get", "-w", "json", "--", r])]),
-  });
+  const users = stringsOf(await root("Auth/UserList", Buffer.alloc(0)), 2);
+  const roles = stringsOf(await root("Auth/RoleList", Buffer.alloc(0)), 2);
+  expect(users).toContain("root");
+  const state: { users: string[][]; roles: string[][] } = { users: [], roles: [] };
+  for (const u of users) state.users.push([u, withoutHeader(await root("Auth/UserGet", pbBytes(1, u)))]);
+  for (const r of roles) state.roles.push([r, withoutHeader(await root("Auth/RoleGet", pbBytes(1, r)))]);
+  return JSON.stringify(state);
 }
 
 const d = describeWith("etcd", "etcdctl");
@@ -61,11 +77,12 @@ d("a real etcd 3.4 cluster with the tree's certificates", () => {
       writeFileSync(join(tree.config, "req-nobody.json"), JSON.stringify({ CN: "nobody", etcd: {} }));
       writeFileSync(join(tree.config, "req-stranger.json"), JSON.stringify({ CN: "stranger" }));
       writeFileSync(join(tree.config, "req-odd.json"), JSON.stringify({ CN: "odd", etcd: { readwrite: ODD_PREFIXES } }));
-      const made = runMake([], tree);
+      // what `make` and `make crl` run, in process (make's own wiring is tested in core-make and etcd-revoke)
+      const made = await tlsOn(tree, "build");
       expect(made.stderr).not.toMatch(/error/i);
       expect(made.status).toBe(0);
       // an empty CRL first: etcd3 reads it from the start and re-reads it on every handshake
-      const crl = runMake(["crl"], tree);
+      const crl = await etcdOn(tree, "crl");
       expect(crl.status).toBe(0);
       const ports = await freePorts(7);
       for (let i = 0; i < 3; i++) members.push({ name: `etcd${i + 1}`, client: `https://127.0.0.1:${ports[2 * i]}`, peer: `https://127.0.0.1:${ports[2 * i + 1]}` });
@@ -128,25 +145,33 @@ d("a real etcd 3.4 cluster with the tree's certificates", () => {
 
   const written: string[] = [];
   test.each([...EXAMPLES, "odd"])("%s can do what its prefixes allow and is refused elsewhere", (user) =>
-    step(() => {
+    step(async () => {
       const a = user === "odd" ? { user, readwrite: ODD_PREFIXES, read: [] } : accessOf(user);
-      const ep = members[(EXAMPLES.indexOf(user) + 1) % 3].client;
+      const ep = [members[(EXAMPLES.indexOf(user) + 1) % 3].client];
+      const files = as(user);
       for (const p of a.readwrite) {
         const key = `${p}e2e/${user}`;
-        const put = etcdctl(certs, user, ep, ["put", "--", key, `v-${user}`]);
-        expect({ key, ...put }).toMatchObject({ status: 0 });
-        expect(etcdctl(certs, user, ep, ["get", "--print-value-only", "--", key]).stdout.trim()).toBe(`v-${user}`);
+        expect({ key, ...shown(await put(ep, files, key, `v-${user}`)) }).toEqual({ key, ok: true, error: "" });
+        expect({ key, ...shown(await getEquals(ep, files, key, `v-${user}`)) }).toEqual({ key, ok: true, error: "" });
         written.push(key);
       }
       for (const p of a.read) {
         const key = `${p}e2e-read/${user}`;
-        expect(etcdctl(certs, user, ep, ["get", "--", key]).status).toBe(0);
-        const put = etcdctl(certs, user, ep, ["put", "--", key, "x"]);
+        expect({ key, ...shown(await rangeOf(ep, files, key)) }).toEqual({ key, ok: true, error: "" });
+        const w = await put(ep, files, key, "x");
         // a write is allowed only where a readwrite prefix covers the key
-        if (a.readwrite.some((rw) => key.startsWith(rw))) expect(put.status).toBe(0);
-        else expect({ key, refused: refused(put), ...put }).toMatchObject({ refused: true });
+        if (a.readwrite.some((rw) => key.startsWith(rw))) expect({ key, ...shown(w) }).toEqual({ key, ok: true, error: "" });
+        else expect({ key, refused: refusedRpc(w), ...shown(w) }).toMatchObject({ refused: true });
       }
-      for (const args of [["get", "/elsewhere/x"], ["put", "/elsewhere/x", "1"], ["get", "/registry-like"]]) expect(refused(etcdctl(certs, user, ep, args))).toBe(true);
+      const elsewhere: [string, () => Promise<CallResult>][] = [
+        ["get /elsewhere/x", () => rangeOf(ep, files, "/elsewhere/x")],
+        ["put /elsewhere/x 1", () => put(ep, files, "/elsewhere/x", "1")],
+        ["get /registry-like", () => rangeOf(ep, files, "/registry-like")],
+      ];
+      for (const [what, call] of elsewhere) {
+        const r = await call();
+        expect({ what, refused: refusedRpc(r), ...shown(r) }).toMatchObject({ what, refused: true });
+      }
     }));
 
   test("kube-apiserver compacts with its /registry/ grant alone (etcd 3.4 needs no root role for that)", () =>
@@ -159,37 +184,42 @@ d("a real etcd 3.4 cluster with the tree's certificates", () => {
     }));
 
   test("a user without permissions, or not in etcd at all, is refused", () =>
-    step(() => {
+    step(async () => {
       for (const user of ["nobody", "stranger"]) {
-        expect(refused(etcdctl(certs, user, members[1].client, ["get", "/calico/ipam/v2/x"]))).toBe(true);
-        expect(refused(etcdctl(certs, user, members[1].client, ["put", "/calico/ipam/v2/x", "1"]))).toBe(true);
+        const get = await rangeOf([members[1].client], as(user), "/calico/ipam/v2/x");
+        expect({ user, refused: refusedRpc(get), ...shown(get) }).toMatchObject({ user, refused: true });
+        const w = await put([members[1].client], as(user), "/calico/ipam/v2/x", "1");
+        expect({ user, refused: refusedRpc(w), ...shown(w) }).toMatchObject({ user, refused: true });
       }
     }));
 
   test("root reads back everything the users wrote", () =>
-    step(() => {
+    step(async () => {
       expect(written.length).toBeGreaterThan(15);
       for (const prefix of ["/calico/", "/registry/", ...ODD_PREFIXES]) {
-        const keys = etcdctl(certs, "root", members[2].client, ["get", "--prefix", "--keys-only", "--", prefix]).stdout.split("\n").filter(Boolean);
+        // etcdctl get --prefix --keys-only -- PREFIX, as root
+        const r = await rangeOf([members[2].client], as("root"), prefix, { rangeEnd: prefixRangeEnd(Buffer.from(prefix)), keysOnly: true });
+        expect({ prefix, ...shown(r) }).toEqual({ prefix, ok: true, error: "" });
+        const keys = r.kvs.map((kv) => kv.key);
         for (const k of written.filter((w) => w.startsWith(prefix))) expect(keys).toContain(k);
       }
     }));
 
   test("the rbac script re-runs cleanly and changes nothing; it warns about grants no config asks for", () =>
-    step(() => {
-      const before = rbacState();
+    step(async () => {
+      const before = await rbacState();
       const again = runMake(["rbac-apply", `ENDPOINTS=${members[1].client}`], tree);
       expect(again.status).toBe(0);
       expect(again.stdout).toContain("etcd-rbac: nothing to change; auth is enabled");
       expect(again.stdout).not.toMatch(/etcd-rbac: (added|granted)/);
-      expect(rbacState()).toBe(before);
+      expect(await rbacState()).toBe(before);
       // a grant added by hand is reported, not removed
       expect(etcdctl(certs, "root", members[0].client, ["role", "grant-permission", "--prefix=true", "calicoctl-readonly", "read", "/extra/"]).status).toBe(0);
       const warned = runMake(["rbac-apply", `ENDPOINTS=${members[0].client}`], tree);
       expect(warned.status).toBe(0);
       expect(warned.stderr).toContain("warning: role calicoctl-readonly has grants no config asks for");
       expect(etcdctl(certs, "root", members[0].client, ["role", "revoke-permission", "calicoctl-readonly", "/extra/", "/extra0"]).status).toBe(0);
-      expect(rbacState()).toBe(before);
+      expect(await rbacState()).toBe(before);
     }));
 
   test("CN authentication does not pass through the gRPC proxy once auth is on", () =>
@@ -201,7 +231,8 @@ d("a real etcd 3.4 cluster with the tree's certificates", () => {
 
   test("after make revoke, the member with --client-crl-file refuses the revoked user and serves the others", () =>
     step(async () => {
-      const r = runMake(["revoke", "NAME=calicoctl"], tree);
+      // make revoke NAME=calicoctl's command, in process (make revoke's wiring is tested spawned in etcd-revoke)
+      const r = await etcdOn(tree, "revoke", "calicoctl");
       expect(r.status).toBe(0);
       const etcd3 = members[2].client;
       const denied = etcdctl(certs, "calicoctl", etcd3, ["get", "/calico/ipam/v2/x"], 30_000);

@@ -84,7 +84,7 @@ export interface ClientFiles {
 
 export const userFiles = (dir: string, user: string, trust: string): ClientFiles => ({ cert: join(dir, `${user}.pem`), key: join(dir, `${user}-key.pem`), ca: trust });
 
-/** One unary call to ENDPOINT (https://host:port) on a new connection; never throws. */
+/** One unary call to ENDPOINT (https://host:port) on a new connection; never throws. METHOD: "Range" (KV) or "Auth/UserGet". */
 export function grpcCall(endpoint: string, files: ClientFiles, method: string, message: Buffer, timeoutMs = 6000): Promise<CallResult> {
   return new Promise((resolve) => {
     let session: ClientHttp2Session | undefined;
@@ -114,7 +114,8 @@ export function grpcCall(endpoint: string, files: ClientFiles, method: string, m
     session.on("error", fail);
     const req = session.request({
       [constants.HTTP2_HEADER_METHOD]: "POST",
-      [constants.HTTP2_HEADER_PATH]: `/etcdserverpb.KV/${method}`,
+      // "Put", "Range": the KV service; "Auth/UserList" and the like: that service
+      [constants.HTTP2_HEADER_PATH]: method.includes("/") ? `/etcdserverpb.${method}` : `/etcdserverpb.KV/${method}`,
       "content-type": "application/grpc",
       te: "trailers",
     });
@@ -191,3 +192,33 @@ export async function waitHealthy(certs: string, endpoints: string[], deadlineMs
     await new Promise((r) => setTimeout(r, 200));
   }
 }
+
+/** A protobuf message of bytes fields (field number, value), and a varint field: for the requests below. */
+export const pbBytes = (no: number, v: Buffer | string): Buffer => bytesField(no, Buffer.from(v));
+export const pbVarint = (no: number, v: number): Buffer => Buffer.concat([varint(no << 3), varint(v)]);
+
+/**
+ * KV.Range through the endpoints as the client FILES, as `etcdctl get [--prefix] [--keys-only] -- KEY` asks it (the
+ * prefix's range end computed as etcdctl computes it: RANGE_END given by the caller). On success, the keys and values.
+ */
+export async function rangeOf(endpoints: string[], files: ClientFiles, key: string, opts: { rangeEnd?: Buffer; keysOnly?: boolean } = {}): Promise<CallResult & { kvs: { key: string; value: string }[] }> {
+  const msg = Buffer.concat([pbBytes(1, key), ...(opts.rangeEnd ? [pbBytes(2, opts.rangeEnd)] : []), ...(opts.keysOnly ? [pbVarint(8, 1)] : [])]);
+  const r = await callAny(endpoints, files, "Range", msg);
+  const kvs = r.ok
+    ? ((pbFields(r.body!).get(2) ?? []) as Buffer[]).map((kv) => {
+        const f = pbFields(kv);
+        return { key: (f.get(1)?.[0] as Buffer | undefined)?.toString() ?? "", value: (f.get(5)?.[0] as Buffer | undefined)?.toString() ?? "" };
+      })
+    : [];
+  return { ...r, kvs };
+}
+
+/** An RPC's reply without its response header (field 1: cluster id, member id, revision, raft term), in hex. */
+export function withoutHeader(body: Buffer): string {
+  const out: string[] = [];
+  for (const [no, vs] of pbFields(body)) if (no !== 1) for (const v of vs) out.push(`${no}:${Buffer.isBuffer(v) ? v.toString("hex") : v}`);
+  return out.join(" ");
+}
+
+/** The repeated string field NO of a reply (user names of Auth/UserList, roles of Auth/UserGet and Auth/RoleList). */
+export const stringsOf = (body: Buffer, no: number): string[] => ((pbFields(body).get(no) ?? []) as Buffer[]).map((b) => b.toString());

@@ -4,6 +4,7 @@ import { spawnSync } from "node:child_process";
 import { existsSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { mode, runMake, snapshot, tempTree } from "./helpers";
+import { etcdOn, tlsOn } from "./in-process";
 import { parseEtcdAccess, parseUserAccess, usersProblems, EtcdUser } from "../scripts/lib/config/etcd-access";
 import { permissionJson, prefixRangeEnd, rbacScript, shellQuote } from "../scripts/lib/etcd/rbac-script";
 import { formatProblem } from "../scripts/lib/common/errors";
@@ -99,11 +100,13 @@ describe("the rbac script's text", () => {
   });
 });
 
+// make's and make rbac's commands (tls-setup build, etcd rbac) run in process here (tests/in-process.ts), except the
+// first `make rbac` of the last test and `make plan`, which stay spawned for make's own wiring and output
 describe("make and make rbac with etcd blocks", () => {
-  test("make reports a bad etcd block with its file and path, and writes nothing", () => {
+  test("make reports a bad etcd block with its file and path, and writes nothing", async () => {
     const t = tempTree();
     writeFileSync(join(t.config, "req-bad.json"), JSON.stringify({ CN: "bad", etcd: { readwrite: [""], write: [] } }));
-    const r = runMake([], t);
+    const r = await tlsOn(t, "build");
     expect(r.status).not.toBe(0);
     expect(r.stderr).toContain(`${t.config}/req-bad.json: etcd.readwrite[0]: is empty; a key prefix`);
     expect(r.stderr).toContain(`${t.config}/req-bad.json: etcd.write: is not a known field; accepted: "readwrite", "read", "roles"`);
@@ -111,20 +114,20 @@ describe("make and make rbac with etcd blocks", () => {
     rmSync(t.dir, { recursive: true, force: true });
   });
 
-  test("a CN that differs from the file's user name is a warning; make rbac uses the CN", () => {
+  test("a CN that differs from the file's user name is a warning; make rbac uses the CN", async () => {
     const t = tempTree();
     writeFileSync(join(t.config, "req-web.json"), JSON.stringify({ CN: "web-frontend", etcd: { read: ["/web/"] } }));
-    const r = runMake([], t);
+    const r = await tlsOn(t, "build");
     expect(r.status).toBe(0);
     expect(r.stderr).toContain(`warning: ${t.config}/req-web.json: CN: "web-frontend" differs from the user name "web"`);
-    expect(runMake(["rbac"], t).status).toBe(0);
+    expect((await etcdOn(t, "rbac")).status).toBe(0);
     expect(readFileSync(join(t.certs, "etcd-rbac.sh"), "utf8")).toContain("add_user 'web-frontend'");
     rmSync(t.dir, { recursive: true, force: true });
   });
 
-  test("editing an etcd block re-makes no certificate", () => {
+  test("editing an etcd block re-makes no certificate", async () => {
     const t = tempTree({ examples: ["calicoctl"] });
-    expect(runMake([], t).status).toBe(0);
+    expect((await tlsOn(t, "build")).status).toBe(0);
     const before = snapshot(t.certs);
     const f = join(t.config, "req-calicoctl.json");
     const j = JSON.parse(readFileSync(f, "utf8"));
@@ -134,24 +137,24 @@ describe("make and make rbac with etcd blocks", () => {
     expect(plan.status).toBe(0);
     expect(plan.stdout).toMatch(/ok +calicoctl +up to date/);
     expect(plan.stdout).not.toMatch(/^make /m);
-    expect(runMake([], t).status).toBe(0);
+    expect((await tlsOn(t, "build")).status).toBe(0);
     expect(snapshot(t.certs)).toEqual(before);
     rmSync(t.dir, { recursive: true, force: true });
   });
 
-  test("make rbac reads only the user configs: a broken member or signing config does not matter, a broken user config does", () => {
+  test("make rbac reads only the user configs: a broken member or signing config does not matter, a broken user config does", async () => {
     const t = tempTree({ examples: ["calico-cni"] });
     writeFileSync(join(t.config, "ca-config.json"), "{ broken");
     writeFileSync(join(t.config, "req-csr.json"), JSON.stringify({ hosts: ["x y"] }));
-    expect(runMake(["rbac"], t).status).toBe(0);
+    expect((await etcdOn(t, "rbac")).status).toBe(0);
     writeFileSync(join(t.config, "req-calico-cni.json"), JSON.stringify({ CN: "calico-cni", etcd: { read: [""] } }));
-    const bad = runMake(["rbac"], t);
+    const bad = await etcdOn(t, "rbac");
     expect(bad.status).not.toBe(0);
     expect(bad.stderr).toContain(`${t.config}/req-calico-cni.json: etcd.read[0]`);
     rmSync(t.dir, { recursive: true, force: true });
   });
 
-  test("make rbac writes an executable script once, names users left out, and needs a root user", () => {
+  test("make rbac writes an executable script once, names users left out, and needs a root user", async () => {
     const t = tempTree({ examples: ["calico-node"] });
     writeFileSync(join(t.config, "req-plain.json"), JSON.stringify({ CN: "plain" }));
     const first = runMake(["rbac"], t);
@@ -159,21 +162,21 @@ describe("make and make rbac with etcd blocks", () => {
     const file = join(t.certs, "etcd-rbac.sh");
     expect(mode(file)).toBe(0o755);
     expect(first.stderr).toContain(`rbac: ${t.config}/req-plain.json has no "etcd" block: its user is not created in etcd`);
-    const again = runMake(["rbac"], t);
+    const again = await etcdOn(t, "rbac");
     const before = snapshot(t.certs);
     expect(again.stdout).toContain(`rbac: unchanged ${file}`);
     expect(snapshot(t.certs)).toEqual(before);
     // the CA key is not needed (it may be kept offline): make stops without it, make rbac does not
-    expect(runMake([], t).status).toBe(0);
+    expect((await tlsOn(t, "build")).status).toBe(0);
     rmSync(join(t.certs, "ca-key.pem"));
-    expect(runMake([], t).status).not.toBe(0);
+    expect((await tlsOn(t, "build")).status).not.toBe(0);
     rmSync(file);
-    const noKey = runMake(["rbac"], t);
+    const noKey = await etcdOn(t, "rbac");
     expect(noKey.status).toBe(0);
     expect(snapshot(t.certs)["etcd-rbac.sh"]).toBe(before["etcd-rbac.sh"]);
     rmSync(join(t.config, "req-root.json"));
     const unchanged = snapshot(t.certs);
-    const noRoot = runMake(["rbac"], t);
+    const noRoot = await etcdOn(t, "rbac");
     expect(noRoot.status).not.toBe(0);
     expect(noRoot.stderr).toContain(`${t.config}: no req-<user>.json has the CN "root"`);
     expect(snapshot(t.certs)).toEqual(unchanged);
