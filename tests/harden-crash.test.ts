@@ -4,10 +4,9 @@
 import { spawn } from "node:child_process";
 import { existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { DIST, runMake, sh, tempTree, withTools } from "./helpers";
+import { DIST, runMake, sh, tempTree, withTools, publicKeyOfPrivate } from "./helpers";
 import { runInProcess } from "./in-process";
 import { parseCertPem } from "../scripts/lib/x509/certinfo";
-import { importKeyPair } from "../scripts/lib/x509/keys";
 import { TEMP_PREFIX } from "../scripts/lib/tree/output";
 
 const USERS = 150; // plus the CA, three members, a proxy and the shipped req-root.json
@@ -27,8 +26,7 @@ async function checkPairs(): Promise<number> {
     const keyFile = join(tree.certs, `${name}-key.pem`);
     const facts = parseCertPem(readFileSync(certFile, "utf8"), certFile);
     expect({ name, keyExists: existsSync(keyFile) }).toEqual({ name, keyExists: true });
-    const key = await importKeyPair(readFileSync(keyFile, "utf8"), keyFile);
-    expect({ name, match: key.spki.equals(facts.spki) }).toEqual({ name, match: true });
+    expect({ name, match: publicKeyOfPrivate(readFileSync(keyFile, "utf8")).equals(facts.spki) }).toEqual({ name, match: true });
     n++;
   }
   return n;

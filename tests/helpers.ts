@@ -3,7 +3,7 @@ import { execFileSync, spawnSync, SpawnSyncReturns } from "node:child_process";
 import { cpSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, existsSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
-import { createHash } from "node:crypto";
+import { createHash, createPublicKey } from "node:crypto";
 
 export const ROOT = resolve(__dirname, "..");
 export const DIST = join(ROOT, "dist");
@@ -113,3 +113,15 @@ export const describeWith = (...tools: string[]): jest.Describe => (haveTools(to
 
 /** openssl x509 -text of a cert file. */
 export const opensslText = (f: string): string => sh("openssl", ["x509", "-in", f, "-noout", "-text"]);
+
+const spkiOfKeyText = new Map<string, Buffer>();
+/**
+ * The public key (SubjectPublicKeyInfo DER) of a private key PEM, derived by OpenSSL (node:crypto) from the private
+ * key itself; remembered by the key's text, so a crash test that checks the same unchanged key after every round
+ * decodes it once. Throws when the text is not a usable private key.
+ */
+export function publicKeyOfPrivate(pem: string): Buffer {
+  let spki = spkiOfKeyText.get(pem);
+  if (!spki) spkiOfKeyText.set(pem, (spki = createPublicKey(pem).export({ type: "spki", format: "der" })));
+  return spki;
+}

@@ -8,14 +8,13 @@ import { spawn, spawnSync } from "node:child_process";
 import { cpSync, existsSync, readdirSync, readFileSync, renameSync, rmSync, unlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { createHash } from "node:crypto";
-import { describeWith, DIST, FIXTURES, sh, snapshot, tempTree } from "./helpers";
+import { describeWith, DIST, FIXTURES, sh, snapshot, tempTree, publicKeyOfPrivate } from "./helpers";
 import { expectStepRefused, runInProcess, tlsOn } from "./in-process";
 import { findSigningCa, keyText, rotationState } from "../scripts/lib/tree/signing-ca";
 import { TreeOptions } from "../scripts/lib/tree/targets";
 import { build } from "../scripts/lib/tree/build";
 import { verifyTree } from "../scripts/lib/lifecycle/verify";
 import { parseCertPem } from "../scripts/lib/x509/certinfo";
-import { importKeyPair } from "../scripts/lib/x509/keys";
 
 type Tree = ReturnType<typeof tempTree>;
 const opts = (t: Tree): TreeOptions => ({ configDir: t.config, certsDir: t.certs, members: ["etcd1", "etcd2", "etcd3"], proxies: ["proxy1"] });
@@ -115,8 +114,7 @@ async function checkPairs(certs: string): Promise<void> {
   for (const f of readdirSync(certs)) {
     if (!f.endsWith(".pem") || f.endsWith("-key.pem") || f === "ca-prev.pem" || f === "crl.pem" || !existsSync(join(certs, f.replace(/\.pem$/, "-key.pem")))) continue;
     const cert = parseCertPem(readFileSync(join(certs, f), "utf8"), f);
-    const key = await importKeyPair(readFileSync(join(certs, f.replace(/\.pem$/, "-key.pem")), "utf8"), f);
-    expect([f, key.spki.equals(cert.spki)]).toEqual([f, true]);
+    expect([f, publicKeyOfPrivate(readFileSync(join(certs, f.replace(/\.pem$/, "-key.pem")), "utf8")).equals(cert.spki)]).toEqual([f, true]);
   }
 }
 

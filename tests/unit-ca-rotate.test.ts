@@ -6,12 +6,11 @@ import { spawn, spawnSync } from "node:child_process";
 import { cpSync, existsSync, readdirSync, readFileSync, rmSync, unlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { createHash } from "node:crypto";
-import { describeWith, DIST, runMake, sh, snapshot, tempTree } from "./helpers";
+import { describeWith, DIST, runMake, sh, snapshot, tempTree, publicKeyOfPrivate } from "./helpers";
 import { expectStepRefused, runInProcess, tlsOn } from "./in-process";
 import { rotationState } from "../scripts/lib/tree/signing-ca";
 import { TreeOptions } from "../scripts/lib/tree/targets";
 import { parseCertPem } from "../scripts/lib/x509/certinfo";
-import { importKeyPair } from "../scripts/lib/x509/keys";
 import { TEMP_PREFIX } from "../scripts/lib/tree/output";
 
 const opts = (t: { config: string; certs: string }): TreeOptions => ({ configDir: t.config, certsDir: t.certs, members: ["etcd1", "etcd2", "etcd3"], proxies: ["proxy1"] });
@@ -81,8 +80,7 @@ async function checkPairs(certs: string): Promise<number> {
     if (!f.endsWith(".pem") || f.endsWith("-key.pem") || f.startsWith(TEMP_PREFIX) || f === "ca-prev.pem" || f === "crl.pem") continue;
     const name = f.slice(0, -4);
     const cert = parseCertPem(readFileSync(join(certs, f), "utf8"), f);
-    const key = await importKeyPair(readFileSync(join(certs, `${name}-key.pem`), "utf8"), name);
-    expect([name, key.spki.equals(cert.spki)]).toEqual([name, true]);
+    expect([name, publicKeyOfPrivate(readFileSync(join(certs, `${name}-key.pem`), "utf8")).equals(cert.spki)]).toEqual([name, true]);
     n++;
   }
   return n;
