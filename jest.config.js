@@ -10,6 +10,6 @@ module.exports = {
   testTimeout: 120000,
   // 3 workers on this 2-core machine: most test files wait on child processes (etcd, make, the watcher), so a third
   // overlaps those waits (measured: the whole suite in 48.9 s with 3, 55.0 s with 2).
-  maxWorkers: 3,
+  maxWorkers: 4,
   globalSetup: "<rootDir>/tests/global-setup.js",
 };

@@ -3,7 +3,10 @@
 import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { spawnSync } from "node:child_process";
+import yargs from "yargs";
+import type { Argv } from "yargs";
 import { ROOT, runScript } from "./helpers";
+import { commandYargs } from "../scripts/lib/cli/cli";
 
 const scripts = readdirSync(join(ROOT, "scripts")).filter((f) => f.endsWith(".ts")).map((f) => f.slice(0, -3));
 
@@ -69,4 +72,16 @@ test("make help: one line per target, every target the Makefile declares (.PHONY
     expect({ target: t, lines: lines.length }).toEqual({ target: t, lines: 1 });
   }
   for (const l of r.stdout.split("\n")) expect(l.length).toBeLessThanOrEqual(80);
+});
+
+test("commandYargs: running a command no longer renders the help text (plain yargs does); --help above still prints it", async () => {
+  type Usage = { hasCachedHelpMessage(): boolean };
+  const usageOf = (y: unknown) => (y as { getInternalMethods(): { getUsageInstance(): Usage } }).getInternalMethods().getUsageInstance();
+  const run = async (y: Argv) => {
+    let ran = false;
+    await y.command("build", "make things", (b) => b, () => void (ran = true)).strict().parseAsync();
+    return { ran, rendered: usageOf(y).hasCachedHelpMessage() };
+  };
+  expect(await run(yargs(["build"]))).toEqual({ ran: true, rendered: true });
+  expect(await run(commandYargs(["build"]))).toEqual({ ran: true, rendered: false });
 });

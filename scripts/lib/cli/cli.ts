@@ -2,6 +2,8 @@
 // terminal.
 
 import { readFileSync } from "node:fs";
+import yargs from "yargs";
+import type { Argv } from "yargs";
 import { UserError } from "../common/errors";
 
 /** cfssl takes Go-style flags (-ca-key x); yargs wants --ca-key. Single-dash words become double-dash. */
@@ -52,3 +54,17 @@ export const processIo: CliIo = {
   stdin: readStdin,
   stdoutIsTTY: () => Boolean(process.stdout.isTTY),
 };
+
+/**
+ * yargs for a script with commands (tls, lifecycle, etcd). Each time yargs runs a command it renders the whole help
+ * text (cliui: string widths, wrapping) only to keep it for a usage message on a later failure; our failures are one
+ * line (failAsUserError), never the usage, so that rendering is skipped: ~2 ms of a run, and more in the tests, which
+ * call the mains in-process hundreds of times, each file with cold code. `--help` renders its text as before. A yargs
+ * without this internal hook (another major version) simply renders as before.
+ */
+export function commandYargs(args: string[]): Argv {
+  const y = yargs(args);
+  const usage = (y as unknown as { getInternalMethods?: () => { getUsageInstance?: () => { cacheHelpMessage?: () => void } } }).getInternalMethods?.().getUsageInstance?.();
+  if (usage && typeof usage.cacheHelpMessage === "function") usage.cacheHelpMessage = () => undefined;
+  return y;
+}

@@ -1,13 +1,12 @@
 // tls-setup etcd: the etcd side of the tree — the RBAC script (users and roles from the configs) and revocation. The
 // whole of the `etcd` script (scripts/etcd.ts runs it through runMain); the tests call it in-process.
-import yargs from "yargs";
-import { failAsUserError } from "./cli";
+import { commandYargs, failAsUserError } from "./cli";
 import { treeOptions, toTree } from "./tree-args";
 import { crlCommand, rbacCommand, revokeCommand } from "../etcd/commands";
 
 export async function etcdMain(args: string[]): Promise<number> {
   let code = 0;
-  await treeOptions(yargs(args))
+  await treeOptions(commandYargs(args))
     .scriptName("tls-setup-etcd")
     .command("rbac", "write CERTS_DIR/etcd-rbac.sh: etcd users, roles and grants from the configs' \"etcd\" blocks", (y) => y, async (a) => {
       code = await rbacCommand(toTree(a));

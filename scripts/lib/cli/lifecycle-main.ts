@@ -1,15 +1,14 @@
 // tls-setup day 2: check-expiration, verify, renew, inspect, secrets (behind the Makefile targets of those names). The
 // whole of the `lifecycle` script (scripts/lifecycle.ts runs it through runMain); the tests call it in-process. The
 // commands print through lifecycle/commands.ts (to the process's stdout and stderr).
-import yargs from "yargs";
-import { failAsUserError } from "./cli";
+import { commandYargs, failAsUserError } from "./cli";
 import { treeOptions, toTree } from "./tree-args";
 import { parseWarnDays } from "../lifecycle/expiry";
 import { checkExpirationCommand, inspectCommand, parseExpiryFormat, parseFormat, renewCommand, secretsCommand, verifyCommand } from "../lifecycle/commands";
 
 export async function lifecycleMain(args: string[]): Promise<number> {
   let code = 0;
-  await treeOptions(yargs(args))
+  await treeOptions(commandYargs(args))
     .scriptName("lifecycle")
     .command(
       "check-expiration",

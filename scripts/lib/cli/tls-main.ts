@@ -1,14 +1,13 @@
 // tls-setup: the tree commands behind the Makefile (build, plan, prune). The whole of the `tls` script
 // (scripts/tls.ts runs it through runMain); the tests call it in-process. The commands print through
 // tree/commands.ts (to the process's stdout and stderr).
-import yargs from "yargs";
-import { failAsUserError } from "./cli";
+import { commandYargs, failAsUserError } from "./cli";
 import { treeOptions, toTree } from "./tree-args";
 import { buildCommand, caRotateCommand, nameForFile, planCommand, pruneCommand } from "../tree/commands";
 
 export async function tlsMain(args: string[]): Promise<number> {
   let code = 0;
-  await treeOptions(yargs(args))
+  await treeOptions(commandYargs(args))
     .scriptName("tls-setup")
     .command(
       "build [names..]",
