@@ -12,6 +12,7 @@
 // messages used here have only bytes and varint fields, encoded by hand below.
 import { ClientHttp2Session, connect, constants } from "node:http2";
 import { readFileSync } from "node:fs";
+import { createSecureContext, SecureContext, TLSSocket } from "node:tls";
 import { join } from "node:path";
 
 export interface CallResult {
@@ -75,6 +76,24 @@ const TLS_ERROR = /certificate|alert|verify|self.signed|issuer|authority|ERR_SSL
 /** A connection refused or cut (a member stopping or down for its restart): the client tries the next endpoint. */
 const REFUSED = /ECONNREFUSED|ECONNRESET|EPIPE|GOAWAY|socket disconnected|ERR_HTTP2_SESSION_ERROR|ERR_HTTP2_STREAM_CANCEL/;
 
+/**
+ * The TLS context of the files' bytes (CA, certificate, key), parsed once per distinct content: the files are read on
+ * every request (a renewed certificate is used from the next request on), but the same bytes need not be parsed into
+ * a new OpenSSL context each time. A context never resumes a session by itself (Node keeps no client session cache),
+ * and each request's handshake is checked to be a full one.
+ */
+const contexts = new Map<string, SecureContext>();
+function contextFor(ca: Buffer, cert: Buffer, key: Buffer): SecureContext {
+  const k = `${ca.length} ${cert.length} ${key.length} ${ca.toString("latin1")}${cert.toString("latin1")}${key.toString("latin1")}`;
+  let c = contexts.get(k);
+  if (!c) {
+    c = createSecureContext({ ca, cert, key });
+    if (contexts.size >= 64) contexts.clear();
+    contexts.set(k, c);
+  }
+  return c;
+}
+
 /** The client's files: certificate and key of USER in DIR, the trust file TRUST. */
 export interface ClientFiles {
   cert: string;
@@ -106,7 +125,11 @@ export function grpcCall(endpoint: string, files: ClientFiles, method: string, m
     };
     const timer = setTimeout(() => finish({ ok: false, error: `timed out after ${timeoutMs} ms`, tls: false }), timeoutMs);
     try {
-      session = connect(endpoint, { ca: readFileSync(files.ca), cert: readFileSync(files.cert), key: readFileSync(files.key), ALPNProtocols: ["h2"] });
+      session = connect(endpoint, { secureContext: contextFor(readFileSync(files.ca), readFileSync(files.cert), readFileSync(files.key)), ALPNProtocols: ["h2"] });
+      // a full handshake every time (the point of the traffic: each request meets the member's current certificate)
+      session.on("connect", (s: ClientHttp2Session) => {
+        if ((s.socket as TLSSocket).isSessionReused()) fail(new Error("the TLS session was resumed; every request must make a full handshake"));
+      });
     } catch (e) {
       fail(e);
       return;
