@@ -106,6 +106,20 @@ describe('the README\'s "What makes a certificate stale" table, row by row', () 
   ];
   test.each(rows)("$row", (r) => expectRow(copy(), opts, r));
 
+  test("a revoked certificate stays revoked when its stamp holds the serial with a leading zero byte (stamps written before serials had one form)", () => {
+    const t = copy();
+    const serial = parseCertPem(readFileSync(join(t.certs, "calico-cni.pem"), "utf8"), "calico-cni.pem").serialHex;
+    const stampFile = join(t.certs, ".tls-setup", "calico-cni.json");
+    const stamp = JSON.parse(readFileSync(stampFile, "utf8"));
+    expect(stamp.serial).toBe(serial);
+    writeFileSync(stampFile, JSON.stringify({ ...stamp, serial: `00${serial}` }));
+    writeFileSync(join(t.certs, "ca-revoked.json"), JSON.stringify({ version: 1, cas: { x: { ca: "CA", crlNumber: 1, revoked: [{ serial, name: "calico-cni", cn: "calico-cni", revokedAt: "2026-11-01T00:00:00.000Z" }] } } }));
+    editJson(join(t.config, "ca-config.json"), (j) => ((j.signing as { default: { expiry: string } }).default.expiry = "4380h"));
+    const p = makePlan(opts(t));
+    expect(actions(p)["calico-cni"]).toBe("keep");
+    expect(reason(p, "calico-cni")).toMatch(/^revoked on 2026-11-01/);
+  });
+
   test("a removed req-<user>.json is an orphan (its files stay); a built tree plans nothing afterwards", async () => {
     const t = copy();
     unlinkSync(join(t.config, "req-calico-cni.json"));

@@ -3,7 +3,9 @@ import { parseGoDuration } from "../scripts/lib/config/duration";
 import { classifyHost, formatIp, parseIp } from "../scripts/lib/config/hosts";
 import { encodeSubject, directoryString } from "../scripts/lib/x509/subject";
 import { time, integer, oid, decodeOid, readNode, content } from "../scripts/lib/x509/der";
-import { keyUsageExtension, roundToMinute, newSerial, defaultDeps } from "../scripts/lib/x509/issue";
+import { keyUsageExtension, roundToMinute, newSerial, defaultDeps, issueCa } from "../scripts/lib/x509/issue";
+import { canonicalSerialHex, parseCertPem } from "../scripts/lib/x509/certinfo";
+import { parseRequest } from "../scripts/lib/config/request";
 
 describe("Go durations", () => {
   test.each([
@@ -131,6 +133,19 @@ describe("DER pieces", () => {
   test("Go's Round(time.Minute)", () => {
     expect(roundToMinute(new Date("2026-01-01T10:00:29.999Z")).toISOString()).toBe("2026-01-01T10:00:00.000Z");
     expect(roundToMinute(new Date("2026-01-01T10:00:30.000Z")).toISOString()).toBe("2026-01-01T10:01:00.000Z");
+  });
+  test("a serial has one written form: no leading zero bytes, lower case, as the certificate's DER holds it", () => {
+    expect(["00", "0000", "01", "0001", "00000a", "000080ff", "7F", "00AB"].map(canonicalSerialHex)).toEqual(["00", "00", "01", "01", "0a", "80ff", "7f", "ab"]);
+  });
+  test("an issued serial whose drawn bytes start with a zero byte is written as its certificate holds it", async () => {
+    // drawn 0x80 0x80 ...: the top bit cleared gives 00 80 ..., which DER writes as 00 80 ... (sign byte) = value 80 ...
+    for (const first of [0x80, 0x00]) {
+      const deps = { ...defaultDeps(), randomSerial: () => Buffer.from([first, first === 0 ? 0x12 : 0x80, ...Buffer.alloc(18, 0x34)]) };
+      const ca = await issueCa(parseRequest({ CN: "serial CA" }, "ca.json", { allowCa: true }).value!, deps);
+      const cert = parseCertPem(ca.certPem, "ca.pem");
+      expect({ first, issued: ca.serialHex }).toEqual({ first, issued: cert.serialHex });
+      expect(cert.serialHex.startsWith("00")).toBe(false);
+    }
   });
   test("serials are positive and at most 20 octets", () => {
     const deps = { ...defaultDeps(), randomSerial: () => Buffer.alloc(20, 0xff) };

@@ -8,7 +8,7 @@ import { CertRequest, KeySpec } from "../config/request";
 import { formatIp } from "../config/hosts";
 import { ekuName, ekuOpensslName, forbiddenRoleEkus, intermediateProfile, isMemberRole, LeafRole, missingRoleEkus, Profile, restrictProfile, ROLE_EKU_WHY, selectProfile, SigningConfig } from "../config/profile";
 import { ClusterSettings, MemberCerts } from "../config/etcd-cluster";
-import { CertFacts, subjectAltNames } from "../x509/certinfo";
+import { canonicalSerialHex, CertFacts, subjectAltNames } from "../x509/certinfo";
 import { signedBy } from "../x509/chain";
 import { encodeSubject } from "../x509/subject";
 import { isCaRole, memberConfig, Role, Target, TreeOptions } from "./targets";
@@ -488,7 +488,8 @@ export function planFrom(x: PlanInputs, po: PlanOptions = {}): Plan {
       const inputs = leafInputs(request, profileHashes.get(pk)!, caFingerprint ?? "(new CA)");
       const found = x.found.get(t.name);
       const serial = found?.cert?.serialHex ?? stamp?.serial;
-      const revoked = serial ? x.revoked.get(serial.toLowerCase()) : undefined;
+      // (a stamp written before serials had one form may hold the drawn bytes' leading zero)
+      const revoked = serial ? x.revoked.get(canonicalSerialHex(serial)) : undefined;
       const d = decideLeaf({ target: t, request, inputs, stamp, files: x.files.get(t.name) ?? {}, certExists: x.exists.get(t.name)?.cert ?? false, found, revoked }, ctx);
       items.push({ target: t, action: d.action, reason: d.reason, request, profile, inputs, stamp, etcd: l.etcd, found: d.action === "adopt" ? found : undefined, revoked });
     }

@@ -8,6 +8,7 @@ import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { Parsed } from "../common/errors";
 import { readFailure } from "../common/fs-errors";
+import { canonicalSerialHex } from "../x509/certinfo";
 
 /** The revocation index: which serials `make revoke` revoked, per CA (written by etcd/revoke.ts). */
 export const revocationIndexFile = (certsDir: string): string => join(certsDir, "ca-revoked.json");
@@ -65,6 +66,6 @@ export function readRevoked(certsDir: string): Parsed<Map<string, RevokedEntry>>
   const out = new Map<string, RevokedEntry>();
   for (const ca of Object.values(index.value.cas))
     for (const r of Array.isArray(ca?.revoked) ? ca.revoked : [])
-      if (typeof r?.serial === "string") out.set(r.serial.toLowerCase(), { serial: r.serial, name: r.name, revokedAt: r.revokedAt });
+      if (typeof r?.serial === "string") out.set(canonicalSerialHex(r.serial), { serial: r.serial, name: r.name, revokedAt: r.revokedAt });
   return { value: out, problems: [] };
 }

@@ -32,6 +32,16 @@ export interface CertFacts extends Signed {
   extensions: Map<string, { critical: boolean; value: Buffer }>;
 }
 
+/**
+ * A serial number's one written form, the one every comparison uses (stamps, the revocation index, the CRL, the
+ * planner): lower-case hex of its value without leading zero bytes, DER's minimal INTEGER without its sign byte
+ * ("00" for zero). An issued serial is 20 random bytes with the top bit cleared, so one in 128 starts with a zero
+ * byte, which its certificate's DER drops: written as the bytes were drawn, it would not match the certificate's.
+ */
+export function canonicalSerialHex(hex: string): string {
+  return hex.toLowerCase().replace(/^(?:00)+(?=[0-9a-f]{2})/, "");
+}
+
 export function parseTime(buf: Buffer, tag: number): Date {
   const s = buf.toString("ascii");
   const m = tag === TAG.UTC_TIME ? /^(\d\d)(\d\d)(\d\d)(\d\d)(\d\d)(\d\d)?Z$/.exec(s) : /^(\d{4})(\d\d)(\d\d)(\d\d)(\d\d)(\d\d)?(?:\.\d+)?Z$/.exec(s);
@@ -83,7 +93,7 @@ export function parseCertDer(der: Buffer): CertFacts {
   const ski = skiExt ? Buffer.from(content(skiExt.value, readNode(skiExt.value))) : undefined;
   return {
     der,
-    serialHex: Buffer.from(serial).toString("hex").replace(/^00(?=[89a-f])/, ""),
+    serialHex: canonicalSerialHex(Buffer.from(serial).toString("hex")),
     tbsDer: Buffer.from(raw(der, tbsNode)),
     signatureOid: decodeOid(content(der, children(der, sigAlg)[0])),
     signature: Buffer.from(content(der, sigBits).subarray(1)),

@@ -11,6 +11,7 @@ import { Profile } from "../config/profile";
 import { encodeSubject } from "./subject";
 import { CryptoProvider, generateKeyPair, getCrypto, KeyPair, keyIdentifier, signatureAlgorithm, signDer } from "./keys";
 import { toPem } from "./pem";
+import { canonicalSerialHex } from "./certinfo";
 
 export const DEFAULT_BACKDATE_MS = 5 * 60_000;
 export const DEFAULT_CA_EXPIRY_MS = 43800 * 3_600_000;
@@ -159,7 +160,7 @@ async function finish(tbs: Der, signer: KeyPair, req: CertRequest, key: KeyPair,
     csrPem: toPem("CERTIFICATE REQUEST", csrDer),
     keyPem: key.pem,
     certDer,
-    serialHex: serial.toString("hex"),
+    serialHex: canonicalSerialHex(serial.toString("hex")),
     notBefore: nb,
     notAfter: na,
     clampedFrom,
