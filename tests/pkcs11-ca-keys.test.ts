@@ -8,7 +8,8 @@ import { X509Certificate } from "node:crypto";
 import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { FIXTURES, runMake, snapshot, tempTree } from "./helpers";
-import { expectRefused, haveHsm as haveJudges, hsm, makeInProcess, MODULE, tokenInProcess, PIN, privateKeysIn, revokedNames, spkiOf } from "./pkcs11-helpers";
+import { expectRefused, haveHsm as haveJudges, hsm, MODULE, tokenInProcess, PIN, privateKeysIn, revokedNames, spkiOf } from "./pkcs11-helpers";
+import { makeInProcess } from "./in-process";
 
 const haveHsm = haveJudges();
 const it_ = haveHsm ? it : it.skip;

@@ -9,8 +9,6 @@ import { tmpdir } from "node:os";
 import { runInThisContext } from "node:vm";
 import { join } from "node:path";
 import { haveTool, ROOT, snapshot } from "./helpers";
-import type { Run } from "./helpers";
-import { runInProcess } from "./in-process";
 
 export const MODULE = "/usr/lib/softhsm/libsofthsm2.so";
 /** Whether the judges are installed (under CI=true a missing one fails the file: haveTool). */
@@ -97,56 +95,6 @@ export function revokedNames(certsDir: string): Set<string> {
   if (!existsSync(f)) return new Set();
   const index = JSON.parse(readFileSync(f, "utf8")) as { cas: Record<string, { revoked: { name: string }[] }> };
   return new Set(Object.values(index.cas).flatMap((c) => c.revoked.map((r) => r.name)));
-}
-
-/**
- * What `make TARGETS VARS` runs (the Makefile's recipes), run in the test's own process: `tls-setup build`, `renew`,
- * `revoke`... with the same arguments make would pass (CA_KEY → --ca-key, ROOT_KEY → --root-key, PKCS11_MODULE →
- * --pkcs11-module, NEXT_CA_KEY → --next-ca-key, WARN_DAYS → --warn-days, NAME → --name or revoke's name), and the
- * follow-up `etcd crl` of rotate-intermediate, ca-rotate-reissue and ca-rotate-finish when certs/crl.pem exists.
- * `env` is set in process.env for the run (SOFTHSM2_CONF, PKCS11_PIN...). For token cases that do not depend on a
- * fresh process: the PKCS#11 module is initialised once per process and a token stays logged in once opened, so a
- * wrong or missing PIN, and whether a run needs the PIN at all, stay with runMake (a process of its own).
- */
-export async function makeInProcess(args: string[], tree: { config: string; certs: string }, extra: string[] = [], env: Record<string, string | undefined> = {}): Promise<Run> {
-  const vars: Record<string, string> = {};
-  // make takes VAR=value among the targets as well as after them
-  const targets = args.filter((a) => !a.includes("="));
-  for (const v of [...args.filter((a) => a.includes("=")), ...extra]) {
-    const i = v.indexOf("=");
-    if (i < 1) throw new Error(`makeInProcess: ${v}: expected VAR=value`);
-    vars[v.slice(0, i)] = v.slice(i + 1);
-  }
-  const known = ["CA_KEY", "ROOT_KEY", "PKCS11_MODULE", "NEXT_CA_KEY", "WARN_DAYS", "NAME"];
-  for (const k of Object.keys(vars)) if (!known.includes(k)) throw new Error(`makeInProcess: ${k} is not mapped; use runMake`);
-  const opt = (v: string, flag: string) => (vars[v] ? [flag, vars[v]] : []);
-  const treeArgs = ["--config-dir", tree.config, "--certs-dir", tree.certs, ...opt("CA_KEY", "--ca-key"), ...opt("ROOT_KEY", "--root-key"), ...opt("PKCS11_MODULE", "--pkcs11-module")];
-  const target = targets.length === 0 ? "all" : targets.length === 1 ? targets[0] : "";
-  const steps: [Parameters<typeof runInProcess>[0], string[]][] = [];
-  const crlAfter = () => (existsSync(join(tree.certs, "crl.pem")) ? [["etcd", ["crl", ...treeArgs]] as (typeof steps)[number]] : []);
-  const step = /^ca-rotate-(start|reissue|finish|status)$/.exec(target)?.[1];
-  if (target === "all") steps.push(["tls", ["build", ...treeArgs]]);
-  else if (target === "rotate") steps.push(["tls", ["build", "--rotate", ...treeArgs]]);
-  else if (target === "rotate-intermediate") steps.push(["tls", ["build", "--rotate-intermediate", ...treeArgs]]);
-  else if (target === "plan") steps.push(["tls", ["plan", ...treeArgs]]);
-  else if (step) steps.push(["tls", ["ca-rotate", step, ...treeArgs, ...(step !== "status" ? opt("NEXT_CA_KEY", "--next-ca-key") : [])]]);
-  else if (target === "renew") steps.push(["lifecycle", ["renew", ...treeArgs, ...opt("WARN_DAYS", "--warn-days"), ...opt("NAME", "--name")]]);
-  else if (target === "verify") steps.push(["lifecycle", ["verify", ...treeArgs]]);
-  else if (target === "revoke" && vars.NAME) steps.push(["etcd", ["revoke", ...treeArgs, vars.NAME]]);
-  else if (target === "crl") steps.push(["etcd", ["crl", ...treeArgs]]);
-  else throw new Error(`makeInProcess: make ${targets.join(" ")} is not mapped; use runMake`);
-  if ((vars.NEXT_CA_KEY && !step) || (vars.WARN_DAYS && target !== "renew") || (vars.NAME && target !== "renew" && target !== "revoke")) throw new Error(`makeInProcess: ${extra.join(" ")} is not passed by make ${target}`);
-  const out: Run = { status: 0, stdout: "", stderr: "" };
-  const followUp = ["rotate-intermediate", "ca-rotate-reissue", "ca-rotate-finish"].includes(target);
-  for (let i = 0; i < steps.length; i++) {
-    const r = await runInProcess(steps[i][0], steps[i][1], { env });
-    out.stdout += r.stdout;
-    out.stderr += r.stderr;
-    out.status = r.status;
-    if (r.status !== 0) break;
-    if (i === 0 && followUp) steps.push(...crlAfter());
-  }
-  return out;
 }
 
 /**

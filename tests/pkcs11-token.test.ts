@@ -8,8 +8,8 @@ import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFil
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { runMake, sh, snapshot, tempTree } from "./helpers";
-import { runInProcess } from "./in-process";
-import { allFiles, expectRefused, haveHsm as haveJudges, hsm, makeInProcess, MODULE, PIN, privateKeysIn, revokedNames, spkiOf, tokenInProcess } from "./pkcs11-helpers";
+import { makeInProcess, runInProcess } from "./in-process";
+import { allFiles, expectRefused, haveHsm as haveJudges, hsm, MODULE, PIN, privateKeysIn, revokedNames, spkiOf, tokenInProcess } from "./pkcs11-helpers";
 
 const haveHsm = haveJudges();
 const it_ = haveHsm ? it : it.skip;

@@ -6,7 +6,8 @@ import { ChildProcess, spawn } from "node:child_process";
 import { copyFileSync, existsSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { DIST, FIXTURES, sh, tempTree } from "./helpers";
-import { haveHsm, hsm, makeInProcess, MODULE, PIN, privateKeysIn, tokenInProcess } from "./pkcs11-helpers";
+import { haveHsm, hsm, MODULE, PIN, privateKeysIn, tokenInProcess } from "./pkcs11-helpers";
+import { makeInProcess } from "./in-process";
 
 const it_ = haveHsm() ? it : it.skip;
 const token = hsm();

@@ -14,7 +14,7 @@ import { cpSync, existsSync, readdirSync, readFileSync, rmSync, unlinkSync, writ
 import { join } from "node:path";
 import { describeWith, FIXTURES, runMake, sh, snapshot, tempTree } from "./helpers";
 import type { Run } from "./helpers";
-import { runInProcess } from "./in-process";
+import { makeInProcess } from "./in-process";
 import { revoke } from "../scripts/lib/etcd/revoke";
 import { defaultDeps } from "../scripts/lib/x509/issue";
 import { parseCertPem } from "../scripts/lib/x509/certinfo";
@@ -43,43 +43,9 @@ const crlSignedBy = (t: Tree, caFile: string) => {
 /** A make line run one of two ways: through make itself, or in process as the Makefile's recipe runs it. */
 type Maker = (t: Tree, args: string[]) => Promise<Run>;
 const viaMake: Maker = async (t, args) => runMake(args, t);
-const inTree = (t: Tree) => ["--config-dir", t.config, "--certs-dir", t.certs];
-/**
- * The make lines this file uses, in process, as the Makefile's recipes pass them: make → tls build; revoke NAME=x →
- * etcd revoke x; prune → tls prune; ca-rotate-STEP → tls ca-rotate STEP (reissue and finish then `etcd crl` when
- * certs/crl.pem exists); verify → lifecycle verify; crl → etcd crl. (The intermediate-mode test runs them through make.)
- */
-const inProcess: Maker = async (t, args) => {
-  const [target, ...vars] = args;
-  const name = vars.find((v) => v.startsWith("NAME="))?.slice("NAME=".length);
-  const tls = (...a: string[]) => runInProcess("tls", [...a, ...inTree(t)]);
-  const etcd = (...a: string[]) => runInProcess("etcd", [...a, ...inTree(t)]);
-  switch (target) {
-    case undefined:
-    case "all":
-      return tls("build");
-    case "prune":
-      return tls("prune");
-    case "revoke":
-      return etcd("revoke", name!);
-    case "crl":
-      return etcd("crl");
-    case "verify":
-      return runInProcess("lifecycle", ["verify", ...inTree(t)]);
-    case "ca-rotate-start":
-    case "ca-rotate-status":
-      return tls("ca-rotate", target.slice("ca-rotate-".length));
-    case "ca-rotate-reissue":
-    case "ca-rotate-finish": {
-      const r = await tls("ca-rotate", target.slice("ca-rotate-".length));
-      if (r.status !== 0 || !existsSync(join(t.certs, "crl.pem"))) return r;
-      const crl = await etcd("crl");
-      return { status: crl.status, stdout: r.stdout + crl.stdout, stderr: r.stderr + crl.stderr };
-    }
-    default:
-      throw new Error(`inProcess: make ${args.join(" ")} is not mapped here`);
-  }
-};
+/** The make lines of the root-mode test, in process, as the Makefile's recipes run them (makeInProcess); the
+ * intermediate-mode test runs them through make itself. */
+const inProcess: Maker = (t, args) => makeInProcess(args, t);
 
 async function ok(t: Tree, args: string[], make: Maker = viaMake) {
   const r = await make(t, args);

@@ -9,7 +9,7 @@ import { cpSync, existsSync, readdirSync, readFileSync, renameSync, rmSync, unli
 import { join } from "node:path";
 import { createHash } from "node:crypto";
 import { describeWith, DIST, FIXTURES, sh, snapshot, tempTree, publicKeyOfPrivate } from "./helpers";
-import { expectStepRefused, runInProcess, tlsOn } from "./in-process";
+import { expectStepRefused, makeInProcess, runInProcess, tlsOn } from "./in-process";
 import { findSigningCa, keyText, rotationState } from "../scripts/lib/tree/signing-ca";
 import { TreeOptions } from "../scripts/lib/tree/targets";
 import { build } from "../scripts/lib/tree/build";
@@ -22,16 +22,6 @@ const args = (t: Tree) => ["--config-dir", t.config, "--certs-dir", t.certs];
 const tls = (t: Tree, ...a: string[]) => runInProcess("tls", [...a, ...args(t)]);
 const lifecycle = (t: Tree, ...a: string[]) => runInProcess("lifecycle", [...a, ...args(t)]);
 const etcd = (t: Tree, ...a: string[]) => runInProcess("etcd", [...a, ...args(t)]);
-/**
- * make ca-rotate-STEP (reissue, finish) as the Makefile runs it, in process: the step, then `etcd crl` when
- * certs/crl.pem exists (tests/unit-ca-rotate-crl.test.ts runs those recipes through make itself).
- */
-async function makeStep(t: Tree, step: "reissue" | "finish") {
-  const r = await tls(t, "ca-rotate", step);
-  if (r.status !== 0 || !existsSync(join(t.certs, "crl.pem"))) return r;
-  const crl = await etcd(t, "crl");
-  return { status: crl.status, stdout: r.stdout + crl.stdout, stderr: r.stderr + crl.stderr };
-}
 const trees: Tree[] = [];
 afterAll(() => trees.forEach((t) => rmSync(t.dir, { recursive: true, force: true })));
 
@@ -238,7 +228,7 @@ describeWith("openssl")("the phased root rotation in intermediate mode", () => {
     const ca64 = /etcd-ca: "?([A-Za-z0-9+/=]+)/.exec(read(t, "k8s/calicoctl.yaml"))![1];
     expect(Buffer.from(ca64, "base64").toString()).toBe(read(t, "ca.pem"));
     const saved = Object.fromEntries(["etcd1.pem", "etcd1-key.pem", "calicoctl.pem", "calicoctl-key.pem"].map((f) => [f, readFileSync(c(t, f))]));
-    const reissue = await makeStep(t, "reissue");
+    const reissue = await makeInProcess(["ca-rotate-reissue"], t);
     expect([reissue.status, reissue.stderr]).toEqual([0, ""]);
     // the CRL re-signed by the new intermediate still lists the serial revoked under the old one (etcd: serials only)
     const crlOk = (caFile: string) => /verify OK/.test(spawnSync("openssl", ["crl", "-in", c(t, "crl.pem"), "-noout", "-CAfile", caFile], { encoding: "utf8" }).stderr);
@@ -282,7 +272,7 @@ describeWith("openssl")("the phased root rotation in intermediate mode", () => {
     expect(crlCheck("etcd1").status).toBe(0);
     expect(sh("openssl", ["crl", "-in", c(t, "crl.pem"), "-noout", "-text"])).toContain(oldSerial);
     const newKey = read(t, "ca-next-key.pem");
-    const finish = await makeStep(t, "finish");
+    const finish = await makeInProcess(["ca-rotate-finish"], t);
     expect([finish.status, finish.stderr]).toEqual([0, ""]);
     expect(finish.stdout).toMatch(/\(certificate, key, CSR\)/);
     expect(read(t, "ca-key.pem")).toBe(newKey);

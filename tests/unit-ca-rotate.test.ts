@@ -7,7 +7,7 @@ import { cpSync, existsSync, readdirSync, readFileSync, rmSync, unlinkSync, writ
 import { join } from "node:path";
 import { createHash } from "node:crypto";
 import { describeWith, DIST, runMake, sh, snapshot, tempTree, publicKeyOfPrivate } from "./helpers";
-import { expectStepRefused, runInProcess, tlsOn } from "./in-process";
+import { expectStepRefused, makeInProcess, runInProcess, tlsOn } from "./in-process";
 import { rotationState } from "../scripts/lib/tree/signing-ca";
 import { TreeOptions } from "../scripts/lib/tree/targets";
 import { parseCertPem } from "../scripts/lib/x509/certinfo";
@@ -18,13 +18,6 @@ const args = (t: { config: string; certs: string }) => ["--config-dir", t.config
 const tls = (t: { config: string; certs: string }, ...a: string[]) => runInProcess("tls", [...a, ...args(t)]);
 const lifecycle = (t: { config: string; certs: string }, ...a: string[]) => runInProcess("lifecycle", [...a, ...args(t)]);
 const etcd = (t: { config: string; certs: string }, ...a: string[]) => runInProcess("etcd", [...a, ...args(t)]);
-/** make ca-rotate-STEP (reissue, finish) as the Makefile runs it, in process: the step, then `etcd crl` when certs/crl.pem exists. */
-async function makeStep(t: { config: string; certs: string }, step: "reissue" | "finish") {
-  const r = await tls(t, "ca-rotate", step);
-  if (r.status !== 0 || !existsSync(join(t.certs, "crl.pem"))) return r;
-  const crl = await etcd(t, "crl");
-  return { status: crl.status, stdout: r.stdout + crl.stdout, stderr: r.stderr + crl.stderr };
-}
 const trees: { dir: string }[] = [];
 afterAll(() => trees.forEach((t) => rmSync(t.dir, { recursive: true, force: true })));
 
@@ -288,7 +281,7 @@ describeWith("openssl")("CA rotation, step by step", () => {
     const oldSerial = sh("openssl", ["x509", "-noout", "-serial", "-in", c("proxy1.pem")]).trim().replace("serial=", "").toUpperCase();
     const saved = { cert: readFileSync(c("etcd1.pem")), key: readFileSync(c("etcd1-key.pem")) };
     expect((await etcd(t, "revoke", "proxy1")).status).toBe(0);
-    const re = await makeStep(t, "reissue");
+    const re = await makeInProcess(["ca-rotate-reissue"], t);
     expect([re.status, re.stderr]).toEqual([0, ""]);
     // openssl's verdict on the CRL's signature, read from its output ("verify OK" / "verify failure")
     const crlCheck = (caFile: string) => {
@@ -311,7 +304,7 @@ describeWith("openssl")("CA rotation, step by step", () => {
     expect([v.status, v.stdout, v.stderr]).toEqual([0, expect.stringMatching(/verify: ok/), expect.stringMatching(/warning: \S+etcd1\.pem: is signed by the other CA of the rotation's bundle/)]);
     writeFileSync(c("etcd1.pem"), newPair.cert);
     writeFileSync(c("etcd1-key.pem"), newPair.key, { mode: 0o600 });
-    expect((await makeStep(t, "finish")).status).toBe(0);
+    expect((await makeInProcess(["ca-rotate-finish"], t)).status).toBe(0);
     expect(crlCheck(c("ca.pem"))).toBe(true);
     // a leaf of the old CA put back: its CA is not in the trust file
     writeFileSync(c("etcd1.pem"), saved.cert);
