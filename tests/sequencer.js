@@ -1,10 +1,9 @@
 // Jest's order of the test files. Jest starts the longest files first, from the timings of an earlier run in this
 // checkout; a fresh clone (CI) has none, and jest falls back to file size, which puts the three live etcd files
 // (20–25 s each, most of it waiting on member restarts) behind large in-process files, and they end last while the
-// other workers run out of work (measured with an empty cache: 66.8 s by file size, 64.9 s with this table). Without
-// an earlier run's timings, a file's
-// duration is taken from this table, measured on a 2-core machine (`npx jest --json`, 4 workers); a file not in it
-// counts as quick. A file that failed in the last run still goes first.
+// other workers run out of work (measured with an empty cache: 66.8 s by file size, 64.9 s with this table).
+// Without an earlier run's timings, a file's duration is taken from this table, measured on a 2-core machine
+// (`npx jest --json`, 4 workers); a file not in it counts as quick. A file that failed in the last run goes first.
 const Sequencer = require("@jest/test-sequencer").default;
 const { basename } = require("node:path");
 
