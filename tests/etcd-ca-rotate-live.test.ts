@@ -16,7 +16,7 @@ import { cpSync, mkdirSync, readFileSync, rmSync, unlinkSync } from "node:fs";
 import { join } from "node:path";
 import { haveTool, runMake, sh, tempTree } from "./helpers";
 import { etcdOn, tlsOn } from "./in-process";
-import { etcdctl, makeAsync as makeIn, Member, memberArgs, Processes, rollingRestart as restartAll, sleep, threeMembers, Traffic, trafficWorker, withLogs } from "./etcd-cluster";
+import { newTraffic, etcdctl, makeAsync as makeIn, Member, memberArgs, Processes, rollingRestart as restartAll, sleep, threeMembers, Traffic, trafficWorker, withLogs } from "./etcd-cluster";
 import { getEquals, grpcCall, userFiles, waitHealthy } from "./etcd-grpc";
 
 let tree: ReturnType<typeof tempTree>;
@@ -95,7 +95,7 @@ d("make ca-rotate-* on a live etcd 3.4 cluster with RBAC, under calicoctl traffi
       expect((await tlsOn(tree, "prune")).status).toBe(0);
       for (const m of members) expect(await tryRevoked(m, revokedDir, "calico-node", revokedSerial)).toEqual([m.name, false, "no grpc-status in the reply", true]);
 
-      const t: Traffic = { requests: 0, ok: 0, tls: [], other: [] };
+      const t: Traffic = newTraffic();
       let stop = false;
       const started = Date.now();
       const workers = [0, 1, 2].map((first) => worker(first, t, () => stop));
@@ -129,9 +129,10 @@ d("make ca-rotate-* on a live etcd 3.4 cluster with RBAC, under calicoctl traffi
       await Promise.all(workers);
       const seconds = (Date.now() - started) / 1000;
       console.log(
-        `CA rotation under traffic: ${t.requests} requests (gRPC as calicoctl, put+get, a new TLS connection each, 3 endpoints) in ${seconds.toFixed(1)} s over 6 member restarts; ${t.ok} ok, ${t.tls.length} failed for a TLS reason, ${t.other.length} failed otherwise (restarts)${t.other.length ? `: ${t.other.slice(0, 4).join("; ")}` : ""}\nhealth gates run: ${[...first, ...second].length}`,
+        `CA rotation under traffic: ${t.requests} requests (gRPC as calicoctl, put+get, a new TLS connection each, 3 endpoints) in ${seconds.toFixed(1)} s over 6 member restarts; ${t.ok} ok, ${t.tls.length} failed for a TLS reason, ${t.files.length} for a client file unreadable, ${t.other.length} failed otherwise (restarts)${t.other.length ? `: ${t.other.slice(0, 4).join("; ")}` : ""}\nhealth gates run: ${[...first, ...second].length}`,
       );
       expect(t.tls).toEqual([]);
+      expect(t.files).toEqual([]);
       expect(t.requests).toBeGreaterThan(30);
       expect(t.ok / t.requests).toBeGreaterThanOrEqual(0.99);
 

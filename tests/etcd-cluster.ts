@@ -192,21 +192,28 @@ export function makeAsync(tree: { config: string; certs: string }, args: string[
   });
 }
 
-/** Client traffic during a rotation: requests sent, served, failed for a TLS reason, failed otherwise (restarts). */
+/**
+ * Client traffic during a rotation: requests sent, served, failed for a TLS reason, failed because a file of the
+ * client (certificate, key, trust file) could not be read, failed otherwise (restarts).
+ */
 export interface Traffic {
   requests: number;
   ok: number;
   tls: string[];
+  files: string[];
   other: string[];
 }
-export const newTraffic = (): Traffic => ({ requests: 0, ok: 0, tls: [], other: [] });
+export const newTraffic = (): Traffic => ({ requests: 0, ok: 0, tls: [], files: [], other: [] });
+/** A client's file missing or unreadable (the file read failed, not the connection). */
+const FILE_ERROR = /\b(ENOENT|EACCES|EISDIR)\b/;
 
 /**
  * A client as USER: put then get (compared) of KEY(i) in a loop through ENDPOINTS (the first one first, the next when
  * one refuses the connection) until stopped, `pauseMs` between rounds (a steady client, not a load test). Each
  * request is a new TLS connection with the user's files and the trust file read again (tests/etcd-grpc.ts: in
  * process, where an etcdctl per request cost a core of this 2-core machine). A failure is counted as TLS (a
- * certificate refused by either side: what a rotation must never cause) or other (a member down for its restart).
+ * certificate refused by either side), files (a client file missing for a moment: a step that replaced it not in
+ * place) — what a rotation must never cause — or other (a member down for its restart).
  */
 export async function trafficWorker(w: { certs: string; user: string; endpoints: string; key: (i: number) => string; pauseMs?: number; certDir?: string }, t: Traffic, stopped: () => boolean): Promise<void> {
   const eps = w.endpoints.split(",");
@@ -217,7 +224,7 @@ export async function trafficWorker(w: { certs: string; user: string; endpoints:
       t.requests++;
       const r = await call();
       if (r.ok) t.ok++;
-      else (r.tls ? t.tls : t.other).push(`${what}: ${r.error}`);
+      else (r.tls ? t.tls : FILE_ERROR.test(r.error) ? t.files : t.other).push(`${what}: ${r.error}`);
     }
     await sleep(w.pauseMs ?? 300);
   }

@@ -213,9 +213,10 @@ d("an intermediate tree run by a real etcd 3.4 cluster; the intermediate replace
       stop = true;
       await Promise.all(workers);
       console.log(
-        `root rotation (intermediate mode) under traffic: ${t.requests} requests (gRPC as calicoctl, put+get, a new TLS connection each, 3 endpoints, 300 ms pause per round) in ${((Date.now() - started) / 1000).toFixed(1)} s over ${first.length + second.length} member restarts; ${t.ok} ok, ${t.tls.length} failed for a TLS reason, ${t.other.length} failed otherwise${t.other.length ? `: ${t.other.slice(0, 4).join("; ")}` : ""}`,
+        `root rotation (intermediate mode) under traffic: ${t.requests} requests (gRPC as calicoctl, put+get, a new TLS connection each, 3 endpoints, 300 ms pause per round) in ${((Date.now() - started) / 1000).toFixed(1)} s over ${first.length + second.length} member restarts; ${t.ok} ok, ${t.tls.length} failed for a TLS reason, ${t.files.length} for a client file unreadable, ${t.other.length} failed otherwise${t.other.length ? `: ${t.other.slice(0, 4).join("; ")}` : ""}`,
       );
       expect(t.tls).toEqual([]);
+      expect(t.files).toEqual([]);
       expect(t.requests).toBeGreaterThan(30);
       expect(t.ok / t.requests).toBeGreaterThanOrEqual(0.99);
 

@@ -227,6 +227,29 @@ describeWith("openssl")("CA rotation, step by step", () => {
     expect((await tls(t, "build")).stdout).toMatch(/made 0,/);
   }, 120_000);
 
+  test("ca-rotate-finish replaces certs/ca.pem in place: the trust file exists at every moment of the step", async () => {
+    const t = await madeTree();
+    expect((await tls(t, "ca-rotate", "start")).status).toBe(0);
+    expect((await tls(t, "ca-rotate", "reissue")).status).toBe(0);
+    // the step runs in this process; between its file operations (each one awaited) the event loop looks at ca.pem
+    const caPem = join(t.certs, "ca.pem");
+    let looks = 0;
+    let missing = 0;
+    let done = false;
+    const look = () => {
+      if (done) return;
+      looks++;
+      if (!existsSync(caPem)) missing++;
+      setImmediate(look);
+    };
+    look();
+    const r = await tls(t, "ca-rotate", "finish");
+    done = true;
+    expect({ status: r.status, missing }).toEqual({ status: 0, missing: 0 });
+    expect(looks).toBeGreaterThan(10);
+    expect(readFileSync(caPem, "utf8").match(/BEGIN CERTIFICATE/g)).toHaveLength(1);
+  });
+
   test("the narrow windows a kill rarely hits: start and finish interrupted between their renames resume", async () => {
     const t = await madeTree();
     expect((await tls(t, "build")).status).toBe(0);

@@ -57,6 +57,13 @@ function tempName(path: string, suffix = ""): string {
 
 export interface CommitOptions {
   fsync?: boolean;
+  /**
+   * When a bundle brings a new key, remove the certificate already on disk before the key is renamed into place (the
+   * default: a crash never leaves an old certificate beside a new key). False only where the certificate must never
+   * be missing, not even for that moment, and a half-done commit is found and finished by a rerun: the trust file
+   * certs/ca.pem at ca-rotate-finish (clients read it on every connection; ca-next.pem stays until the step is done).
+   */
+  removeOldCertFirst?: boolean;
 }
 
 /**
@@ -140,7 +147,7 @@ async function commitWritesUnchecked(writes: PlannedWrite[], opts: CommitOptions
     for (const t of temps) if (t) tryUnlink(t);
     throw failed.reason;
   }
-  const oldCert = certToRemoveFirst(writes);
+  const oldCert = opts.removeOldCertFirst === false ? undefined : certToRemoveFirst(writes);
   if (oldCert) {
     await unlinkAsync(oldCert);
     if (fsync) await fsyncDir(dirname(oldCert));

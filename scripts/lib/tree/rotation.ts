@@ -456,7 +456,9 @@ export async function rotateFinish(o: TreeOptions, ro: RotateOptions = {}): Prom
       };
       const writes: PlannedWrite[] = [...keyWrite, { path: tp.cert, data: nextText, mode: CERT_MODE }];
       if (csrText) writes.push({ path: tp.csr, data: csrText, mode: CERT_MODE });
-      await commitWrites([...writes, stampWrite(o.certsDir, stamp)], { fsync });
+      // ca.pem is replaced in place (never missing: every client reads it on each connection); a crash between the
+      // new key's rename and ca.pem's leaves ca-next.pem, and the step is run again (see rotationState)
+      await commitWrites([...writes, stampWrite(o.certsDir, stamp)], { fsync, removeOldCertFirst: false });
       if (inToken) {
         // an old key file (a file CA rotated into a token) is archived above: it leaves certs/
         if (s.prev && existsSync(join(archiveDir(o, s.prev, deps.now()), "ca-key.pem"))) tryUnlink(tp.key);
