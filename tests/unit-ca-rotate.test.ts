@@ -270,7 +270,17 @@ describeWith("openssl")("CA rotation, step by step", () => {
     for (const [f, data] of Object.entries(keep)) writeFileSync(c(f), data, { mode: 0o600 });
     expect(rotationState(opts(t)).step).toBe("finishing");
     expect((await tls(t, "build")).stdout).toMatch(/made 0,/);
-    // ... and killed between removing the bundle and renaming the new CA in: ca.pem missing
+    // ... killed between the new key's rename and ca.pem's (ca.pem is replaced in place, never removed first): the
+    // bundle, which holds the new CA, beside the new CA's key; the step read as "reissued", and finish run again
+    const newKey = readFileSync(c("ca-key.pem"));
+    writeFileSync(c("ca.pem"), Buffer.concat([keep["ca-prev.pem"], keep["ca-next.pem"]]));
+    expect(readFileSync(c("ca-key.pem"))).toEqual(newKey);
+    expect(rotationState(opts(t)).step).toBe("reissued");
+    const rerun = await tls(t, "ca-rotate", "finish");
+    expect([rerun.status, rerun.stderr]).toEqual([0, ""]);
+    expect(readFileSync(c("ca.pem"))).toEqual(keep["ca-next.pem"]);
+    for (const [f, data] of Object.entries(keep)) writeFileSync(c(f), data, { mode: 0o600 });
+    // ... and with ca.pem gone (removed by hand; finish itself never removes it): "finishing", run again
     unlinkSync(c("ca.pem"));
     expect(rotationState(opts(t)).step).toBe("finishing");
     const again = await tls(t, "ca-rotate", "finish");
