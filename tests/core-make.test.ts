@@ -4,7 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { FIXTURES, mode, runMake, sh, snapshot, tempTree, ROOT } from "./helpers";
 import { view } from "./x509";
-import { tlsOn } from "./in-process";
+import { made } from "./in-process";
 
 type Tree = ReturnType<typeof tempTree>;
 const LEAVES = ["etcd1", "etcd2", "etcd3", "proxy1", "root"];
@@ -12,16 +12,6 @@ const LEAVES = ["etcd1", "etcd2", "etcd3", "proxy1", "root"];
 function make(tree: Tree, targets: string[] = [], extra: string[] = []) {
   const r = runMake(targets, tree, extra);
   if (r.status !== 0) throw new Error(`make ${targets.join(" ")} failed (${r.status}):\n${r.stdout}\n${r.stderr}`);
-  return r;
-}
-
-/**
- * What `make` runs on a fresh tree (tls-setup build, `args` added as the Makefile would pass its variables), in this
- * process: for the setup before a test's subject. Throws when the build fails, as make() does.
- */
-async function buildInProcess(tree: Tree, ...args: string[]) {
-  const r = await tlsOn(tree, "build", ...args);
-  if (r.status !== 0) throw new Error(`tls-setup build ${args.join(" ")} failed (${r.status}):\n${r.stdout}\n${r.stderr}`);
   return r;
 }
 
@@ -56,7 +46,7 @@ describe("the tree make builds", () => {
   let tree: Tree;
   beforeAll(async () => {
     tree = tempTree({ examples: ["calico-node", "kube-apiserver"] });
-    await buildInProcess(tree);
+    await made(tree);
   });
   afterAll(() => rmSync(tree.dir, { recursive: true, force: true }));
 
@@ -118,7 +108,7 @@ describe("incremental make", () => {
   const pristine = mkdtempSync(join(tmpdir(), "tls-setup-test-pristine-"));
   let base: Record<string, string>;
   beforeAll(async () => {
-    await buildInProcess(tree);
+    await made(tree);
     cpSync(tree.dir, pristine, { recursive: true });
   });
   beforeEach(() => {
@@ -319,7 +309,7 @@ describe("orphans and make prune", () => {
   test("members and proxies dropped from ETCD_MEMBERS / PROXIES are orphans that say so; make prune removes exactly them", async () => {
     const tree = tempTree({ examples: ["calico-cni"] });
     // the setup, as make ETCD_MEMBERS=... PROXIES=... runs it (--members, --proxies); the subject is the plain make after
-    await buildInProcess(tree, "--members", "etcd1 etcd2 etcd3 etcd4 etcd5", "--proxies", "proxy1 proxy2");
+    await made(tree, "--members", "etcd1 etcd2 etcd3 etcd4 etcd5", "--proxies", "proxy1 proxy2");
     unlinkSync(join(tree.config, "req-calico-cni.json"));
     const r = make(tree);
     expect(r.stderr.split("\n").filter((l) => l.startsWith("orphaned:"))).toEqual([

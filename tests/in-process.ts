@@ -11,7 +11,7 @@ import { lifecycleMain } from "../scripts/lib/cli/lifecycle-main";
 import { etcdMain } from "../scripts/lib/cli/etcd-main";
 import { existsSync } from "node:fs";
 import { join } from "node:path";
-import { snapshot, tempTree } from "./helpers";
+import { snapshot } from "./helpers";
 import type { Run } from "./helpers";
 
 /** Each script's program name (the prefix of its error lines) and main, as scripts/NAME.ts passes them to runMain. */
@@ -93,13 +93,12 @@ export async function expectStepRefused(t: { config: string; certs: string }, st
 }
 
 /**
- * A temp tree (tempTree's configs, `examples` added) built as `make` builds it, in process: for tests whose subject
- * comes after the first build. Fails the test when the build does not succeed.
+ * The tree after `tls-setup build ARGS` in process (what `make` runs on it): for a test whose subject comes after a
+ * build. Fails the test when the build does not succeed.
  */
-export async function builtTree(opts: { examples?: string[] } = {}): Promise<ReturnType<typeof tempTree>> {
-  const t = tempTree(opts);
-  const r = await tlsOn(t, "build");
-  if (r.status !== 0) throw new Error(`builtTree: tls-setup build exited ${r.status}: ${r.stderr}`);
+export async function made<T extends { config: string; certs: string }>(t: T, ...args: string[]): Promise<T> {
+  const r = await tlsOn(t, "build", ...args);
+  if (r.status !== 0) throw new Error(`tls-setup build ${args.join(" ")} exited ${r.status}:\n${r.stdout}\n${r.stderr}`);
   return t;
 }
 
