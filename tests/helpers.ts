@@ -125,3 +125,22 @@ export function publicKeyOfPrivate(pem: string): Buffer {
   if (!spki) spkiOfKeyText.set(pem, (spki = createPublicKey(pem).export({ type: "spki", format: "der" })));
   return spki;
 }
+
+const verifyVerdicts = new Map<string, boolean>();
+const contentKey = (file: string) => createHash("sha256").update(readFileSync(file)).digest("hex");
+/**
+ * `openssl verify OPTIONS` for many certificate files in one run (openssl judges each file on its own and prints
+ * "FILE: OK" for each that verifies): whether each one verifies. The files OPTIONS name (-CAfile, -untrusted) count by
+ * their bytes: a verdict is remembered by the options, those bytes and the certificate's, so the same question on
+ * identical files is put to openssl once per test file, however often a test looks.
+ */
+export function opensslVerifiesEach(options: string[], certs: string[]): boolean[] {
+  const question = (cert: string) => [...options.map((o) => (o.startsWith("-") ? o : contentKey(o))), contentKey(cert)].join(" ");
+  const ask = [...new Set(certs.filter((f) => !verifyVerdicts.has(question(f))))];
+  if (ask.length > 0) {
+    const r = spawnSync("openssl", ["verify", ...options, ...ask], { encoding: "utf8" });
+    const ok = new Set(r.stdout.split("\n").filter((l) => l.endsWith(": OK")).map((l) => l.slice(0, -": OK".length)));
+    for (const f of ask) verifyVerdicts.set(question(f), ok.has(f));
+  }
+  return certs.map((f) => verifyVerdicts.get(question(f))!);
+}

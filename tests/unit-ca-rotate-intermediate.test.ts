@@ -7,9 +7,8 @@
 import { spawn, spawnSync } from "node:child_process";
 import { cpSync, existsSync, readdirSync, readFileSync, renameSync, rmSync, unlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { createHash } from "node:crypto";
-import { describeWith, DIST, FIXTURES, sh, snapshot, tempTree, publicKeyOfPrivate } from "./helpers";
-import { expectStepRefused, makeInProcess, runInProcess, tlsOn } from "./in-process";
+import { describeWith, DIST, FIXTURES, sh, snapshot, tempTree, publicKeyOfPrivate, opensslVerifiesEach } from "./helpers";
+import { etcdOn, expectStepRefused, lifecycleOn, makeInProcess, tlsOn } from "./in-process";
 import { findSigningCa, keyText, rotationState } from "../scripts/lib/tree/signing-ca";
 import { TreeOptions } from "../scripts/lib/tree/targets";
 import { build } from "../scripts/lib/tree/build";
@@ -19,9 +18,6 @@ import { parseCertPem } from "../scripts/lib/x509/certinfo";
 type Tree = ReturnType<typeof tempTree>;
 const opts = (t: Tree): TreeOptions => ({ configDir: t.config, certsDir: t.certs, members: ["etcd1", "etcd2", "etcd3"], proxies: ["proxy1"] });
 const args = (t: Tree) => ["--config-dir", t.config, "--certs-dir", t.certs];
-const tls = (t: Tree, ...a: string[]) => runInProcess("tls", [...a, ...args(t)]);
-const lifecycle = (t: Tree, ...a: string[]) => runInProcess("lifecycle", [...a, ...args(t)]);
-const etcd = (t: Tree, ...a: string[]) => runInProcess("etcd", [...a, ...args(t)]);
 const trees: Tree[] = [];
 afterAll(() => trees.forEach((t) => rmSync(t.dir, { recursive: true, force: true })));
 
@@ -35,14 +31,14 @@ async function newTree(): Promise<Tree> {
     template = tempTree({ examples: ["calicoctl"] });
     trees.push(template);
     cpSync(join(FIXTURES, "examples", "intermediate-csr.json"), join(template.config, "intermediate-csr.json"));
-    expect((await tls(template, "build")).status).toBe(0);
+    expect((await tlsOn(template, "build")).status).toBe(0);
     renameSync(join(template.certs, "ca-key.pem"), join(template.dir, "root-1.key"));
   }
   const t = tempTree();
   trees.push(t);
   cpSync(template.dir, t.dir, { recursive: true });
   // the copy is made, as make leaves it (the stamps and the files alike)
-  expect((await tls(t, "build")).stdout).toMatch(/made 0,/);
+  expect((await tlsOn(t, "build")).stdout).toMatch(/made 0,/);
   return t;
 }
 
@@ -50,36 +46,22 @@ const c = (t: Tree, f: string) => join(t.certs, f);
 const read = (t: Tree, f: string) => readFileSync(c(t, f), "utf8");
 const blocks = (text: string): string[] => text.match(/-----BEGIN CERTIFICATE-----[\s\S]*?-----END CERTIFICATE-----\n/g) ?? [];
 
-/**
- * openssl's verdicts, remembered by the bytes they judged: the same question on identical files (a leaf no step has
- * touched since, under the same trust file) is put to openssl once per test file, not once per look.
- */
-const verdicts = new Map<string, string>();
-const bytesKey = (...files: string[]) => files.map((f) => createHash("sha256").update(readFileSync(f)).digest("hex")).join(":");
-/** openssl's strict verdict on a leaf file: -CAfile the trust anchor(s), -untrusted the intermediate(s) offered. */
-function strict(caFile: string, untrusted: string, leaf: string): string {
-  const key = bytesKey(caFile, untrusted, leaf);
-  const known = verdicts.get(key);
-  if (known !== undefined) return known;
-  const r = spawnSync("openssl", ["verify", "-x509_strict", "-CAfile", caFile, "-untrusted", untrusted, leaf], { encoding: "utf8" });
-  const verdict = r.status === 0 && r.stdout.trim().endsWith(": OK") ? "OK" : `${r.stdout}${r.stderr}`.trim().split("\n").pop()!;
-  verdicts.set(key, verdict);
-  return verdict;
+const strictOptions = (caFile: string, untrusted: string) => ["-x509_strict", "-CAfile", caFile, "-untrusted", untrusted];
+/** openssl's reason a leaf fails (the last line of `openssl verify` on it alone), "OK" when it verifies. */
+function because(caFile: string, untrusted: string, leaf: string): string {
+  const r = spawnSync("openssl", ["verify", ...strictOptions(caFile, untrusted), leaf], { encoding: "utf8" });
+  return r.status === 0 && r.stdout.trim().endsWith(": OK") ? "OK" : `${r.stdout}${r.stderr}`.trim().split("\n").pop()!;
 }
 /**
- * strict() for many leaves offered the same -untrusted file: one openssl verify with every leaf not yet judged (openssl
- * judges each file on its own and prints "FILE: OK" for each that verifies); a leaf it does not pass is asked again
- * alone, for strict()'s own message.
+ * openssl's strict verdict on leaf files: -CAfile the trust anchor(s), -untrusted the intermediate(s) offered; one
+ * openssl run for the leaves not yet judged on identical files (opensslVerifiesEach), "OK", or for a leaf that fails,
+ * openssl's own message for it.
  */
 function strictEach(caFile: string, untrusted: string, leaves: string[]): string[] {
-  const ask = [...new Set(leaves.filter((l) => !verdicts.has(bytesKey(caFile, untrusted, l))))];
-  if (ask.length > 0) {
-    const r = spawnSync("openssl", ["verify", "-x509_strict", "-CAfile", caFile, "-untrusted", untrusted, ...ask], { encoding: "utf8" });
-    const ok = new Set(r.stdout.split("\n").filter((l) => l.endsWith(": OK")).map((l) => l.slice(0, -": OK".length)));
-    for (const l of ask) if (ok.has(l)) verdicts.set(bytesKey(caFile, untrusted, l), "OK");
-  }
-  return leaves.map((l) => strict(caFile, untrusted, l));
+  const ok = opensslVerifiesEach(strictOptions(caFile, untrusted), leaves);
+  return leaves.map((l, i) => (ok[i] ? "OK" : because(caFile, untrusted, l)));
 }
+const strict = (caFile: string, untrusted: string, leaf: string): string => strictEach(caFile, untrusted, [leaf])[0];
 /** Every leaf verifies under ca.pem with the intermediate its own file carries (what a peer gets from etcd) and with certs/intermediate.pem. */
 function allVerify(t: Tree, names = LEAVES, caFile = c(t, "ca.pem")) {
   const withIm = strictEach(caFile, c(t, "intermediate.pem"), names.map((n) => c(t, `${n}.pem`)));
@@ -124,7 +106,7 @@ describeWith("openssl")("the phased root rotation in intermediate mode", () => {
 
     // 1. start, with the old root's key offline: a new root beside the old; no leaf and no intermediate changed
     const before = treeFiles(t);
-    const start = await tls(t, "ca-rotate", "start");
+    const start = await tlsOn(t, "ca-rotate", "start");
     expect([start.status, start.stderr]).toEqual([0, ""]);
     expect(start.stdout).toMatch(/the old root's key is not needed \(kept offline\)/);
     expect(start.stdout).toMatch(/Rolling restart \(1 of 2/);
@@ -139,10 +121,10 @@ describeWith("openssl")("the phased root rotation in intermediate mode", () => {
     expect(signerFiles(t)).toEqual(imSigner("ca-prev.pem", "ca-key.pem"));
     // a plain make makes nothing; a new user is signed by the old intermediate, its file carrying it
     let snap = snapshot(t.certs);
-    expect((await tls(t, "build")).stdout).toMatch(/made 0,/);
+    expect((await tlsOn(t, "build")).stdout).toMatch(/made 0,/);
     expect(snapshot(t.certs)).toEqual(snap);
     addUser(t, "early");
-    expect((await tls(t, "build")).stdout).toMatch(/made 1,/);
+    expect((await tlsOn(t, "build")).stdout).toMatch(/made 1,/);
     expect(blocks(read(t, "early.pem"))[1]).toBe(oldIm);
     expect([strict(c(t, "ca-prev.pem"), c(t, "early.pem"), c(t, "early.pem")), strict(c(t, "ca.pem"), c(t, "early.pem"), c(t, "early.pem"))]).toEqual(["OK", "OK"]);
     expect(strict(c(t, "ca-next.pem"), c(t, "early.pem"), c(t, "early.pem"))).not.toBe("OK");
@@ -150,7 +132,7 @@ describeWith("openssl")("the phased root rotation in intermediate mode", () => {
     expect([v.problems, v.warnings]).toEqual([[], []]);
 
     // 2. reissue: a new intermediate (new key) signed by the new root; every leaf re-issued by it, keys kept
-    const reissue = await tls(t, "ca-rotate", "reissue");
+    const reissue = await tlsOn(t, "ca-rotate", "reissue");
     expect([reissue.status, reissue.stderr]).toEqual([0, ""]);
     expect(reissue.stdout).toMatch(/7 certificate\(s\) re-issued by the new intermediate/);
     const newIm = read(t, "intermediate.pem");
@@ -171,10 +153,10 @@ describeWith("openssl")("the phased root rotation in intermediate mode", () => {
     for (const n of LEAVES) expect([n, read(t, `${n}-key.pem`)]).toEqual([n, oldKeys[n]]);
     allVerify(t, [...LEAVES, "early"]);
     snap = snapshot(t.certs);
-    expect((await tls(t, "build")).stdout).toMatch(/made 0,/);
+    expect((await tlsOn(t, "build")).stdout).toMatch(/made 0,/);
     expect(snapshot(t.certs)).toEqual(snap);
     addUser(t, "late");
-    expect((await tls(t, "build")).stdout).toMatch(/made 1,/);
+    expect((await tlsOn(t, "build")).stdout).toMatch(/made 1,/);
     expect(blocks(read(t, "late.pem"))[1]).toBe(newIm);
     expect(strict(c(t, "ca-next.pem"), c(t, "late.pem"), c(t, "late.pem"))).toBe("OK");
     v = await verifyTree(opts(t));
@@ -183,7 +165,7 @@ describeWith("openssl")("the phased root rotation in intermediate mode", () => {
     // 3. finish with the new root's key offline too: ca.pem = the new root alone, the old root archived (no key)
     renameSync(c(t, "ca-next-key.pem"), join(t.dir, "root-2.key"));
     const newRoot = read(t, "ca-next.pem");
-    const finish = await tls(t, "ca-rotate", "finish");
+    const finish = await tlsOn(t, "ca-rotate", "finish");
     expect([finish.status, finish.stderr]).toEqual([0, ""]);
     expect(finish.stdout).toMatch(/\(certificate, CSR\); its key is not in \S+ \(kept offline\)/);
     expect(finish.stdout).toMatch(/now holds the new root .* alone; its key is not in \S+ \(kept offline\)/);
@@ -200,16 +182,16 @@ describeWith("openssl")("the phased root rotation in intermediate mode", () => {
     expect(strict(c(t, "ca.pem"), join(c(t, "archive"), imArch, "intermediate.pem"), join(c(t, "archive"), imArch, "intermediate.pem"))).not.toBe("OK");
     // make works without any root key and makes nothing; verify is clean
     snap = snapshot(t.certs);
-    expect((await tls(t, "build")).stdout).toMatch(/made 0,/);
+    expect((await tlsOn(t, "build")).stdout).toMatch(/made 0,/);
     expect(snapshot(t.certs)).toEqual(snap);
     v = await verifyTree(opts(t));
     expect([v.problems, v.warnings]).toEqual([[], []]);
-    const status = await tls(t, "ca-rotate", "status");
+    const status = await tlsOn(t, "ca-rotate", "status");
     expect(status.stdout).toMatch(/step: none/);
     // the new root's key comes back (for a later new intermediate): checked, adopted, and make rotate-intermediate works
     writeFileSync(c(t, "ca-key.pem"), readFileSync(join(t.dir, "root-2.key")), { mode: 0o600 });
-    expect((await tls(t, "build")).stdout).toMatch(/made 0,/);
-    expect((await tls(t, "build", "--rotate-intermediate")).stdout).toMatch(/made 9,/);
+    expect((await tlsOn(t, "build")).stdout).toMatch(/made 0,/);
+    expect((await tlsOn(t, "build", "--rotate-intermediate")).stdout).toMatch(/made 9,/);
     allVerify(t, [...LEAVES, "early", "late"]);
     await checkPairs(t.certs);
   });
@@ -218,13 +200,13 @@ describeWith("openssl")("the phased root rotation in intermediate mode", () => {
     const t = await newTree();
     renameSync(join(t.dir, "root-1.key"), c(t, "ca-key.pem"));
     const oldKey = read(t, "ca-key.pem");
-    expect((await etcd(t, "revoke", "proxy1")).status).toBe(0);
+    expect((await etcdOn(t, "revoke", "proxy1")).status).toBe(0);
     const oldSerial = sh("openssl", ["x509", "-noout", "-serial", "-in", c(t, "proxy1.pem")]).trim().replace("serial=", "").toUpperCase();
-    const start = await tls(t, "ca-rotate", "start");
+    const start = await tlsOn(t, "ca-rotate", "start");
     expect([start.status, start.stderr]).toEqual([0, ""]);
     expect(start.stdout).toMatch(/the old root's key \S+ca-key\.pem is not used by the rotation/);
     // the Secret's etcd-ca is the bundle (the trust file, not the signing root's own file)
-    expect((await lifecycle(t, "secrets", "--name", "calicoctl")).status).toBe(0);
+    expect((await lifecycleOn(t, "secrets", "--name", "calicoctl")).status).toBe(0);
     const ca64 = /etcd-ca: "?([A-Za-z0-9+/=]+)/.exec(read(t, "k8s/calicoctl.yaml"))![1];
     expect(Buffer.from(ca64, "base64").toString()).toBe(read(t, "ca.pem"));
     const saved = Object.fromEntries(["etcd1.pem", "etcd1-key.pem", "calicoctl.pem", "calicoctl-key.pem"].map((f) => [f, readFileSync(c(t, f))]));
@@ -238,7 +220,7 @@ describeWith("openssl")("the phased root rotation in intermediate mode", () => {
     for (const [f, data] of Object.entries(saved)) writeFileSync(c(t, f), data, { mode: f.endsWith("-key.pem") ? 0o600 : 0o644 });
     const s = rotationState(opts(t));
     expect([s.step, s.leaves.filter((l) => l.by === "old").map((l) => l.name).sort()]).toEqual(["reissuing", ["calicoctl", "etcd1"]]);
-    expect((await tls(t, "ca-rotate", "status")).stdout).toMatch(/step: reissuing[\s\S]*still by the old CA: etcd1, calicoctl/);
+    expect((await tlsOn(t, "ca-rotate", "status")).stdout).toMatch(/step: reissuing[\s\S]*still by the old CA: etcd1, calicoctl/);
     let v = await verifyTree(opts(t));
     expect(v.problems).toEqual([]);
     expect(v.warnings.join("\n")).toMatch(/etcd1\.pem: is issued by the intermediate it carries, under the other root of the rotation's bundle/);
@@ -246,14 +228,14 @@ describeWith("openssl")("the phased root rotation in intermediate mode", () => {
     // a leaf still under the old root is revoked: its serial goes on the new intermediate's CRL (etcd checks serials)
     const serialOf = (n: string) => sh("openssl", ["x509", "-noout", "-serial", "-in", c(t, `${n}.pem`)]).trim().replace("serial=", "").toUpperCase();
     const oldCalico = serialOf("calicoctl");
-    expect((await etcd(t, "revoke", "calicoctl")).status).toBe(0);
+    expect((await etcdOn(t, "revoke", "calicoctl")).status).toBe(0);
     expect(crlOk(c(t, "intermediate.pem"))).toBe(true);
     expect(sh("openssl", ["crl", "-in", c(t, "crl.pem"), "-noout", "-text"])).toContain(oldCalico);
     // run again: only etcd1 (calicoctl and proxy1 are revoked: never re-issued by themselves, a new serial would undo
     // the revocation; left to the old root, they die with its trust), the intermediate kept, one intermediate archived
     const im = read(t, "intermediate.pem");
     const revokedFiles = { calicoctl: read(t, "calicoctl.pem"), proxy1: read(t, "proxy1.pem") };
-    const again = await tls(t, "ca-rotate", "reissue");
+    const again = await tlsOn(t, "ca-rotate", "reissue");
     expect([again.status, again.stderr]).toEqual([0, ""]);
     expect(again.stdout).toMatch(/1 certificate\(s\) re-issued/);
     expect(again.stdout).toMatch(/Not re-issued: proxy1, calicoctl \(revoked: make revoke\); left to the old root/);
@@ -265,7 +247,7 @@ describeWith("openssl")("the phased root rotation in intermediate mode", () => {
     expect(v.problems).toEqual([]);
     expect(v.warnings.map((w) => w.replace(/ \(serial .*/, ""))).toEqual([`${c(t, "proxy1.pem")}: is revoked`, `${c(t, "calicoctl.pem")}: is revoked`]);
     // a leaf under the new intermediate, revoked: openssl -crl_check refuses it, and accepts one not revoked
-    expect((await etcd(t, "revoke", "root")).status).toBe(0);
+    expect((await etcdOn(t, "revoke", "root")).status).toBe(0);
     const crlCheck = (n: string) => spawnSync("openssl", ["verify", "-crl_check", "-CAfile", c(t, "ca.pem"), "-untrusted", c(t, "intermediate.pem"), "-CRLfile", c(t, "crl.pem"), c(t, `${n}.pem`)], { encoding: "utf8" });
     const revokedRoot = crlCheck("root");
     expect([revokedRoot.status, revokedRoot.stdout + revokedRoot.stderr]).toEqual([2, expect.stringMatching(/certificate revoked/)]);
@@ -284,7 +266,7 @@ describeWith("openssl")("the phased root rotation in intermediate mode", () => {
     for (const n of ["proxy1", "calicoctl"]) expect([n, strict(c(t, "ca.pem"), c(t, `${n}.pem`), c(t, `${n}.pem`))]).not.toEqual([n, "OK"]);
     // the new root's key goes offline: make makes nothing
     renameSync(c(t, "ca-key.pem"), join(t.dir, "root-2.key"));
-    expect((await tls(t, "build")).stdout).toMatch(/made 0,/);
+    expect((await tlsOn(t, "build")).stdout).toMatch(/made 0,/);
     await checkPairs(t.certs);
   }, 60_000);
 
@@ -298,7 +280,7 @@ describeWith("openssl")("the phased root rotation in intermediate mode", () => {
     {
       const step = "start";
       const before = snapshot(t.certs);
-      const r = await tls(t, "ca-rotate", step, "--ca-key", "pkcs11:token=etcd-ca;object=ca", "--pkcs11-module", "/nonexistent/module.so");
+      const r = await tlsOn(t, "ca-rotate", step, "--ca-key", "pkcs11:token=etcd-ca;object=ca", "--pkcs11-module", "/nonexistent/module.so");
       expect([r.status, r.stderr.trim()]).toEqual([1, expect.stringMatching(/^tls-setup: CA_KEY: pkcs11:token=etcd-ca;object=ca: names the intermediate CA's key, which ca-rotate-start does not use \(the intermediate in place signs on with its key \S+intermediate-key\.pem\); .*make ca-rotate-reissue CA_KEY='pkcs11:token=etcd-ca;object=ca'$/)]);
       expect(snapshot(t.certs)).toEqual(before);
     }
@@ -312,29 +294,29 @@ describeWith("openssl")("the phased root rotation in intermediate mode", () => {
     await refused("start", /ca-key\.pem: the root CA's key is absent \(kept offline\?\); making the intermediate CA/);
     writeFileSync(join(t.config, "intermediate-csr.json"), imCsr);
 
-    expect((await tls(t, "ca-rotate", "start")).status).toBe(0);
+    expect((await tlsOn(t, "ca-rotate", "start")).status).toBe(0);
     await refused("start", /at step "started"; the next step is make ca-rotate-reissue/);
     await refused("finish", /at step "started"; the next step is make ca-rotate-reissue/);
     const nk = readFileSync(c(t, "ca-next-key.pem"));
     unlinkSync(c(t, "ca-next-key.pem"));
     await refused("reissue", /ca-next-key\.pem: the new root's key is missing; ca-rotate-reissue signs the new intermediate CA with it/);
     // a plain make without the new root's key still makes nothing (the old intermediate signs)
-    expect((await tls(t, "build")).stdout).toMatch(/made 0,/);
+    expect((await tlsOn(t, "build")).stdout).toMatch(/made 0,/);
     writeFileSync(c(t, "ca-next-key.pem"), nk, { mode: 0o600 });
-    expect((await tls(t, "ca-rotate", "reissue")).status).toBe(0);
+    expect((await tlsOn(t, "ca-rotate", "reissue")).status).toBe(0);
     await refused("start", /at step "reissued"; the next step is make ca-rotate-finish/);
-    const again = await tls(t, "ca-rotate", "reissue");
+    const again = await tlsOn(t, "ca-rotate", "reissue");
     expect([again.status, again.stdout]).toEqual([0, expect.stringMatching(/0 certificate\(s\) re-issued/)]);
   });
 
   test("interrupted steps: start (bundle not yet written), reissue (intermediate made, no leaf yet), finish (rotation files left) run again", async () => {
     const t = await newTree();
     // start killed after ca-next.pem, before the bundle: "starting"; make makes nothing; start again completes it
-    expect((await tls(t, "ca-rotate", "start")).status).toBe(0);
+    expect((await tlsOn(t, "ca-rotate", "start")).status).toBe(0);
     writeFileSync(c(t, "ca.pem"), readFileSync(c(t, "ca-prev.pem")));
     expect(rotationState(opts(t)).step).toBe("starting");
-    expect((await tls(t, "build")).stdout).toMatch(/made 0,/);
-    expect((await tls(t, "ca-rotate", "start")).status).toBe(0);
+    expect((await tlsOn(t, "build")).stdout).toMatch(/made 0,/);
+    expect((await tlsOn(t, "ca-rotate", "start")).status).toBe(0);
     expect(rotationState(opts(t)).step).toBe("started");
     // reissue killed right after the new intermediate's commit: "reissuing" though no leaf is new yet
     const o = opts(t);
@@ -343,35 +325,35 @@ describeWith("openssl")("the phased root rotation in intermediate mode", () => {
     expect([s.step, s.intermediate, s.leaves.every((l) => l.by === "old")]).toEqual(["reissuing", "new", true]);
     const im = read(t, "intermediate.pem");
     // the planner signs with the new intermediate now (never a third one); reissue run again re-issues the leaves
-    const plan = await runInProcess("tls", ["plan", ...args(t)]);
+    const plan = await tlsOn(t, "plan");
     expect(plan.stdout).toMatch(/ok +intermediate +up to date/);
     expect(plan.stdout).toMatch(/make +etcd1 +the intermediate CA changed/);
-    const again = await tls(t, "ca-rotate", "reissue");
+    const again = await tlsOn(t, "ca-rotate", "reissue");
     expect([again.status, again.stderr, again.stdout]).toEqual([0, "", expect.stringMatching(/6 certificate\(s\) re-issued/)]);
     expect(read(t, "intermediate.pem")).toBe(im);
     expect(rotationState(o).step).toBe("reissued");
     allVerify(t);
     // finish killed after the new root became ca.pem, before the rotation files went: "finishing"
     const keep = Object.fromEntries(ROTATION_FILES.map((f) => [f, readFileSync(c(t, f))]));
-    expect((await tls(t, "ca-rotate", "finish")).status).toBe(0);
+    expect((await tlsOn(t, "ca-rotate", "finish")).status).toBe(0);
     for (const [f, data] of Object.entries(keep)) writeFileSync(c(t, f), data, { mode: 0o600 });
     s = rotationState(o);
     expect(s.step).toBe("finishing");
-    expect((await tls(t, "build")).stdout).toMatch(/made 0,/);
-    const fin = await tls(t, "ca-rotate", "finish");
+    expect((await tlsOn(t, "build")).stdout).toMatch(/made 0,/);
+    const fin = await tlsOn(t, "ca-rotate", "finish");
     expect([fin.status, fin.stderr]).toEqual([0, ""]);
     expect(rotationState(o).step).toBe("none");
     // (the simulated reissue above made the intermediate without the archiving that precedes it in ca-rotate-reissue)
     expect(readdirSync(c(t, "archive")).map((d) => d.replace(/-.*/, ""))).toEqual(["ca"]);
     allVerify(t);
-    expect((await tls(t, "build")).stdout).toMatch(/made 0,/);
+    expect((await tlsOn(t, "build")).stdout).toMatch(/made 0,/);
     await checkPairs(t.certs);
   });
   test("SIGKILL in the middle of ca-rotate-reissue: the old intermediate is archived before it is replaced, every file verifies, run again completes", async () => {
     const t = await newTree();
     for (let i = 1; i <= 30; i++) addUser(t, `u${i}`);
-    expect((await tls(t, "build")).stdout).toMatch(/made 30,/);
-    expect((await tls(t, "ca-rotate", "start")).status).toBe(0);
+    expect((await tlsOn(t, "build")).stdout).toMatch(/made 30,/);
+    expect((await tlsOn(t, "ca-rotate", "start")).status).toBe(0);
     const oldIm = read(t, "intermediate.pem");
     const names = [...LEAVES, ...Array.from({ length: 30 }, (_, i) => `u${i + 1}`)];
     const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -403,13 +385,13 @@ describeWith("openssl")("the phased root rotation in intermediate mode", () => {
     console.log(`intermediate-mode reissue under SIGKILL: ${kills} kills; states seen: ${seen.join(", ")}`);
     expect(kills).toBeGreaterThan(0);
     if (rotationState(opts(t)).step !== "reissued") {
-      const again = await tls(t, "ca-rotate", "reissue");
+      const again = await tlsOn(t, "ca-rotate", "reissue");
       expect([again.status, again.stderr]).toEqual([0, ""]);
     }
     expect(rotationState(opts(t)).step).toBe("reissued");
     expect(readdirSync(c(t, "archive")).filter((d) => d.startsWith("intermediate-"))).toHaveLength(1);
     allVerify(t, names);
     for (const n of names) expect([n, strict(c(t, "ca-next.pem"), c(t, `${n}.pem`), c(t, `${n}.pem`))]).toEqual([n, "OK"]);
-    expect((await tls(t, "build")).stdout).toMatch(/made 0,/);
+    expect((await tlsOn(t, "build")).stdout).toMatch(/made 0,/);
   }, 90_000);
 });
