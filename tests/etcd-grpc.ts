@@ -187,10 +187,9 @@ export const put = (endpoints: string[], files: ClientFiles, key: string, value:
 
 /** KV.Range of one key: ok only when the key exists and its value is VALUE. */
 export async function getEquals(endpoints: string[], files: ClientFiles, key: string, value: string): Promise<CallResult> {
-  const r = await callAny(endpoints, files, "Range", bytesField(1, Buffer.from(key)));
+  const { kvs, ...r } = await rangeOf(endpoints, files, key);
   if (!r.ok) return r;
-  const kvs = (pbFields(r.body!).get(2) ?? []) as Buffer[];
-  const got = kvs.length ? ((pbFields(kvs[0]).get(5)?.[0] as Buffer | undefined)?.toString() ?? "") : undefined;
+  const got = kvs[0]?.value;
   return got === value ? r : { ok: false, error: `read ${JSON.stringify(got)} for ${key}, expected ${JSON.stringify(value)}`, tls: false };
 }
 
