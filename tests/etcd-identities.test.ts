@@ -16,17 +16,6 @@ const d = haveEtcd ? describe : describe.skip;
 
 type Tree = ReturnType<typeof tempTree>;
 
-/**
- * The scripts run in this worker (tests/in-process.ts): the two scenarios run side by side (test.concurrent), and an
- * in-process run swaps process.stdout while it runs, so they take turns.
- */
-let turn: Promise<unknown> = Promise.resolve();
-function inTurn<T>(f: () => Promise<T>): Promise<T> {
-  const p = turn.then(f);
-  turn = p.catch(() => undefined);
-  return p;
-}
-
 /** etcd3's files replaced by a certificate signed by the CA with req-csr.json edited (what someone might paste in). */
 async function outsideMember(t: Tree, edit: (j: Record<string, unknown>) => void): Promise<void> {
   const req = JSON.parse(readFileSync(join(t.config, "req-csr.json"), "utf8"));
@@ -34,9 +23,9 @@ async function outsideMember(t: Tree, edit: (j: Record<string, unknown>) => void
   const f = join(t.dir, "outside-csr.json");
   writeFileSync(f, JSON.stringify(req));
   // `node dist/req.js ... | node dist/bare.js certs/etcd3`, in process
-  const r = await inTurn(() => runInProcess("req", ["-ca", join(t.certs, "ca.pem"), "-ca-key", join(t.certs, "ca-key.pem"), "-config", join(t.config, "ca-config.json"), f]));
+  const r = await runInProcess("req", ["-ca", join(t.certs, "ca.pem"), "-ca-key", join(t.certs, "ca-key.pem"), "-config", join(t.config, "ca-config.json"), f]);
   expect(r.status).toBe(0);
-  expect((await inTurn(() => runInProcess("bare", [join(t.certs, "etcd3")], { input: r.stdout }))).status).toBe(0);
+  expect((await runInProcess("bare", [join(t.certs, "etcd3")], { input: r.stdout })).status).toBe(0);
 }
 
 interface Outcome {
@@ -51,9 +40,9 @@ interface Outcome {
 async function scenario(t: Tree, cluster: Record<string, unknown>, flag: string[], edit: (j: Record<string, unknown>) => void): Promise<Outcome> {
   writeFileSync(join(t.config, "etcd-cluster.json"), JSON.stringify(cluster));
   // make, then make -s verify: their commands in process (make verify's wiring and exit status are tested spawned in core-habits)
-  expect((await inTurn(() => tlsOn(t, "build"))).status).toBe(0);
+  expect((await tlsOn(t, "build")).status).toBe(0);
   await outsideMember(t, edit);
-  const v = await inTurn(() => lifecycleOn(t, "verify"));
+  const v = await lifecycleOn(t, "verify");
   const problems = v.stdout.split("\n").filter((l) => l && !l.startsWith("verify:"));
   const procs = new Processes(join(t.dir, "logs"));
   try {

@@ -29,10 +29,21 @@ type Write = typeof process.stdout.write;
 /**
  * Runs dist/SCRIPT.js's main function here, as `node dist/SCRIPT.js ARGS` would run it in `cwd` with `input` on
  * stdin (and `env` added to the environment): returns its exit status and everything written to stdout and stderr
- * while it ran (the library's own writes to process.stdout/stderr included). process.exit is refused while it runs (yargs calls it for --help and its own
- * usage errors): an in-process case must end through runMain's path, so that shows as an internal error here.
+ * while it ran (the library's own writes to process.stdout/stderr included). process.exit is refused while it runs
+ * (yargs calls it for --help and its own usage errors): an in-process case must end through runMain's path, so that
+ * shows as an internal error here. Runs take turns: one swaps process.stdout, the working directory and the
+ * environment while it runs, so two at once (test.concurrent) would mix their output; a call made while another runs
+ * starts when it ends.
  */
-export async function runInProcess(script: keyof typeof MAINS, args: string[], opts: { cwd?: string; input?: string; env?: Record<string, string | undefined> } = {}): Promise<Run> {
+type InProcessOptions = { cwd?: string; input?: string; env?: Record<string, string | undefined> };
+let turn: Promise<unknown> = Promise.resolve();
+export function runInProcess(script: keyof typeof MAINS, args: string[], opts: InProcessOptions = {}): Promise<Run> {
+  const run = turn.then(() => runNow(script, args, opts));
+  turn = run.catch(() => undefined);
+  return run;
+}
+
+async function runNow(script: keyof typeof MAINS, args: string[], opts: InProcessOptions): Promise<Run> {
   const [prog, main] = MAINS[script];
   let stdout = "";
   let stderr = "";
