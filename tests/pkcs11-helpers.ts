@@ -45,7 +45,10 @@ export function hsm(): Hsm & { init: () => void } {
     // at once would remove each other's files (flock, util-linux; without it, plain make)
     const makeDeps = ["make", "--no-print-directory", "-C", ROOT, "pkcs11-deps"];
     const lock = join(tmpdir(), "tls-setup-pkcs11-deps.lock");
-    const deps = haveFlock() ? spawnSync("flock", [lock, ...makeDeps], { encoding: "utf8" }) : spawnSync(makeDeps[0], makeDeps.slice(1), { encoding: "utf8" });
+    // npm may reach the registry here: with the NODE_EXTRA_CA_CERTS the other children go without (tests/global-setup.js)
+    const extra = process.env.TLS_SETUP_TEST_EXTRA_CA_CERTS;
+    const depsEnv = extra === undefined ? process.env : { ...process.env, NODE_EXTRA_CA_CERTS: extra };
+    const deps = haveFlock() ? spawnSync("flock", [lock, ...makeDeps], { encoding: "utf8", env: depsEnv }) : spawnSync(makeDeps[0], makeDeps.slice(1), { encoding: "utf8", env: depsEnv });
     if (deps.status !== 0) throw new Error(`make pkcs11-deps failed:\n${deps.stderr}`);
     mkdirSync(join(dir, "tokens"));
     writeFileSync(env.SOFTHSM2_CONF, `directories.tokendir = ${join(dir, "tokens")}\nobjectstore.backend = file\nlog.level = ERROR\n`);
