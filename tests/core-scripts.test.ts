@@ -1,9 +1,8 @@
 // The single-shot scripts: flag forms, the CA-lifetime clamp, the crypto providers, the injected clock and serials.
-import { mkdtempSync, writeFileSync, readFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { writeFileSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { spawnSync } from "node:child_process";
-import { DIST, FIXTURES, runScript, ROOT, sh } from "./helpers";
+import { DIST, FIXTURES, ROOT, runScript, sh, tempDir } from "./helpers";
 import { view } from "./x509";
 import { runInProcess } from "./in-process";
 import { issueCa, issueLeaf, IssueDeps } from "../scripts/lib/x509/issue";
@@ -17,7 +16,7 @@ let dir: string;
 // Most cases run the scripts' mains in process (tests/in-process.ts); req keeps its spawned case (the CA-lifetime
 // warning), ca, req and bare theirs under the peculiar provider, bare its refusal's exit status, tls its EPIPE cases.
 beforeAll(async () => {
-  dir = mkdtempSync(join(tmpdir(), "tls-setup-scripts-"));
+  dir = tempDir("tls-setup-scripts-");
   const r = await runInProcess("ca", [cfg("ca-csr.json")]);
   expect(r.status).toBe(0);
   expect((await runInProcess("bare", [join(dir, "ca")], { input: r.stdout })).status).toBe(0);
@@ -98,7 +97,7 @@ test("bare into a directory that does not exist: one line naming it, exit 1", as
 });
 
 test("a reader that stops early (make plan | head -1) ends the output quietly: no EPIPE stack, exit 0, the work done", async () => {
-  const t = mkdtempSync(join(tmpdir(), "tls-setup-pipe-"));
+  const t = tempDir("tls-setup-pipe-");
   const config = join(t, "config");
   sh("cp", ["-r", FIXTURES, config]);
   for (let i = 0; i < 400; i++) writeFileSync(join(config, `req-u${i}.json`), JSON.stringify({ CN: `u${i}`, key: { algo: "ecdsa", size: 256 } }));

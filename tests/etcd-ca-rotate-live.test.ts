@@ -49,7 +49,7 @@ async function tryRevoked(m: Member, dir: string, user: string, serial: string):
 }
 
 /** A step whose failure carries the processes' last log lines. */
-const step = (fn: () => unknown | Promise<unknown>) => withLogs(procs, fn);
+const step = (fn: () => unknown | Promise<unknown>) => withLogs(() => procs, fn);
 
 const d = haveTool("etcd") && haveTool("etcdctl") && haveTool("openssl") ? describe : describe.skip;
 

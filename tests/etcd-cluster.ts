@@ -17,8 +17,53 @@ export interface Proc {
 const LOG_LINES = 60;
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-/** n distinct free TCP ports on 127.0.0.1 (held together while asking, so no two are the same). */
+/** Whether PORT on 127.0.0.1 can be listened on now. */
+const canListen = (port: number): Promise<boolean> =>
+  new Promise((res) => {
+    const s = createServer();
+    s.once("error", () => res(false));
+    s.listen(port, "127.0.0.1", () => s.close(() => res(true)));
+  });
+
+/** The first port of the kernel's ephemeral range (Linux; 32768 when it cannot be read). */
+function ephemeralLow(): number {
+  try {
+    return Number(readFileSync("/proc/sys/net/ipv4/ip_local_port_range", "utf8").trim().split(/\s+/)[0]) || 32768;
+  } catch {
+    return 32768;
+  }
+}
+
+const PORT_BASE = 20000;
+const PORT_SLICE = 1000;
+const handedOut = new Set<number>();
+
+/**
+ * n distinct free TCP ports on 127.0.0.1 for servers the test starts (etcd members, a proxy). They are drawn below the
+ * kernel's ephemeral range: a port the OS hands out with listen(0) is free again once released, and before etcd binds
+ * it, any outgoing connection of the run (the traffic clients, etcdctl, the members' peer links) may take it as its
+ * local port; etcd then fails to start ("address already in use"), as seen once under load: a member never became
+ * healthy. Each jest worker draws from its own slice of 1000 ports, so two test files never pick the same one; within
+ * a file, a port is handed out once. Where the ephemeral range starts too low for the slices, the OS picks (listen(0)).
+ */
 export async function freePorts(n: number): Promise<number[]> {
+  const worker = Number(process.env.JEST_WORKER_ID ?? "1");
+  const slices = Math.floor((ephemeralLow() - PORT_BASE) / PORT_SLICE);
+  if (slices < 1) return osPorts(n);
+  const low = PORT_BASE + ((worker - 1) % slices) * PORT_SLICE;
+  const ports: number[] = [];
+  for (let tries = 0; ports.length < n; tries++) {
+    if (tries > 10 * PORT_SLICE) throw new Error(`no free port in ${low}-${low + PORT_SLICE - 1}`);
+    const p = low + Math.floor(Math.random() * PORT_SLICE);
+    if (handedOut.has(p) || !(await canListen(p))) continue;
+    handedOut.add(p);
+    ports.push(p);
+  }
+  return ports;
+}
+
+/** n distinct free ports the OS picks (held together while asking, so no two are the same). */
+async function osPorts(n: number): Promise<number[]> {
   const servers = await Promise.all(
     Array.from({ length: n }, () => new Promise<ReturnType<typeof createServer>>((res, rej) => {
       const s = createServer();
@@ -110,12 +155,15 @@ export async function threeMembers(): Promise<Member[]> {
   return [0, 1, 2].map((i) => ({ name: `etcd${i + 1}`, client: `https://127.0.0.1:${ports[2 * i]}`, peer: `https://127.0.0.1:${ports[2 * i + 1]}` }));
 }
 
-/** Runs fn; when it fails, the processes' last log lines go into the failure's message. */
-export async function withLogs(procs: Processes, fn: () => unknown | Promise<unknown>): Promise<void> {
+/**
+ * Runs fn; when it fails, the processes' last log lines go into the failure's message. PROCS is read when fn fails
+ * (a function: the Processes a setup step made, not the placeholder there was when the step began).
+ */
+export async function withLogs(procs: Processes | (() => Processes), fn: () => unknown | Promise<unknown>): Promise<void> {
   try {
     await fn();
   } catch (e) {
-    if (e instanceof Error) e.message += `\n\nprocess logs:\n${procs.logs()}`;
+    if (e instanceof Error) e.message += `\n\nprocess logs:\n${(typeof procs === "function" ? procs() : procs).logs()}`;
     throw e;
   }
 }
@@ -168,13 +216,13 @@ export function etcdctl(certs: string, user: string, endpoints: string, args: st
 }
 
 /** Retries until ok() or the deadline; returns the last result. */
-export async function waitFor<T>(what: string, attempt: () => T | Promise<T>, ok: (t: T) => boolean, deadlineMs = 60_000): Promise<T> {
+export async function waitFor<T>(what: string, attempt: () => T | Promise<T>, ok: (t: T) => boolean, deadlineMs = 60_000, pollMs = 300): Promise<T> {
   const end = Date.now() + deadlineMs;
   for (;;) {
     const r = await attempt();
     if (ok(r)) return r;
     if (Date.now() > end) throw new Error(`timed out waiting for ${what}: ${JSON.stringify(r)}`);
-    await sleep(300);
+    await sleep(pollMs);
   }
 }
 
@@ -255,7 +303,8 @@ export async function rollingRestart(printed: string, members: Member[], procs: 
     // where each etcdctl run waits out its dial timeout and costs a Go start), then run the printed gate until it passes
     const file = (flag: string) => cmd[cmd.indexOf(flag) + 1];
     const gateFiles = { ca: file("--cacert"), cert: file("--cert"), key: file("--key") };
-    await waitFor(`${m.name} to answer after its restart`, () => memberHealthy(m.client, gateFiles), Boolean, 30_000).catch(() => undefined);
+    // (every 100 ms: a member answers ~0.3 s after its start, and a refused connection costs next to nothing)
+    await waitFor(`${m.name} to answer after its restart`, () => memberHealthy(m.client, gateFiles), Boolean, 30_000, 100).catch(() => undefined);
     const end = Date.now() + 30_000;
     for (;;) {
       const r = await new Promise<boolean>((res) => execFile("etcdctl", cmd, { timeout: 10_000 }, (err) => res(!err)));

@@ -22,7 +22,7 @@ const allEndpoints = () => members.map((m) => m.client).join(",");
 
 /** Appends the processes' last log lines to a failure. */
 /** A step whose failure carries the processes' last log lines. */
-const step = (fn: () => unknown | Promise<unknown>) => withLogs(procs, fn);
+const step = (fn: () => unknown | Promise<unknown>) => withLogs(() => procs, fn);
 
 const refused = (r: { status: number | null; stderr: string }) => r.status !== 0 && /permission denied|user name not found/.test(r.stderr);
 /**

@@ -128,7 +128,10 @@ export function grpcCall(endpoint: string, files: ClientFiles, method: string, m
       session = connect(endpoint, { secureContext: contextFor(readFileSync(files.ca), readFileSync(files.cert), readFileSync(files.key)), ALPNProtocols: ["h2"] });
       // a full handshake every time (the point of the traffic: each request meets the member's current certificate)
       session.on("connect", (s: ClientHttp2Session) => {
-        if ((s.socket as TLSSocket).isSessionReused()) fail(new Error("the TLS session was resumed; every request must make a full handshake"));
+        // no socket: the session was destroyed before this event ran (the call already failed or timed out; seen
+        // under load as a TypeError that failed the whole test file)
+        const socket = s.socket as TLSSocket | undefined;
+        if (socket?.isSessionReused()) fail(new Error("the TLS session was resumed; every request must make a full handshake"));
       });
     } catch (e) {
       fail(e);

@@ -29,7 +29,7 @@ const refused = (r: { status: number | null; stderr: string }) => r.status !== 0
 const certsOf = (text: string): string[] => text.match(/-----BEGIN CERTIFICATE-----[\s\S]*?-----END CERTIFICATE-----\n?/g)?.map((b) => b.trim() + "\n") ?? [];
 
 /** A step whose failure carries the processes' last log lines. */
-const step = (fn: () => unknown | Promise<unknown>) => withLogs(procs, fn);
+const step = (fn: () => unknown | Promise<unknown>) => withLogs(() => procs, fn);
 
 /** The chain a member serves, as openssl s_client shows it (-showcerts), verified against the root alone. */
 function servedChain(m: Member): { certs: string[]; verify: string } {

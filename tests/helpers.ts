@@ -1,6 +1,6 @@
 // Shared test helpers: temp trees with the shipped configs, running the built scripts, and reading results.
 import { execFileSync, spawnSync, SpawnSyncReturns } from "node:child_process";
-import { cpSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, existsSync } from "node:fs";
+import { cpSync, mkdtempSync, readdirSync, readFileSync, statSync, existsSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { createHash, createPublicKey } from "node:crypto";
@@ -15,16 +15,20 @@ export const FIXTURES = join(ROOT, "tests", "fixtures", "config");
 // tests run make as a user does from a shell.
 for (const k of ["MAKELEVEL", "MAKEFLAGS", "MFLAGS", "MAKEOVERRIDES"]) delete process.env[k];
 
-const made: string[] = [];
-// temp trees go when the test worker exits (KEEP_TEST_TREES=1 keeps them for a look after a failure)
-process.on("exit", () => {
-  if (process.env.KEEP_TEST_TREES !== "1") for (const d of made) rmSync(d, { recursive: true, force: true });
-});
+/**
+ * A new temp directory (os.tmpdir()/PREFIX + random), removed after the test file by tests/environment.js (or kept
+ * with KEEP_TEST_TREES=1 for a look after a failure).
+ */
+export function tempDir(prefix: string): string {
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  const g = globalThis as { __tlsSetupTempDirs?: string[] };
+  (g.__tlsSetupTempDirs ??= []).push(dir);
+  return dir;
+}
 
 /** A temp directory holding a copy of the fixture configs (without examples) and an empty certs/ location. */
 export function tempTree(opts: { examples?: string[] } = {}): { dir: string; config: string; certs: string } {
-  const dir = mkdtempSync(join(tmpdir(), "tls-setup-test-"));
-  made.push(dir);
+  const dir = tempDir("tls-setup-test-");
   const config = join(dir, "config");
   cpSync(FIXTURES, config, { recursive: true, filter: (src) => !src.includes("examples") });
   for (const e of opts.examples ?? []) cpSync(join(FIXTURES, "examples", `req-${e}.json`), join(config, `req-${e}.json`));

@@ -8,10 +8,9 @@
 // cfssl" says the same in prose).
 import "reflect-metadata";
 import { execFile } from "node:child_process";
-import { mkdtempSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { describeWith } from "./helpers";
+import { describeWith, tempDir } from "./helpers";
 import { x509 } from "./x509";
 import { gencert, initCa } from "../scripts/lib/cli/cfssl";
 import { defaultDeps, issueCa, roundToMinute } from "../scripts/lib/x509/issue";
@@ -353,7 +352,7 @@ suite(`randomized differential test against cfssl 1.2.0 (seed ${SEED}; repeat wi
   const caOutcomes: Outcome[] = [];
 
   beforeAll(async () => {
-    dir = mkdtempSync(join(tmpdir(), "tls-setup-oracle-random-"));
+    dir = tempDir("tls-setup-oracle-random-");
     const deps = defaultDeps();
     // CAs made by us, one per signature algorithm family (the leaf's signature algorithm follows the CA's key)
     for (const [i, key] of CA_KEYS.entries()) {

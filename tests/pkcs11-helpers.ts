@@ -3,12 +3,12 @@
 // CA's private key and that a refusal is one line and changes nothing.
 import { spawnSync } from "node:child_process";
 import { createPublicKey, X509Certificate } from "node:crypto";
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { tmpdir } from "node:os";
 import { runInThisContext } from "node:vm";
 import { join } from "node:path";
-import { haveTool, ROOT, snapshot } from "./helpers";
+import { haveTool, ROOT, snapshot, tempDir } from "./helpers";
 
 export const MODULE = "/usr/lib/softhsm/libsofthsm2.so";
 /** Whether the judges are installed (under CI=true a missing one fails the file: haveTool). */
@@ -32,7 +32,7 @@ const haveFlock = (): boolean => spawnSync("sh", ["-c", "command -v flock"]).sta
 
 /** A temp dir for a token; init() installs the provider and initialises the token "etcd-ca" there (call in beforeAll). */
 export function hsm(): Hsm & { init: () => void } {
-  const dir = mkdtempSync(join(tmpdir(), "tls-setup-hsm-"));
+  const dir = tempDir("tls-setup-hsm-");
   const env = { SOFTHSM2_CONF: join(dir, "softhsm2.conf"), PKCS11_PIN: PIN };
   const tool = (args: string[]) => spawnSync("pkcs11-tool", ["--module", MODULE, "--token-label", "etcd-ca", "--login", "--pin", PIN, ...args], { encoding: "utf8", env: { ...process.env, ...env } });
   const privateKeyLabels = () => {

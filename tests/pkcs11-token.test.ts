@@ -4,10 +4,9 @@
 // here, as tests/tools.sh does).
 import { spawnSync } from "node:child_process";
 import { X509Certificate } from "node:crypto";
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { runMake, sh, snapshot, tempTree } from "./helpers";
+import { runMake, sh, snapshot, tempDir, tempTree } from "./helpers";
 import { makeInProcess, runInProcess } from "./in-process";
 import { allFiles, expectRefused, haveHsm as haveJudges, hsm, MODULE, PIN, privateKeysIn, revokedNames, spkiOf, tokenInProcess } from "./pkcs11-helpers";
 
@@ -224,7 +223,7 @@ describe("errors are one line and change nothing", () => {
 describe("ordinary runs do not load the provider", () => {
   it("a build with a file CA key never requires node-webcrypto-p11 or graphene-pk11", () => {
     // stand-ins that leave a mark when loaded
-    const fake = mkdtempSync(join(tmpdir(), "tls-setup-fake-p11-"));
+    const fake = tempDir("tls-setup-fake-p11-");
     const mark = join(fake, "loaded");
     for (const pkg of ["node-webcrypto-p11", "graphene-pk11"]) {
       mkdirSync(join(fake, "node_modules", pkg), { recursive: true });

@@ -8,7 +8,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describeWith } from "./helpers";
-import { generateKeyPair, importKeyPair, parsePrivateKeyPem, privateKeyPem } from "../scripts/lib/x509/keys";
+import { generateKeyPair, importKeyPair, parsePrivateKeyPem, privateKeyPem, publicKeyOfPem } from "../scripts/lib/x509/keys";
 import { KeySpec } from "../scripts/lib/config/request";
 
 const openssl = (args: string[], input?: string): Buffer => execFileSync("openssl", args, { input, stdio: ["pipe", "pipe", "pipe"] });
@@ -66,6 +66,10 @@ describeOpenssl("key conversion matches OpenSSL on every key type", () => {
         const kp = await importKeyPair(pem, "k.pem");
         expect(kp.spec).toEqual(spec);
         expect(kp.spki.equals(spki)).toBe(true);
+        // the pair check's reading (no WebCrypto import): the same size or curve and public key
+        const pub = publicKeyOfPem(pem, "k.pem");
+        expect(pub.spec).toEqual(spec);
+        expect(pub.spki.equals(spki)).toBe(true);
       }
     });
 

@@ -1,9 +1,9 @@
 // RFC 7512 PKCS#11 URIs as CA_KEY and -ca-key take them: the RFC's own examples (§3) parse, percent-encoding is
 // decoded (id as bytes), what cannot name a signing key is refused in one line, and the canonical form round-trips.
 import { formatPkcs11Uri, parsePkcs11Uri, readPin } from "../scripts/lib/x509/pkcs11";
-import { mkdtempSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { tempDir } from "./helpers";
 
 const parse = (s: string) => parsePkcs11Uri(s, "CA_KEY");
 const refusal = (s: string): string => {
@@ -74,7 +74,7 @@ describe("RFC 7512 URIs", () => {
 describe("the PIN", () => {
   const u = parse("pkcs11:token=etcd-ca;object=ca");
   it("comes from PKCS11_PIN_FILE (one trailing newline dropped) before PKCS11_PIN", () => {
-    const f = join(mkdtempSync(join(tmpdir(), "tls-setup-pin-")), "pin");
+    const f = join(tempDir("tls-setup-pin-"), "pin");
     writeFileSync(f, "from-file\n");
     expect(readPin(u, { PKCS11_PIN_FILE: f, PKCS11_PIN: "from-env" })).toBe("from-file");
     expect(readPin(u, { PKCS11_PIN: "from-env" })).toBe("from-env");

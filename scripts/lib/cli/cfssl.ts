@@ -11,7 +11,7 @@ import { isPkcs11Uri } from "../x509/pkcs11";
 import { Bundle, bundlePaths, commitWrites, planBundle } from "../tree/output";
 import { existsSync, readFileSync } from "node:fs";
 import { parseCertPem } from "../x509/certinfo";
-import { importKeyPair } from "../x509/keys";
+import { publicKeyOfPem } from "../x509/keys";
 import { formatDuration } from "../config/duration";
 
 export function cfsslJson(i: Issued): string {
@@ -74,16 +74,16 @@ export async function bare(prefix: string, input: string, source: string): Promi
   if (b.cert) {
     const facts = parseCertPem(b.cert, `${source}: cert`);
     if (b.key) {
-      const key = await importKeyPair(b.key, `${source}: key`);
+      const key = publicKeyOfPem(b.key, `${source}: key`);
       if (!key.spki.equals(facts.spki)) throw new UserError(`${source}: key: does not belong to the certificate in "cert"; nothing was written`);
     } else if (existsSync(bundlePaths(prefix).key)) {
       // a certificate alone lands beside the key already there: it must be that key's certificate
       const keyFile = bundlePaths(prefix).key;
-      const key = await importKeyPair(readFileSync(keyFile, "utf8"), keyFile);
+      const key = publicKeyOfPem(readFileSync(keyFile, "utf8"), keyFile);
       if (!key.spki.equals(facts.spki)) throw new UserError(`${source}: cert: does not belong to the key already in ${keyFile}; nothing was written (give the key too, or remove the old one)`);
     }
   } else if (b.key) {
-    await importKeyPair(b.key, `${source}: key`);
+    publicKeyOfPem(b.key, `${source}: key`);
   }
   if (b.csr && !/-----BEGIN (NEW )?CERTIFICATE REQUEST-----/.test(b.csr)) throw new UserError(`${source}: csr: is not a PEM "CERTIFICATE REQUEST"`);
   const writes = planBundle(prefix, b);

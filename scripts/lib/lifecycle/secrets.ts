@@ -8,8 +8,7 @@ import { chmodSync, existsSync, mkdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { CertFacts, parseCertPem } from "../x509/certinfo";
 import { UserError } from "../common/errors";
-import { importKeyPair } from "../x509/keys";
-import { defaultDeps, IssueDeps } from "../x509/issue";
+import { publicKeyOfPem } from "../x509/keys";
 import { certPaths, commitWrites, KEY_MODE } from "../tree/output";
 import { findSigningCa } from "../tree/signing-ca";
 import { TreeOptions } from "../tree/targets";
@@ -79,7 +78,6 @@ export interface SecretsOptions {
   namespace?: string;
   /** the Secret's name; only when one user is selected */
   secretName?: string;
-  deps?: IssueDeps;
 }
 
 /** Why a user's key is etcd's root key, if it is: the CN root, or the root role. */
@@ -155,7 +153,6 @@ export async function writeSecrets(o: TreeOptions, opts: SecretsOptions = {}): P
   const caFile = findSigningCa(o).trust;
   if (!existsSync(caFile)) throw new UserError(`${caFile}: does not exist; run "make" first`);
   const ca = readFileSync(caFile);
-  const { crypto } = opts.deps ?? defaultDeps();
   const planned: { user: string; name: string; file: string; data: string }[] = [];
   for (const user of selected) {
     const p = certPaths(o.certsDir, user);
@@ -164,7 +161,7 @@ export async function writeSecrets(o: TreeOptions, opts: SecretsOptions = {}): P
     if (!existsSync(p.key)) throw new UserError(`${p.key}: does not exist; run "make" first`);
     const cert = Buffer.from(read.text);
     const key = readFileSync(p.key);
-    const kp = await importKeyPair(key.toString("utf8"), p.key, crypto);
+    const kp = publicKeyOfPem(key.toString("utf8"), p.key);
     if (!kp.spki.equals(read.facts.spki)) throw new UserError(`${p.key}: does not match ${p.cert}; run "make" to repair the pair before making its Secret`);
     const name = opts.secretName ?? defaultSecretName(user);
     const np = secretNameProblem(name, `${join(o.configDir, `req-${user}.json`)}: the user name gives the Secret name`);

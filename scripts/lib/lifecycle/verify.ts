@@ -14,7 +14,7 @@ import { nameString } from "./inspect";
 import { caCertFaults, signedBy } from "../x509/chain";
 import { formatProblem, isUserError } from "../common/errors";
 import { formatIp } from "../config/hosts";
-import { CryptoProvider, importKeyPair } from "../x509/keys";
+import { publicKeyOfPem } from "../x509/keys";
 import { defaultDeps, IssueDeps } from "../x509/issue";
 import { certPaths } from "../tree/output";
 import { fileHashes, makePlan, PlanItem, retireHint } from "../tree/plan";
@@ -59,7 +59,7 @@ export function expectedSans(r: CertRequest): string[] {
 }
 
 /** A certificate and its key (keyFile undefined: a key kept elsewhere, offline or in a token: the certificate alone). */
-async function checkPair(certFile: string, keyFile: string | undefined, problems: string[], crypto: CryptoProvider): Promise<CertFacts | undefined> {
+function checkPair(certFile: string, keyFile: string | undefined, problems: string[]): CertFacts | undefined {
   let facts: CertFacts | undefined;
   if (!existsSync(certFile)) problems.push(`${certFile}: does not exist; run "make"`);
   else
@@ -76,7 +76,7 @@ async function checkPair(certFile: string, keyFile: string | undefined, problems
   const mode = keyModeProblem(keyFile);
   if (mode) problems.push(mode);
   try {
-    const key = await importKeyPair(readFileSync(keyFile, "utf8"), keyFile, crypto);
+    const key = publicKeyOfPem(readFileSync(keyFile, "utf8"), keyFile);
     if (facts && !key.spki.equals(facts.spki)) problems.push(`${keyFile}: does not match ${certFile} (a different public key); run "make" to re-issue the certificate for this key`);
   } catch (e) {
     problems.push(userMessage(e));
@@ -258,7 +258,7 @@ function underOtherRoot(fileText: string, leaf: CertFacts, trusted: CertFacts[],
 /** Verifies every certificate of a tree. Never throws for what it finds: it returns one line per problem. */
 export async function verifyTree(o: TreeOptions, opts: { deps?: IssueDeps } = {}): Promise<VerifyResult> {
   const deps = opts.deps ?? defaultDeps();
-  const [now, crypto] = [deps.now(), deps.crypto];
+  const now = deps.now();
   const plan = makePlan(o);
   const problems = plan.problems.map(formatProblem);
   const warnings = [...plan.warnings];
@@ -268,7 +268,7 @@ export async function verifyTree(o: TreeOptions, opts: { deps?: IssueDeps } = {}
   // intermediate mode: the root's key may be kept offline; a key in a PKCS#11 token is not read here (that needs its
   // PIN): the certificate alone is checked then
   const rootOffline = !!signer.parent && !keyPresent(root.key);
-  const ca = await checkPair(root.cert, root.key.kind === "file" && !rootOffline ? root.key.path : undefined, problems, crypto);
+  const ca = checkPair(root.cert, root.key.kind === "file" && !rootOffline ? root.key.path : undefined, problems);
   if (ca) {
     checked.push("ca");
     problems.push(...caCertFaults(ca, { root: true }).map((why) => `${root.cert}: ${why}`));
@@ -292,7 +292,7 @@ export async function verifyTree(o: TreeOptions, opts: { deps?: IssueDeps } = {}
   if (signer.parent) {
     signing = undefined;
     const key = signer.key.kind === "file" ? signer.key.path : undefined;
-    const im = await checkPair(signer.cert, key, problems, crypto);
+    const im = checkPair(signer.cert, key, problems);
     if (im) {
       checked.push(signer.name);
       const n = certBlocks(readFileSync(signer.cert, "utf8")).length;
@@ -321,7 +321,7 @@ export async function verifyTree(o: TreeOptions, opts: { deps?: IssueDeps } = {}
       warnings.push(`${p.cert}: is revoked (serial ${item.revoked.serial}, make revoke); not verified; ${retireHint(item.target)}`);
       continue;
     }
-    const f = await checkPair(p.cert, p.key, problems, crypto);
+    const f = checkPair(p.cert, p.key, problems);
     if (!f) continue;
     checked.push(item.target.name);
     hold(f.spki, { name: item.target.name, cert: p.cert, key: p.key, outside: changedOutside(o.certsDir, item.target.name, plan.stamps.get(item.target.name)) });

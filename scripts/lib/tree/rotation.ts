@@ -34,7 +34,7 @@ import { UserError } from "../common/errors";
 import { isoSeconds, commonName, CertFacts, parseCertDer } from "../x509/certinfo";
 import { signedBy } from "../x509/chain";
 import { defaultDeps, IssueDeps, issueCa } from "../x509/issue";
-import { importKeyPair, KeyPair } from "../x509/keys";
+import { KeyPair, publicKeyOfPem } from "../x509/keys";
 import { caPaths, CERT_MODE, certPaths, cleanTemps, commitWrites, KEY_MODE, PlannedWrite, tryUnlink } from "./output";
 import { acquireLock } from "./lock";
 import { makePlan, PlanItem } from "./plan";
@@ -403,7 +403,7 @@ export async function rotateFinish(o: TreeOptions, ro: RotateOptions = {}): Prom
         if (ck.token) writes.push({ ...keyRecordWriteAs(o, ck, "ca"), path: archivedRecord });
         else if (existsSync(tp.key)) {
           const oldKey = readFileSync(tp.key, "utf8");
-          const k = await importKeyPair(oldKey, tp.key, deps.crypto);
+          const k = publicKeyOfPem(oldKey, tp.key);
           if (!k.spki.equals(s.prev.spki)) throw new UserError(`${tp.key}: is not the old ${im ? "root" : "CA"}'s key (${rp.prev}); put the old ${im ? "root" : "CA"}'s key back${im ? " or move it away (offline)" : ""}, then run make ca-rotate-finish again`);
           writes.push({ path: join(dir, "ca-key.pem"), data: oldKey, mode: KEY_MODE });
         } else if (!im) throw new UserError(`${tp.key}: the old CA's key is missing; it is archived by ca-rotate-finish: put it back, then run make ca-rotate-finish again`);
@@ -467,7 +467,12 @@ export async function rotateFinish(o: TreeOptions, ro: RotateOptions = {}): Prom
     // 3. the rotation's files go, ca-next.pem before its key (while ca-next.pem is there, its key is too); in
     // intermediate mode with the new root's key offline, the old root's key (archived above) leaves certs/ as well
     if (im && !nextKeyHere && s.prev && existsSync(tp.key) && existsSync(join(archiveDir(o, s.prev, deps.now()), "ca-key.pem"))) {
-      const k = await importKeyPair(readFileSync(tp.key, "utf8"), tp.key, deps.crypto).catch(() => undefined);
+      let k: { spki: Buffer } | undefined;
+      try {
+        k = publicKeyOfPem(readFileSync(tp.key, "utf8"), tp.key);
+      } catch {
+        k = undefined;
+      }
       if (k?.spki.equals(s.prev.spki)) unlinkSync(tp.key);
     }
     for (const f of [rp.prev, rp.next.csr, rp.next.cert, rp.next.key, nextRecord]) if (existsSync(f)) unlinkSync(f);
