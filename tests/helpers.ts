@@ -1,6 +1,6 @@
 // Shared test helpers: temp trees with the shipped configs, running the built scripts, and reading results.
 import { execFileSync, spawnSync, SpawnSyncReturns } from "node:child_process";
-import { cpSync, mkdtempSync, readdirSync, readFileSync, statSync, existsSync } from "node:fs";
+import { cpSync, mkdtempSync, readdirSync, readFileSync, statSync, existsSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { createHash, createPublicKey } from "node:crypto";
@@ -147,4 +147,32 @@ export function opensslVerifiesEach(options: string[], certs: string[]): boolean
     for (const f of ask) verifyVerdicts.set(question(f), ok.has(f));
   }
   return certs.map((f) => verifyVerdicts.get(question(f))!);
+}
+
+let chainDir: string | undefined;
+/**
+ * opensslVerifiesEach with `-untrusted` the chain each certificate file carries after its own certificate (what a
+ * peer gets from etcd; `openssl verify OPTIONS -untrusted F F`, the leaf itself among the untrusted changing nothing):
+ * files that carry the same chain are judged in one run, that chain in a file of its own; a file carrying no chain is
+ * its own -untrusted.
+ */
+export function opensslVerifiesWithOwnChain(options: string[], certs: string[]): boolean[] {
+  const groups = new Map<string, number[]>();
+  certs.forEach((cert, i) => {
+    const chain = (readFileSync(cert, "utf8").match(/-----BEGIN CERTIFICATE-----[\s\S]*?-----END CERTIFICATE-----\n?/g) ?? []).slice(1).join("");
+    const key = chain === "" ? `self ${cert}` : chain;
+    groups.set(key, [...(groups.get(key) ?? []), i]);
+  });
+  const out: boolean[] = [];
+  for (const [key, members] of groups) {
+    let untrusted = certs[members[0]];
+    if (!key.startsWith("self ")) {
+      chainDir ??= tempDir("tls-setup-chains-");
+      untrusted = join(chainDir, `${createHash("sha256").update(key).digest("hex")}.pem`);
+      writeFileSync(untrusted, key);
+    }
+    const verdicts = opensslVerifiesEach([...options, "-untrusted", untrusted], members.map((i) => certs[i]));
+    members.forEach((i, j) => (out[i] = verdicts[j]));
+  }
+  return out;
 }

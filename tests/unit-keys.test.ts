@@ -4,14 +4,15 @@
 // the same key; PKCS#1, SEC1 and PKCS#8 inputs give the public key `openssl pkey -pubout` gives and the size or
 // curve `openssl pkey -text` prints. Keys we generate come back unchanged through OpenSSL's conversion.
 import { execFileSync } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { describeWith } from "./helpers";
+import { describeWith, ROOT } from "./helpers";
 import { generateKeyPair, importKeyPair, parsePrivateKeyPem, privateKeyPem, publicKeyOfPem } from "../scripts/lib/x509/keys";
 import { KeySpec } from "../scripts/lib/config/request";
 
 const openssl = (args: string[], input?: string): Buffer => execFileSync("openssl", args, { input, stdio: ["pipe", "pipe", "pipe"] });
+const FIXTURE_KEYS = join(ROOT, "tests", "fixtures", "keys");
 const CURVES: Record<number, string> = { 256: "P-256", 384: "P-384", 521: "P-521" };
 const SPECS: KeySpec[] = [
   { algo: "rsa", size: 2048 },
@@ -39,15 +40,18 @@ describeOpenssl("key conversion matches OpenSSL on every key type", () => {
   };
 
   describe.each(SPECS.map((s) => [`${s.algo} ${s.size}`, s] as const))("%s", (_name, spec) => {
-    // made by OpenSSL, in all three forms
+    // made by OpenSSL, in all three forms: EC keys made here on every run; RSA keys made once by `openssl genpkey`
+    // (tests/fixtures/keys/openssl-rsa-SIZE.pem), since an RSA 4096 key costs OpenSSL 0.5 to 2.5 s of CPU (measured),
+    // the run's slowest and least predictable step. The keys we generate (the third test) are new on every run.
     const file = join(dir, `${spec.algo}-${spec.size}.pem`);
-    const gen = spec.algo === "rsa" ? ["-algorithm", "RSA", "-pkeyopt", `rsa_keygen_bits:${spec.size}`] : ["-algorithm", "EC", "-pkeyopt", `ec_paramgen_curve:${CURVES[spec.size]}`];
+    const gen = spec.algo === "rsa" ? undefined : ["-algorithm", "EC", "-pkeyopt", `ec_paramgen_curve:${CURVES[spec.size]}`];
     let pkcs8Pem = "";
     let traditional = "";
     let pkcs8Der: Buffer = Buffer.alloc(0);
     let spki: Buffer = Buffer.alloc(0);
     beforeAll(() => {
-      openssl(["genpkey", ...gen, "-out", file]);
+      if (gen) openssl(["genpkey", ...gen, "-out", file]);
+      else copyFileSync(join(FIXTURE_KEYS, `openssl-rsa-${spec.size}.pem`), file);
       pkcs8Pem = readFileSync(file, "utf8");
       traditional = openssl(spec.algo === "rsa" ? ["rsa", "-traditional", "-in", file] : ["ec", "-in", file]).toString("utf8");
       pkcs8Der = openssl(["pkcs8", "-topk8", "-nocrypt", "-in", file, "-outform", "DER"]);
