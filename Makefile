@@ -31,7 +31,7 @@ TREE = --config-dir $(call q,$(CONFIG_DIR)) --certs-dir $(call q,$(CERTS_DIR)) -
 # npm writes node_modules/.package-lock.json on every install: it stands for "dependencies installed".
 DEPS    = node_modules/.package-lock.json
 BUILT   = dist/.built
-SOURCES = $(shell find scripts -name '*.ts') build.mjs tsconfig.json
+SOURCES = $(shell find scripts -name '*.ts') scripts/start.cjs build.mjs tsconfig.json
 
 # Under `make -n`, certificate recipes are shown only when the planner finds something stale; a real run always
 # asks the planner (one Node process), which makes exactly what is stale.

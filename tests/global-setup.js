@@ -19,7 +19,7 @@ function newestSource() {
     }
   };
   walk(join(ROOT, "scripts"));
-  for (const f of ["build.mjs", "tsconfig.json", "package-lock.json"]) newest = Math.max(newest, statSync(join(ROOT, f)).mtimeMs);
+  for (const f of ["scripts/start.cjs", "build.mjs", "tsconfig.json", "package-lock.json"]) newest = Math.max(newest, statSync(join(ROOT, f)).mtimeMs);
   return newest;
 }
 
