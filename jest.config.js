@@ -14,5 +14,6 @@ module.exports = {
   // children's starts got cheaper, 68.6 s with 4 and 71.2 s with 3).
   maxWorkers: 5,
   globalSetup: "<rootDir>/tests/global-setup.js",
+  globalTeardown: "<rootDir>/tests/global-teardown.js",
   testSequencer: "<rootDir>/tests/sequencer.js",
 };

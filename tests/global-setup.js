@@ -3,7 +3,7 @@
 // build (else every test that runs make would rebuild inside the run). When every bundle and dist/.built are newer
 // than every source it does nothing (a stat of ~70 files).
 const { spawnSync } = require("node:child_process");
-const { closeSync, existsSync, openSync, readdirSync, statSync, utimesSync } = require("node:fs");
+const { closeSync, existsSync, mkdtempSync, openSync, readdirSync, statfsSync, statSync, utimesSync } = require("node:fs");
 const { join } = require("node:path");
 
 const ROOT = join(__dirname, "..");
@@ -50,8 +50,30 @@ function childrenWithoutExtraCaCerts() {
   delete process.env.NODE_EXTRA_CA_CERTS;
 }
 
+/**
+ * The tests' temp directories (every tree, token and etcd data directory) go to a directory of their own in /dev/shm
+ * when it is a tmpfs with room (4 GiB free; each etcd member preallocates a 64 MB WAL there) and TMPDIR is not set:
+ * the suite creates, renames, fsyncs and removes many small files, and on this machine's ext4 that cost ~2 s more of
+ * kernel CPU per run (measured, two runs each: 16-17 s of system time instead of 18-22). What the product does is the
+ * same on either: the fsync calls are made, a tmpfs completes them at once. tests/global-teardown.js removes the
+ * directory.
+ */
+function tempDirsInMemory() {
+  if (process.env.TMPDIR) return;
+  try {
+    const st = statfsSync("/dev/shm");
+    if (st.type !== TMPFS_MAGIC || st.bavail * st.bsize < 4 * 2 ** 30) return;
+    process.env.TMPDIR = mkdtempSync(join("/dev/shm", "tls-setup-tests-"));
+    process.env.TLS_SETUP_TEST_TMPDIR = process.env.TMPDIR;
+  } catch {
+    // no /dev/shm (not Linux), or not writable: os.tmpdir() as it is
+  }
+}
+const TMPFS_MAGIC = 0x01021994;
+
 module.exports = async function globalSetup() {
   childrenWithoutExtraCaCerts();
+  tempDirsInMemory();
   if (oldestBuilt() > newestSource()) return;
   const started = Date.now();
   const r = spawnSync(process.execPath, ["build.mjs"], { cwd: ROOT, encoding: "utf8" });
