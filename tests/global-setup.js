@@ -3,7 +3,7 @@
 // build (else every test that runs make would rebuild inside the run). When every bundle and dist/.built are newer
 // than every source it does nothing (a stat of ~70 files).
 const { spawnSync } = require("node:child_process");
-const { closeSync, existsSync, mkdtempSync, openSync, readdirSync, statfsSync, statSync, utimesSync } = require("node:fs");
+const { closeSync, existsSync, mkdtempSync, openSync, readdirSync, readFileSync, statfsSync, statSync, utimesSync } = require("node:fs");
 const { join } = require("node:path");
 
 const ROOT = join(__dirname, "..");
@@ -63,6 +63,9 @@ function tempDirsInMemory() {
   try {
     const st = statfsSync("/dev/shm");
     if (st.type !== TMPFS_MAGIC || st.bavail * st.bsize < 4 * 2 ** 30) return;
+    // tests run scripts written into their temp dirs: not on a mount that forbids it
+    const mount = readFileSync("/proc/mounts", "utf8").split("\n").find((l) => l.split(" ")[1] === "/dev/shm");
+    if (!mount || mount.split(" ")[3].split(",").includes("noexec")) return;
     process.env.TMPDIR = mkdtempSync(join("/dev/shm", "tls-setup-tests-"));
     process.env.TLS_SETUP_TEST_TMPDIR = process.env.TMPDIR;
   } catch {
