@@ -1,8 +1,9 @@
 "use strict";
-// dist/NAME.js: starts dist/NAME.bundle.js (esbuild's bundle of scripts/NAME.ts; build.mjs writes this file with
-// __BUNDLE__ replaced) through a V8 code cache in dist/.cache/, as Node 22's module.enableCompileCache() would (Node 20
-// has none). Compiling a ~300 KB bundle and the functions a run calls costs ~13 ms of the ~60 ms a `make` that finds
-// nothing stale takes; with the cache V8 reads the bytecode instead (measured: 62.8 → 49.2 ms of CPU per start).
+// dist/NAME.js: starts dist/NAME.bundle.js (esbuild's bundle of scripts/NAME.ts; build.mjs writes this file with the
+// bundle's name filled in) through a V8 code cache in dist/.cache/, as Node 22's module.enableCompileCache() would
+// (Node 20 has none). Compiling a ~300 KB bundle and the functions a run calls costs ~12 ms of the ~57 ms of CPU a
+// `make` that finds nothing stale takes; with the cache V8 reads the bytecode instead (measured on `tls build` of a
+// built tree: 56-58 ms of CPU straight from the bundle, 44-46 ms through its cache).
 //
 // The cache is a file per bundle content, Node version and architecture (a SHA-256 of them in its name) and per
 // command (the first argument when it is a word: build, plan, renew...; else "_"), since it holds the functions the
