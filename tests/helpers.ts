@@ -149,6 +149,9 @@ export function opensslVerifiesEach(options: string[], certs: string[]): boolean
   return certs.map((f) => verifyVerdicts.get(question(f))!);
 }
 
+/** The certificate PEM blocks of a text, each with its line end (a block without one is not counted). */
+export const certPemBlocks = (text: string): string[] => text.match(/-----BEGIN CERTIFICATE-----[\s\S]*?-----END CERTIFICATE-----\n/g) ?? [];
+
 let chainDir: string | undefined;
 /**
  * opensslVerifiesEach with `-untrusted` the chain each certificate file carries after its own certificate (what a
@@ -159,7 +162,7 @@ let chainDir: string | undefined;
 export function opensslVerifiesWithOwnChain(options: string[], certs: string[]): boolean[] {
   const groups = new Map<string, number[]>();
   certs.forEach((cert, i) => {
-    const chain = (readFileSync(cert, "utf8").match(/-----BEGIN CERTIFICATE-----[\s\S]*?-----END CERTIFICATE-----\n?/g) ?? []).slice(1).join("");
+    const chain = certPemBlocks(readFileSync(cert, "utf8")).slice(1).join("");
     const key = chain === "" ? `self ${cert}` : chain;
     groups.set(key, [...(groups.get(key) ?? []), i]);
   });

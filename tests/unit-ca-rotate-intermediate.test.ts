@@ -7,7 +7,7 @@
 import { spawn, spawnSync } from "node:child_process";
 import { cpSync, existsSync, readdirSync, readFileSync, renameSync, rmSync, unlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { describeWith, DIST, FIXTURES, sh, snapshot, tempTree, publicKeyOfPrivate, opensslVerifiesEach, opensslVerifiesWithOwnChain } from "./helpers";
+import { describeWith, DIST, FIXTURES, sh, snapshot, tempTree, publicKeyOfPrivate, opensslVerifiesEach, opensslVerifiesWithOwnChain, certPemBlocks } from "./helpers";
 import { etcdOn, expectStepRefused, lifecycleOn, makeInProcess, tlsOn } from "./in-process";
 import { findSigningCa, keyText, rotationState } from "../scripts/lib/tree/signing-ca";
 import { TreeOptions } from "../scripts/lib/tree/targets";
@@ -44,7 +44,6 @@ async function newTree(): Promise<Tree> {
 
 const c = (t: Tree, f: string) => join(t.certs, f);
 const read = (t: Tree, f: string) => readFileSync(c(t, f), "utf8");
-const blocks = (text: string): string[] => text.match(/-----BEGIN CERTIFICATE-----[\s\S]*?-----END CERTIFICATE-----\n/g) ?? [];
 
 const strictOptions = (caFile: string, untrusted: string) => ["-x509_strict", "-CAfile", caFile, "-untrusted", untrusted];
 /** openssl's reason a leaf fails (the last line of `openssl verify` on it alone), "OK" when it verifies. */
@@ -120,7 +119,7 @@ describeWith("openssl")("the phased root rotation in intermediate mode", () => {
     expect(treeFiles(t)).toEqual(before);
     for (const f of ROTATION_FILES) expect([f, existsSync(c(t, f))]).toEqual([f, true]);
     expect(read(t, "ca-prev.pem")).toBe(oldRoot);
-    expect(blocks(read(t, "ca.pem"))).toEqual([...blocks(oldRoot), ...blocks(read(t, "ca-next.pem"))]);
+    expect(certPemBlocks(read(t, "ca.pem"))).toEqual([...certPemBlocks(oldRoot), ...certPemBlocks(read(t, "ca-next.pem"))]);
     expect(existsSync(c(t, "ca-key.pem"))).toBe(false);
     let s = rotationState(opts(t));
     expect([s.step, s.intermediate, s.leaves.map((l) => l.by)]).toEqual(["started", "old", LEAVES.map(() => "old")]);
@@ -132,7 +131,7 @@ describeWith("openssl")("the phased root rotation in intermediate mode", () => {
     expect(snapshot(t.certs)).toEqual(snap);
     addUser(t, "early");
     expect((await tlsOn(t, "build")).stdout).toMatch(/made 1,/);
-    expect(blocks(read(t, "early.pem"))[1]).toBe(oldIm);
+    expect(certPemBlocks(read(t, "early.pem"))[1]).toBe(oldIm);
     expect([strict(c(t, "ca-prev.pem"), c(t, "early.pem"), c(t, "early.pem")), strict(c(t, "ca.pem"), c(t, "early.pem"), c(t, "early.pem"))]).toEqual(["OK", "OK"]);
     expect(strict(c(t, "ca-next.pem"), c(t, "early.pem"), c(t, "early.pem"))).not.toBe("OK");
     let v = await verifyTree(opts(t));
@@ -155,7 +154,7 @@ describeWith("openssl")("the phased root rotation in intermediate mode", () => {
     expect(signerFiles(t)).toEqual(imSigner("ca-next.pem", "ca-next-key.pem"));
     const underNext = ownChainEach(c(t, "ca-next.pem"), [...LEAVES, "early"].map((n) => c(t, `${n}.pem`)));
     [...LEAVES, "early"].forEach((n, i) => {
-      expect([n, blocks(read(t, `${n}.pem`))[1]]).toEqual([n, newIm]);
+      expect([n, certPemBlocks(read(t, `${n}.pem`))[1]]).toEqual([n, newIm]);
       expect([n, underNext[i]]).toEqual([n, "OK"]);
     });
     for (const n of LEAVES) expect([n, read(t, `${n}-key.pem`)]).toEqual([n, oldKeys[n]]);
@@ -165,7 +164,7 @@ describeWith("openssl")("the phased root rotation in intermediate mode", () => {
     expect(snapshot(t.certs)).toEqual(snap);
     addUser(t, "late");
     expect((await tlsOn(t, "build")).stdout).toMatch(/made 1,/);
-    expect(blocks(read(t, "late.pem"))[1]).toBe(newIm);
+    expect(certPemBlocks(read(t, "late.pem"))[1]).toBe(newIm);
     expect(strict(c(t, "ca-next.pem"), c(t, "late.pem"), c(t, "late.pem"))).toBe("OK");
     v = await verifyTree(opts(t));
     expect([v.problems, v.warnings]).toEqual([[], []]);

@@ -7,7 +7,7 @@
 import { X509Certificate } from "node:crypto";
 import { cpSync, existsSync, readFileSync, renameSync, rmSync, unlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { haveTool, opensslVerifiesEach, opensslVerifiesWithOwnChain, runScript, sh, snapshot, tempTree, FIXTURES } from "./helpers";
+import { haveTool, opensslVerifiesEach, opensslVerifiesWithOwnChain, runScript, sh, snapshot, tempTree, FIXTURES, certPemBlocks } from "./helpers";
 import { actions, copyTree, expectActions, expectRow, make, PlanRow, reason } from "./plan-helpers";
 import { editJson } from "./lifecycle-fixtures";
 import { build } from "../scripts/lib/tree/build";
@@ -47,7 +47,6 @@ const copy = (): Tree => copyTree(base);
 const pem = (t: Tree, name: string) => readFileSync(join(t.certs, `${name}.pem`), "utf8");
 const x509 = (text: string) => new X509Certificate(text);
 /** The certificates of a PEM text (each as PEM). */
-const blocks = (text: string): string[] => text.match(/-----BEGIN CERTIFICATE-----[\s\S]*?-----END CERTIFICATE-----\n/g) ?? [];
 const offline = (t: Tree) => renameSync(join(t.certs, "ca-key.pem"), join(t.dir, "ca-key.offline"));
 const ROOT_KEY_ABSENT = (t: Tree, forWhat: string) =>
   `${t.certs}/ca-key.pem: the root CA's key is absent (kept offline?); ${forWhat} needs it: put the root key back at ${t.certs}/ca-key.pem for this run, then move it offline again`;
@@ -83,7 +82,7 @@ describe("the planner's intermediate decisions, row by row", () => {
     { row: "the root key offline, an edited leaf profile: the leaves", change: (t) => (offline(t), editJson(join(t.config, "ca-config.json"), (j) => ((j.signing as { default: { expiry: string } }).default.expiry = "4380h"))), remake: make(...LEAVES) },
     {
       row: "a leaf file without the intermediate after it (changed outside): re-made",
-      change: (t) => writeFileSync(join(t.certs, "etcd2.pem"), blocks(pem(t, "etcd2"))[0]),
+      change: (t) => writeFileSync(join(t.certs, "etcd2.pem"), certPemBlocks(pem(t, "etcd2"))[0]),
       remake: make("etcd2"),
       why: [["etcd2", /etcd2\.pem was changed outside tls-setup; not adopted: its file does not carry .*\/intermediate\.pem after the certificate \(etcd sends the chain from the certificate file\)$/]],
     },
@@ -125,7 +124,7 @@ describe("the planner's intermediate decisions, row by row", () => {
     expectActions(makePlan(opts(t)), make("intermediate", "etcd1", "etcd2", "etcd3", "proxy1", "root"));
     await build(opts(t), { fsync: false });
     expect(pem(t, "ca")).toBe(rootPem);
-    expect(blocks(pem(t, "etcd1"))[1]).toBe(pem(t, "intermediate"));
+    expect(certPemBlocks(pem(t, "etcd1"))[1]).toBe(pem(t, "intermediate"));
     unlinkSync(join(t.config, "intermediate-csr.json"));
     const p = makePlan(opts(t));
     expect(p.orphans).toEqual([{ name: "intermediate", why: "its config (intermediate-csr.json) is gone" }]);
@@ -160,12 +159,12 @@ describe("building in intermediate mode", () => {
   test("the root holds one certificate; each leaf file is the leaf then the intermediate; signatures by node:crypto", () => {
     const root = x509(pem(base, "ca"));
     const im = x509(pem(base, "intermediate"));
-    expect(blocks(pem(base, "ca"))).toHaveLength(1);
-    expect(blocks(pem(base, "intermediate"))).toHaveLength(1);
+    expect(certPemBlocks(pem(base, "ca"))).toHaveLength(1);
+    expect(certPemBlocks(pem(base, "intermediate"))).toHaveLength(1);
     expect(im.verify(root.publicKey)).toBe(true);
     expect(im.ca).toBe(true);
     for (const n of LEAVES) {
-      const b = blocks(pem(base, n));
+      const b = certPemBlocks(pem(base, n));
       expect([n, b.length, b[1]]).toEqual([n, 2, pem(base, "intermediate")]);
       expect(x509(b[0]).verify(im.publicKey)).toBe(true);
       expect(x509(b[0]).verify(root.publicKey)).toBe(false);
@@ -206,7 +205,7 @@ describe("building in intermediate mode", () => {
     const r = await build(opts(t), { fsync: false });
     expect(r.made).toEqual(["calico-cni"]);
     expect(existsSync(join(t.certs, "ca-key.pem"))).toBe(false);
-    expect(x509(blocks(pem(t, "calico-cni"))[0]).verify(x509(pem(t, "intermediate")).publicKey)).toBe(true);
+    expect(x509(certPemBlocks(pem(t, "calico-cni"))[0]).verify(x509(pem(t, "intermediate")).publicKey)).toBe(true);
     expect((await build(opts(t), { fsync: false })).made).toEqual([]);
   });
 
@@ -234,8 +233,8 @@ describe("building in intermediate mode", () => {
     for (const n of LEAVES) {
       expect(readFileSync(join(t.certs, `${n}-key.pem`), "utf8")).toBe(before[n].key);
       expect(pem(t, n)).not.toBe(before[n].pem);
-      expect(blocks(pem(t, n))[1]).toBe(pem(t, "intermediate"));
-      expect(x509(blocks(pem(t, n))[0]).verify(im.publicKey)).toBe(true);
+      expect(certPemBlocks(pem(t, n))[1]).toBe(pem(t, "intermediate"));
+      expect(x509(certPemBlocks(pem(t, n))[0]).verify(im.publicKey)).toBe(true);
     }
     expect((await build(opts(t), { fsync: false })).made).toEqual([]);
   });
@@ -313,7 +312,7 @@ describe("day 2 over a chain", () => {
   test("verify: a clean intermediate tree passes; a leaf without its chain and an intermediate in the trust file fail", async () => {
     const t = copy();
     expect(await verifyTree(opts(t))).toMatchObject({ problems: [] });
-    writeFileSync(join(t.certs, "etcd1.pem"), blocks(pem(t, "etcd1"))[0]);
+    writeFileSync(join(t.certs, "etcd1.pem"), certPemBlocks(pem(t, "etcd1"))[0]);
     writeFileSync(join(t.certs, "ca.pem"), pem(t, "ca") + pem(t, "intermediate"));
     const r = await verifyTree(opts(t));
     expect(r.problems).toEqual([
@@ -362,7 +361,7 @@ describe("day 2 over a chain", () => {
     const yaml = readFileSync(written[0].file, "utf8");
     const data = (k: string) => Buffer.from(JSON.parse(new RegExp(`^  ${k}: (".*")$`, "m").exec(yaml)![1]), "base64").toString("utf8");
     expect(data("etcd-ca")).toBe(pem(t, "ca"));
-    expect(blocks(data("etcd-cert"))).toEqual([blocks(pem(t, "calico-cni"))[0], pem(t, "intermediate")]);
+    expect(certPemBlocks(data("etcd-cert"))).toEqual([certPemBlocks(pem(t, "calico-cni"))[0], pem(t, "intermediate")]);
   });
 
   test("check-expiration: the intermediate with its role, after the root; leaves chain to it", () => {
@@ -381,7 +380,7 @@ describe("day 2 over a chain", () => {
     const r = await renewTree(opts(t), { warnDays: 30, name: "etcd2" });
     expect(r.renewed.map((x) => x.name)).toEqual(["etcd2"]);
     expect(pem(t, "etcd2")).not.toBe(before);
-    expect(blocks(pem(t, "etcd2"))[1]).toBe(pem(t, "intermediate"));
+    expect(certPemBlocks(pem(t, "etcd2"))[1]).toBe(pem(t, "intermediate"));
     await expect(renewTree(opts(t), { warnDays: 30, name: "intermediate" })).rejects.toThrow(/^NAME: "intermediate" is the intermediate CA; "make renew" re-issues leaves only; a new intermediate is "make rotate-intermediate"/);
   });
 });
